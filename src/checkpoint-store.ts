@@ -1,0 +1,73 @@
+/** What `load` resolves to. */
+export interface LoadResult {
+  /** The saved position, or `0` when there is none. */
+  readonly position: number;
+  /** Whether a checkpoint exists. Saving `0` then loading gives `{ position: 0, found: true }`. */
+  readonly found: boolean;
+}
+
+/** One checkpoint, as `entries()` yields it. */
+export interface CheckpointEntry {
+  /** The checkpoint (projection) name. */
+  readonly name: string;
+  /** The last processed event position. */
+  readonly position: number;
+}
+
+/** Options every operation takes. */
+export interface OperationOptions {
+  /**
+   * Cancels the operation. An already aborted signal rejects with its
+   * `reason` and sends nothing to D1. The signal is checked before every
+   * round trip; a request already sent to D1 cannot be recalled, so its
+   * outcome is reported.
+   */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Options of `save`. */
+export interface SaveOptions extends OperationOptions {
+  /**
+   * Makes the save conditional: a number means the stored position must equal
+   * it, `null` means no checkpoint may exist yet. When the condition does not
+   * hold the save rejects with `CheckpointConflictError` and writes nothing.
+   * Omitted: an unconditional upsert.
+   */
+  readonly expected?: number | null | undefined;
+}
+
+/** Options of `names()` and `entries()`. */
+export interface ListOptions extends OperationOptions {
+  /** Rows per query (page), 1 to 10,000; default 1,000. */
+  readonly pageSize?: number | undefined;
+  /** Start after this name (exclusive), e.g. the last name of an earlier listing. */
+  readonly after?: string | undefined;
+  /** Only names that start with this string (an index range, not `LIKE`). */
+  readonly prefix?: string | undefined;
+}
+
+/**
+ * Remembers, per projection name, the position of the last event the
+ * projection applied. The TypeScript counterpart of synapse's
+ * `es.CheckpointStore`.
+ *
+ * Every implementation passes the contract suite exported from
+ * `@synapse-es/checkpointstore-d1/contract`.
+ */
+export interface CheckpointStore {
+  /** Stores `position` for `name`, replacing any earlier one (or, with `expected`, only if it still holds). */
+  save(name: string, position: number, options?: SaveOptions): Promise<void>;
+  /** Reads the checkpoint of `name`: `{ position: 0, found: false }` when there is none. */
+  load(name: string, options?: OperationOptions): Promise<LoadResult>;
+  /** Deletes the checkpoint of `name`; no error when there is none. */
+  reset(name: string, options?: OperationOptions): Promise<void>;
+  /**
+   * The checkpoint names in ascending order (UTF-8 byte order, which is code
+   * point order), fetched page by page. Names inserted or deleted while
+   * iterating never cause a duplicate, nor skip a name that existed
+   * throughout. Breaking out of the loop fetches no further page.
+   */
+  names(options?: ListOptions): AsyncIterableIterator<string>;
+  /** Like {@link CheckpointStore.names}, with each checkpoint's position. */
+  entries(options?: ListOptions): AsyncIterableIterator<CheckpointEntry>;
+}
