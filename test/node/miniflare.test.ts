@@ -6,7 +6,7 @@ import { D1CheckpointStore, MemoryCheckpointStore } from "../../src/index.js";
 // must work through that proxy exactly as inside a Worker.
 describe("from plain Node through Miniflare's getD1Database()", () => {
   let mf: Miniflare;
-  let db: D1Database;
+  let db: Awaited<ReturnType<Miniflare["getD1Database"]>>;
 
   beforeAll(async () => {
     mf = new Miniflare({
