@@ -173,6 +173,15 @@ export class D1CheckpointStore implements CheckpointStore {
   }
 
   /**
+   * A statement that deletes the checkpoint, for your own `db.batch([...])`:
+   * reset a projection and clear its read model in one transaction, so that
+   * the rebuild starts from an empty read model. Nothing is sent until you run it.
+   */
+  resetStatement(name: string): D1PreparedStatement {
+    return this.db.prepare(RESET_SQL).bind(checkName("resetStatement", name));
+  }
+
+  /**
    * Commits `statements` (your read-model writes) and the checkpoint save in
    * one `db.batch()`: one round trip, one transaction. With `expected`, a
    * moved checkpoint rejects with {@link CheckpointConflictError} and nothing

@@ -8,6 +8,7 @@ export type CheckpointOperation =
   | "commit"
   | "migrate"
   | "saveStatement"
+  | "resetStatement"
   | "configure"
   | "run";
 

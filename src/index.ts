@@ -27,6 +27,15 @@ export {
 } from "./errors.js";
 export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
 export { compareNames } from "./name-order.js";
+export {
+  ProjectionError,
+  ProjectionRunner,
+  type EventErrorDecision,
+  type PositionedEvent,
+  type ProjectionRunnerOptions,
+  type RunOptions,
+  type RunSummary,
+} from "./projection-runner.js";
 export { DEFAULT_RETRY, isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions, type RetryPolicy } from "./retry.js";
 export { migrate, SCHEMA } from "./schema.js";
 export { DEFAULT_PAGE_SIZE, MAX_NAME_BYTES, MAX_PAGE_SIZE } from "./validate.js";
