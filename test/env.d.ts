@@ -1,6 +1,8 @@
+// Bindings the test suites see (both the package's and the example's).
 declare namespace Cloudflare {
   interface Env {
     DB: D1Database;
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    ADMIN_TOKEN?: string;
   }
 }

@@ -1,0 +1,130 @@
+// The example Worker: an event log whose "balances" read model is a projection
+// kept exactly-once by @synapse-es/checkpointstore-d1.
+// In your project, import from "@synapse-es/checkpointstore-d1".
+import { D1CheckpointStore } from "../../src/index.js";
+import type { Env } from "./env.js";
+import { HttpError, json, readJson, requireAdmin } from "./http.js";
+import {
+  appendEvents,
+  BALANCES,
+  catchUp,
+  getBalance,
+  listBalances,
+  newestPosition,
+  resetBalances,
+  type NewEvent,
+} from "./ledger.js";
+
+const DESCRIPTION = `checkpointstore-d1 example: a ledger with a projected balances read model.
+
+GET  /                                 this text
+POST /events                           append {"account": "alice", "amount": 5} (or an array of up to 100)
+GET  /balances?after=&limit=           the read model, in account order
+GET  /balances/:account                one account
+GET  /admin/checkpoints                projections with position and lag   (Authorization: Bearer <ADMIN_TOKEN>)
+POST /admin/projections/:name/reset    clear a projection and rebuild it   (Authorization: Bearer <ADMIN_TOKEN>)
+`;
+
+const ACCOUNT = /^[A-Za-z0-9._-]{1,64}$/;
+const MAX_AMOUNT = 1_000_000_000;
+
+function parseEvents(body: unknown): NewEvent[] {
+  const items: unknown[] = Array.isArray(body) ? body : [body];
+  if (items.length === 0 || items.length > 100) throw new HttpError(400, "send 1 to 100 events");
+  return items.map((item, index) => {
+    const { account, amount } = (typeof item === "object" && item !== null ? item : {}) as Record<string, unknown>;
+    if (typeof account !== "string" || !ACCOUNT.test(account)) {
+      throw new HttpError(400, `event ${index}: account must be 1 to 64 of A-Z a-z 0-9 . _ -`);
+    }
+    if (typeof amount !== "number" || !Number.isSafeInteger(amount) || amount === 0 || Math.abs(amount) > MAX_AMOUNT) {
+      throw new HttpError(400, `event ${index}: amount must be a non-zero integer within ±${MAX_AMOUNT}`);
+    }
+    return { account, amount };
+  });
+}
+
+function parseLimit(value: string | null): number {
+  if (value === null) return 100;
+  const limit = Number(value);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, "limit must be an integer from 1 to 1000");
+  return limit;
+}
+
+/** Runs the projection after the response; a failure is logged, and the cron catches up. */
+async function runInBackground(db: D1Database, why: string): Promise<void> {
+  try {
+    await catchUp(db);
+  } catch (error) {
+    console.error(`${why} failed`, error);
+  }
+}
+
+async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  const url = new URL(request.url);
+  const path = url.pathname;
+  const method = request.method;
+  const allow = (...methods: string[]): void => {
+    if (!methods.includes(method)) throw new HttpError(405, `use ${methods.join(" or ")}`, { allow: methods.join(", ") });
+  };
+
+  if (path === "/") {
+    allow("GET");
+    return new Response(DESCRIPTION, { headers: { "content-type": "text/plain; charset=utf-8" } });
+  }
+  if (path === "/events") {
+    allow("POST");
+    const events = parseEvents(await readJson(request));
+    const positions = await appendEvents(env.DB, events);
+    ctx.waitUntil(runInBackground(env.DB, "projection"));
+    return json({ appended: positions }, 201);
+  }
+  if (path === "/balances") {
+    allow("GET");
+    const after = url.searchParams.get("after") ?? "";
+    return json({ balances: await listBalances(env.DB, after, parseLimit(url.searchParams.get("limit"))) });
+  }
+  const account = /^\/balances\/([^/]+)$/.exec(path)?.[1];
+  if (account !== undefined) {
+    allow("GET");
+    const balance = await getBalance(env.DB, decodeURIComponent(account));
+    if (balance === null) throw new HttpError(404, "no such account");
+    return json(balance);
+  }
+  if (path.startsWith("/admin/")) {
+    await requireAdmin(request, env.ADMIN_TOKEN);
+    if (path === "/admin/checkpoints") {
+      allow("GET");
+      const newest = await newestPosition(env.DB);
+      const checkpoints = [];
+      for await (const { name, position } of new D1CheckpointStore(env.DB).entries()) {
+        checkpoints.push({ name, position, lag: Math.max(0, newest - position) });
+      }
+      return json({ newest, checkpoints });
+    }
+    const reset = /^\/admin\/projections\/([^/]+)\/reset$/.exec(path)?.[1];
+    if (reset !== undefined) {
+      allow("POST");
+      if (decodeURIComponent(reset) !== BALANCES) throw new HttpError(404, `no projection named ${reset}`);
+      await resetBalances(env.DB);
+      ctx.waitUntil(runInBackground(env.DB, "rebuild"));
+      return json({ reset: BALANCES, rebuilding: true }, 202);
+    }
+  }
+  throw new HttpError(404, "no such route: GET / lists them");
+}
+
+export default {
+  async fetch(request, env, ctx): Promise<Response> {
+    try {
+      return await route(request, env, ctx);
+    } catch (error) {
+      if (error instanceof HttpError) return json({ error: error.message }, error.status, error.headers);
+      console.error("request failed", error);
+      return json({ error: "internal error" }, 500);
+    }
+  },
+
+  async scheduled(_controller, env): Promise<void> {
+    await catchUp(env.DB);
+  },
+} satisfies ExportedHandler<Env>;

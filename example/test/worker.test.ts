@@ -1,0 +1,170 @@
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { SCHEMA } from "../../src/index.js";
+import worker from "../src/worker.js";
+
+const TOKEN = "test-admin-token";
+
+/** Sends a request through the Worker and waits for its background work (the projection). */
+async function send(path: string, init: RequestInit = {}, bindings: Cloudflare.Env = env): Promise<Response> {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(`http://example.test${path}`, init), bindings, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return send(path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json", ...headers } });
+}
+
+const admin = { authorization: `Bearer ${TOKEN}` };
+
+async function body<T>(response: Response): Promise<T> {
+  return (await response.json()) as T;
+}
+
+interface Checkpoints {
+  newest: number;
+  checkpoints: { name: string; position: number; lag: number }[];
+}
+
+beforeEach(async () => {
+  await env.DB.batch([
+    env.DB.prepare("DELETE FROM events"),
+    env.DB.prepare("DELETE FROM balances"),
+    env.DB.prepare("DELETE FROM checkpoints"),
+  ]);
+});
+
+describe("the example Worker", () => {
+  it("GET / describes the routes", async () => {
+    const response = await send("/");
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    for (const route of ["POST /events", "GET  /balances", "GET  /admin/checkpoints", "/reset"]) expect(text).toContain(route);
+  });
+
+  it("appends events and projects them into balances after the response", async () => {
+    const response = await post("/events", [
+      { account: "alice", amount: 5 },
+      { account: "bob", amount: 7 },
+      { account: "alice", amount: -2 },
+    ]);
+    expect(response.status).toBe(201);
+    const { appended } = await body<{ appended: number[] }>(response);
+    expect(appended).toHaveLength(3);
+    expect(appended).toEqual([...appended].sort((a, b) => a - b));
+    await expect(body(await send("/balances"))).resolves.toEqual({
+      balances: [
+        { account: "alice", balance: 3, events: 2 },
+        { account: "bob", balance: 7, events: 1 },
+      ],
+    });
+    await expect(body(await send("/balances/bob"))).resolves.toEqual({ account: "bob", balance: 7, events: 1 });
+    await expect(body(await send("/balances?after=alice&limit=1"))).resolves.toEqual({
+      balances: [{ account: "bob", balance: 7, events: 1 }],
+    });
+  });
+
+  it("the scheduled handler catches up on events the per-append run missed", async () => {
+    await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('carol', 4), ('carol', 6)").run();
+    const before = await body<Checkpoints>(await send("/admin/checkpoints", { headers: admin }));
+    expect(before.checkpoints).toEqual([]);
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    await expect(body(await send("/balances/carol"))).resolves.toEqual({ account: "carol", balance: 10, events: 2 });
+    const after = await body<Checkpoints>(await send("/admin/checkpoints", { headers: admin }));
+    expect(after.checkpoints).toEqual([{ name: "balances", position: after.newest, lag: 0 }]);
+  });
+
+  it("admin lists checkpoints with their lag behind the newest event", async () => {
+    await post("/events", { account: "dave", amount: 1 });
+    await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('dave', 1), ('dave', 1)").run();
+    const listing = await body<Checkpoints>(await send("/admin/checkpoints", { headers: admin }));
+    expect(listing.checkpoints).toEqual([{ name: "balances", position: listing.newest - 2, lag: 2 }]);
+  });
+
+  it("admin reset clears the projection and rebuilds the same read model", async () => {
+    await post("/events", [
+      { account: "erin", amount: 3 },
+      { account: "frank", amount: 9 },
+    ]);
+    const before = await body(await send("/balances"));
+    await env.DB.prepare("UPDATE balances SET balance = 999").run(); // a corrupted read model
+    const response = await send("/admin/projections/balances/reset", { method: "POST", headers: admin });
+    expect(response.status).toBe(202);
+    await expect(body(await send("/balances"))).resolves.toEqual(before);
+    const unknown = await send("/admin/projections/nope/reset", { method: "POST", headers: admin });
+    expect(unknown.status).toBe(404);
+  });
+
+  describe("admin authorization", () => {
+    it.each([
+      ["no header", {}],
+      ["a wrong token", { authorization: "Bearer wrong" }],
+      ["a token prefix", { authorization: `Bearer ${TOKEN.slice(0, -1)}` }],
+      ["another scheme", { authorization: `Basic ${TOKEN}` }],
+    ])("rejects %s with 401", async (_, headers: Record<string, string>) => {
+      const response = await send("/admin/checkpoints", { headers });
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
+      await expect(body(response)).resolves.toEqual({ error: "a valid admin bearer token is required" });
+    });
+
+    it("disables admin routes when no token is configured", async () => {
+      for (const token of [undefined, ""]) {
+        const response = await send("/admin/checkpoints", { headers: admin }, { ...env, ADMIN_TOKEN: token });
+        expect(response.status).toBe(403);
+        await expect(body(response)).resolves.toMatchObject({ error: expect.stringContaining("disabled") as string });
+      }
+    });
+
+    it("a reset without the token changes nothing", async () => {
+      await post("/events", { account: "gina", amount: 2 });
+      const response = await send("/admin/projections/balances/reset", { method: "POST" });
+      expect(response.status).toBe(401);
+      await expect(body(await send("/balances/gina"))).resolves.toMatchObject({ balance: 2 });
+    });
+  });
+
+  describe("bad requests get a JSON error, never a stack trace", () => {
+    it.each([
+      ["invalid JSON", () => send("/events", { method: "POST", body: "{", headers: { "content-type": "application/json" } }), 400],
+      ["no JSON content type", () => send("/events", { method: "POST", body: "{}" }), 415],
+      ["an empty array", () => post("/events", []), 400],
+      ["a bad account", () => post("/events", { account: "a b", amount: 1 }), 400],
+      ["a zero amount", () => post("/events", { account: "a", amount: 0 }), 400],
+      ["a fractional amount", () => post("/events", { account: "a", amount: 1.5 }), 400],
+      ["a string amount", () => post("/events", { account: "a", amount: "1" }), 400],
+      ["too many events", () => post("/events", Array.from({ length: 101 }, () => ({ account: "a", amount: 1 }))), 400],
+      ["a bad limit", () => send("/balances?limit=0"), 400],
+      ["an unknown account", () => send("/balances/nobody"), 404],
+      ["an unknown route", () => send("/nope"), 404],
+      ["a wrong method", () => send("/events"), 405],
+    ] as const)("%s", async (_, request, status) => {
+      const response = await request();
+      expect(response.status).toBe(status);
+      expect(response.headers.get("content-type")).toMatch(/application\/json/);
+      const payload = await body<Record<string, unknown>>(response);
+      expect(Object.keys(payload)).toEqual(["error"]);
+      expect(String(payload.error)).not.toMatch(/\n\s+at /);
+      const { results } = await env.DB.prepare("SELECT COUNT(*) AS n FROM events").all<{ n: number }>();
+      expect(results[0]?.n).toBe(0);
+    });
+
+    it("a failure inside answers 500 without details", async () => {
+      const broken = { ...env, DB: undefined as unknown as D1Database };
+      const response = await send("/balances", {}, broken);
+      expect(response.status).toBe(500);
+      await expect(body(response)).resolves.toEqual({ error: "internal error" });
+    });
+  });
+
+  it("its checkpoint migration is the package's SCHEMA", () => {
+    const first = env.TEST_MIGRATIONS[0];
+    expect(first?.name).toBe("0001_checkpoints.sql");
+    expect(first?.queries.map((q) => q.trim())).toEqual([SCHEMA.trim()]);
+  });
+});

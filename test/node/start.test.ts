@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const root = path.resolve(import.meta.dirname, "../..");
+
+/** A TCP port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address === null || typeof address === "string") reject(new Error("no port"));
+        else resolve(address.port);
+      });
+    });
+  });
+}
+
+/** Resolves with the output so far once it contains `text`; rejects if the process exits first. */
+function waitForOutput(child: ChildProcess, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (output.includes(text)) resolve(output);
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) => {
+      reject(new Error(`npm start exited with ${String(code)} before "${text}":\n${output}`));
+    });
+  });
+}
+
+// The README's `npm start` must really serve the example on 127.0.0.1.
+describe("npm start", () => {
+  let child: ChildProcess | undefined;
+
+  afterAll(() => {
+    if (child?.pid !== undefined) process.kill(-child.pid, "SIGTERM"); // the whole process group
+  });
+
+  it("applies the migrations and serves the example on 127.0.0.1", async () => {
+    const [port, inspector] = [await freePort(), await freePort()];
+    child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspector)], {
+      cwd: root,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+    });
+    const output = await waitForOutput(child, `Ready on http://127.0.0.1:${port}`);
+    expect(output).toMatch(/0002_ledger\.sql|No migrations to apply/);
+
+    const home = await fetch(`http://127.0.0.1:${port}/`);
+    expect(home.status).toBe(200);
+    expect(await home.text()).toContain("POST /events");
+
+    const appended = await fetch(`http://127.0.0.1:${port}/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ account: "npm-start", amount: 1 }),
+    });
+    expect(appended.status).toBe(201);
+    const admin = await fetch(`http://127.0.0.1:${port}/admin/checkpoints`);
+    expect([401, 403]).toContain(admin.status);
+  });
+});
