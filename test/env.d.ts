@@ -3,6 +3,6 @@ declare namespace Cloudflare {
   interface Env {
     DB: D1Database;
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
-    ADMIN_TOKEN?: string;
+    ADMIN_TOKEN?: string | undefined;
   }
 }

@@ -9,7 +9,8 @@ const TOKEN = "test-admin-token";
 /** Sends a request through the Worker and waits for its background work (the projection). */
 async function send(path: string, init: RequestInit = {}, bindings: Cloudflare.Env = env): Promise<Response> {
   const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`http://example.test${path}`, init), bindings, ctx);
+  const request = new Request(`http://example.test${path}`, init) as Parameters<typeof worker.fetch>[0];
+  const response = await worker.fetch(request, bindings, ctx);
   await waitOnExecutionContext(ctx);
   return response;
 }
@@ -21,7 +22,7 @@ function post(path: string, body: unknown, headers: Record<string, string> = {})
 const admin = { authorization: `Bearer ${TOKEN}` };
 
 async function body<T>(response: Response): Promise<T> {
-  return (await response.json()) as T;
+  return (await response.json());
 }
 
 interface Checkpoints {
@@ -71,9 +72,7 @@ describe("the example Worker", () => {
     await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('carol', 4), ('carol', 6)").run();
     const before = await body<Checkpoints>(await send("/admin/checkpoints", { headers: admin }));
     expect(before.checkpoints).toEqual([]);
-    const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, ctx);
-    await waitOnExecutionContext(ctx);
+    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env);
     await expect(body(await send("/balances/carol"))).resolves.toEqual({ account: "carol", balance: 10, events: 2 });
     const after = await body<Checkpoints>(await send("/admin/checkpoints", { headers: admin }));
     expect(after.checkpoints).toEqual([{ name: "balances", position: after.newest, lag: 0 }]);
