@@ -27,8 +27,8 @@ import {
   type CheckpointOperation,
 } from "./errors.js";
 import { keysetPages, mapRows, type KeysetOptions, type PageRequest } from "./keyset.js";
-import { backoffDelay, sleep, type RetryOptions, type RetryPolicy } from "./retry.js";
-import { migrate } from "./schema.js";
+import { backoffDelay, sleep, withRetry, type RetryOptions, type RetryPolicy } from "./retry.js";
+import { applySchema } from "./schema.js";
 import {
   checkExpected,
   checkListOptions,
@@ -113,7 +113,7 @@ export class D1CheckpointStore implements CheckpointStore {
   static async create(db: D1Client, options?: CreateOptions): Promise<D1CheckpointStore> {
     const store = new D1CheckpointStore(db, options);
     if (options?.migrate !== false && !migratedClients.has(db)) {
-      await store.#attempt("migrate", undefined, undefined, true, () => migrate(db));
+      await withRetry(store.#retry, "migrate", undefined, undefined, () => applySchema(db));
       migratedClients.add(db);
     }
     return store;
@@ -132,14 +132,14 @@ export class D1CheckpointStore implements CheckpointStore {
   async load(name: string, options?: OperationOptions): Promise<LoadResult> {
     const valid = checkName("load", name);
     const signal = checkSignal("load", valid, checkOptions("load", valid, options).signal);
-    return this.#attempt("load", valid, signal, true, () => this.#load("load", valid));
+    return withRetry(this.#retry, "load", valid, signal, () => this.#load("load", valid));
   }
 
   /** Deletes the checkpoint of `name`; no error when there is none. One round trip. */
   async reset(name: string, options?: OperationOptions): Promise<void> {
     const valid = checkName("reset", name);
     const signal = checkSignal("reset", valid, checkOptions("reset", valid, options).signal);
-    await this.#attempt("reset", valid, signal, true, () => this.db.prepare(RESET_SQL).bind(valid).run());
+    await withRetry(this.#retry, "reset", valid, signal, () => this.db.prepare(RESET_SQL).bind(valid).run());
   }
 
   /** The names in ascending order, one round trip per page (`WHERE name > ? ORDER BY name LIMIT ?`). */
@@ -220,7 +220,7 @@ export class D1CheckpointStore implements CheckpointStore {
     listing: KeysetOptions,
   ): (request: PageRequest) => Promise<readonly Row[]> {
     return (request) =>
-      this.#attempt(operation, undefined, listing.signal, true, async () => {
+      withRetry(this.#retry, operation, undefined, listing.signal, async () => {
         const { results } = await this.db
           .prepare(pageSql(columns, request))
           .bind(...pageBindings(request))
@@ -283,29 +283,6 @@ export class D1CheckpointStore implements CheckpointStore {
           });
         }
         verify = checkable;
-        await sleep(backoffDelay(this.#retry, attempt), signal);
-      }
-    }
-  }
-
-  /** Runs one D1 call, retrying transient errors when `retryable`, and wraps what fails. */
-  async #attempt<T>(
-    operation: CheckpointOperation,
-    name: string | undefined,
-    signal: AbortSignal | undefined,
-    retryable: boolean,
-    call: () => Promise<T>,
-  ): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      signal?.throwIfAborted();
-      try {
-        return await call();
-      } catch (cause) {
-        if (cause instanceof CheckpointStoreError) throw cause;
-        const transient = this.#retry.isTransient(cause);
-        if (!retryable || !transient || attempt >= this.#retry.attempts) {
-          throw new D1OperationError(operation, name, cause, { attempts: attempt, transient, outcomeUnknown: false });
-        }
         await sleep(backoffDelay(this.#retry, attempt), signal);
       }
     }

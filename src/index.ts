@@ -37,5 +37,5 @@ export {
   type RunSummary,
 } from "./projection-runner.js";
 export { DEFAULT_RETRY, isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions, type RetryPolicy } from "./retry.js";
-export { migrate, SCHEMA } from "./schema.js";
+export { migrate, SCHEMA, type MigrateOptions } from "./schema.js";
 export { DEFAULT_PAGE_SIZE, MAX_NAME_BYTES, MAX_PAGE_SIZE } from "./validate.js";

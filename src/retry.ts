@@ -1,4 +1,4 @@
-import { messageOf } from "./errors.js";
+import { CheckpointStoreError, D1OperationError, messageOf, type CheckpointOperation } from "./errors.js";
 
 /**
  * The D1 error messages Cloudflare documents as transient and worth a retry
@@ -86,4 +86,32 @@ export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/**
+ * Runs one D1 call, retrying transient errors per `policy` when `retryable`;
+ * what finally fails is wrapped in a {@link D1OperationError} (errors the
+ * store raised itself pass through). The signal is checked before every
+ * attempt and cuts a backoff short.
+ */
+export async function withRetry<T>(
+  policy: RetryPolicy,
+  operation: CheckpointOperation,
+  checkpoint: string | undefined,
+  signal: AbortSignal | undefined,
+  call: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted();
+    try {
+      return await call();
+    } catch (cause) {
+      if (cause instanceof CheckpointStoreError) throw cause;
+      const transient = policy.isTransient(cause);
+      if (!transient || attempt >= policy.attempts) {
+        throw new D1OperationError(operation, checkpoint, cause, { attempts: attempt, transient, outcomeUnknown: false });
+      }
+      await sleep(backoffDelay(policy, attempt), signal);
+    }
+  }
 }

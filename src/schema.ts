@@ -1,5 +1,6 @@
 import type { D1Client } from "./d1-client.js";
-import { D1OperationError } from "./errors.js";
+import { withRetry, type RetryOptions } from "./retry.js";
+import { checkOptions, checkRetryOptions, checkSignal } from "./validate.js";
 
 /**
  * The DDL the store needs, byte for byte the statements of
@@ -24,9 +25,16 @@ export function schemaStatements(schema: string = SCHEMA): string[] {
     .filter((statement) => statement.length > 0);
 }
 
+/** Sends {@link SCHEMA} in one `batch()`; D1's error, if any, is thrown as is. */
+export async function applySchema(db: D1Client): Promise<void> {
+  await db.batch(schemaStatements().map((sql) => db.prepare(sql)));
+}
+
 /**
  * Applies {@link SCHEMA} to `db` in one `batch()` (one round trip, one
- * transaction). Idempotent: every statement is `IF NOT EXISTS`.
+ * transaction). Idempotent: every statement is `IF NOT EXISTS`. Transient D1
+ * errors are retried as the store retries them (`options.retry`, default 5
+ * attempts in all; `false` for none).
  *
  * {@link D1CheckpointStore.create} calls this for you, once per isolate and
  * binding; call it yourself when you build the store with `new` or with
@@ -34,11 +42,16 @@ export function schemaStatements(schema: string = SCHEMA): string[] {
  *
  * @throws {@link D1OperationError} when D1 fails, with the D1 error as `cause`.
  */
-export async function migrate(db: D1Client): Promise<void> {
-  const statements = schemaStatements().map((sql) => db.prepare(sql));
-  try {
-    await db.batch(statements);
-  } catch (cause) {
-    throw new D1OperationError("migrate", undefined, cause);
-  }
+export async function migrate(db: D1Client, options?: MigrateOptions): Promise<void> {
+  const { retry, signal } = checkOptions("migrate", undefined, options);
+  const policy = checkRetryOptions(retry);
+  await withRetry(policy, "migrate", undefined, checkSignal("migrate", undefined, signal), () => applySchema(db));
+}
+
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  /** As the store's `retry` option. */
+  readonly retry?: RetryOptions | false | undefined;
+  /** Checked before every attempt. */
+  readonly signal?: AbortSignal | undefined;
 }

@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import type { D1CheckpointStore } from "../../src/index.js";
+import type { D1CheckpointStore, D1Client } from "../../src/index.js";
 import { ProjectionRunner } from "../../src/index.js";
 
 /** A test event: an amount credited to an account. */
@@ -39,7 +39,7 @@ export async function appendEvents(count: number, db: D1Database = env.DB): Prom
 }
 
 /** Reads events after `after`, as a projection's event source does. */
-export async function readLedger(after: number, limit: number, db: D1Database = env.DB): Promise<LedgerEvent[]> {
+export async function readLedger(after: number, limit: number, db: D1Client = env.DB): Promise<LedgerEvent[]> {
   const { results } = await db
     .prepare("SELECT position, account, amount FROM ledger_events WHERE position > ?1 ORDER BY position LIMIT ?2")
     .bind(after, limit)
@@ -48,7 +48,7 @@ export async function readLedger(after: number, limit: number, db: D1Database = 
 }
 
 /** The read-model statement for one event. */
-export function creditStatement(event: LedgerEvent, db: D1Database = env.DB): D1PreparedStatement {
+export function creditStatement(event: LedgerEvent, db: D1Client = env.DB): D1PreparedStatement {
   return db
     .prepare(
       "INSERT INTO ledger_balances (account, balance, applied) VALUES (?1, ?2, 1) " +
@@ -71,7 +71,7 @@ export function ledgerRunner(store: D1CheckpointStore, batchSize: number, name =
     name,
     store,
     batchSize,
-    readEvents: (after, limit) => readLedger(after, limit),
-    project: (events) => events.map((event) => creditStatement(event)),
+    readEvents: (after, limit) => readLedger(after, limit, store.db),
+    project: (events) => events.map((event) => creditStatement(event, store.db)),
   });
 }

@@ -1,0 +1,19 @@
+// Test helpers for code that uses the store: count D1 round trips, inject
+// D1 faults. Thin wrappers around a real D1 binding, never a fake database.
+export {
+  injectFaults,
+  NETWORK_CONNECTION_LOST,
+  seededRandom,
+  type FaultRule,
+  type FaultTiming,
+  type FaultyD1,
+  type InjectedFault,
+} from "./d1-faults.js";
+export {
+  countD1,
+  interceptD1,
+  type CountedD1,
+  type D1Call,
+  type D1CallKind,
+  type D1Interceptor,
+} from "./d1-intercept.js";
