@@ -1,0 +1,33 @@
+// `npm run bench`: every suite at full size, inside workerd against local D1.
+// The Node-side reporter (bench/markdown-reporter.ts) writes docs/benchmarks.md.
+import { env } from "cloudflare:workers";
+import { describe, it } from "vitest";
+import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
+import { D1CheckpointStore, MemoryCheckpointStore } from "../src/index.js";
+
+const minutes = 60_000;
+
+describe("checkpointstore-d1 benchmarks", () => {
+  it("save, load, reset", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await operations(env.DB, FULL, {
+      D1CheckpointStore: new D1CheckpointStore(env.DB),
+      MemoryCheckpointStore: new MemoryCheckpointStore(),
+    });
+  });
+
+  it("round trips", async ({ task }) => {
+    task.meta.benchTable = await roundTrips(env.DB);
+  });
+
+  it("commit", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await commitVersusSeparate(env.DB, FULL);
+  });
+
+  it("runner", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await runnerThroughput(env.DB, FULL);
+  });
+
+  it("listing", { timeout: 60 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await listing(env.DB, FULL);
+  });
+});

@@ -1,0 +1,78 @@
+// The bench harness: interleaved, repeated measurement of variants side by
+// side, reported as medians with their spread and as per-run ratios.
+
+/** One way of doing the measured thing. */
+export interface Variant {
+  readonly label: string;
+  /** Untimed work before each run (fill tables, reset state). */
+  readonly setup?: () => Promise<void>;
+  /** The timed work of one run; returns how many operations it did. */
+  readonly run: () => Promise<number>;
+}
+
+/** A variant's figures over all runs. */
+export interface VariantStats {
+  readonly label: string;
+  /** Operations per second, per run. */
+  readonly rates: readonly number[];
+  /** Milliseconds per run. */
+  readonly millis: readonly number[];
+}
+
+/** A table for docs/benchmarks.md. */
+export interface BenchTable {
+  readonly title: string;
+  readonly note?: string;
+  readonly columns: readonly string[];
+  readonly rows: readonly (readonly (string | number)[])[];
+}
+
+/** The median of a non-empty list. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
+/**
+ * Runs every variant `runs` times, interleaved (run 1 of each, then run 2 of
+ * each, in rotating order) so that drift on a noisy machine hits all alike.
+ */
+export async function interleave(variants: readonly Variant[], runs: number): Promise<VariantStats[]> {
+  const stats = variants.map((variant) => ({ label: variant.label, rates: [] as number[], millis: [] as number[] }));
+  for (let r = 0; r < runs; r++) {
+    for (let k = 0; k < variants.length; k++) {
+      const index = (r + k) % variants.length;
+      const variant = variants[index];
+      const into = stats[index];
+      if (variant === undefined || into === undefined) continue;
+      await variant.setup?.();
+      const start = performance.now();
+      const ops = await variant.run();
+      const elapsed = Math.max(performance.now() - start, 0.001);
+      into.millis.push(elapsed);
+      into.rates.push((ops * 1000) / elapsed);
+    }
+  }
+  return stats;
+}
+
+/** The median over runs of `variant`'s time divided by `baseline`'s time in the same run. */
+export function timeRatio(variant: VariantStats, baseline: VariantStats): number {
+  return median(variant.millis.map((ms, run) => ms / (baseline.millis[run] ?? ms)));
+}
+
+/** `1,234` */
+export function count(value: number): string {
+  return Math.round(value).toLocaleString("en-US");
+}
+
+/** `1,234 (1,100–1,300)` */
+export function rateWithSpread(rates: readonly number[]): string {
+  return `${count(median(rates))} (${count(Math.min(...rates))}–${count(Math.max(...rates))})`;
+}
+
+/** `1.02×` */
+export function ratio(value: number): string {
+  return `${value.toFixed(2)}×`;
+}

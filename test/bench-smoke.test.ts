@@ -1,0 +1,36 @@
+import { env } from "cloudflare:workers";
+import { expect, it } from "vitest";
+import { allSuites, SMOKE } from "../bench/suites.js";
+
+// The benchmark harness at tiny size, so that `npm run bench` cannot rot.
+it("the benchmark suites run end to end and fill every table", { timeout: 60_000 }, async () => {
+  const tables = await allSuites(env.DB, SMOKE);
+  expect(tables.map((t) => t.title)).toEqual([
+    "save, load, reset",
+    "D1 round trips per operation",
+    "commit against two separate calls",
+    "Projection throughput",
+    "Listing every checkpoint: keyset against OFFSET",
+  ]);
+  for (const table of tables) {
+    expect(table.rows.length).toBeGreaterThan(0);
+    for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
+  }
+  const [operations, roundTrips, , runner, listing] = tables;
+  expect(operations?.rows.map((r) => `${r[0]} ${r[1]}`)).toContain("save D1CheckpointStore");
+  expect(roundTrips?.rows.map((r) => [r[0], r[1]])).toEqual([
+    ["save", 1],
+    ["save with expected", 1],
+    ["load", 1],
+    ["reset", 1],
+    ["names(), 49 names (one page)", 1],
+    ["entries(), 49 names, pageSize 20", 3],
+    ["commit with 3 read-model statements", 1],
+  ]);
+  expect(runner?.rows).toHaveLength(4);
+  // Keyset reads each of the 120 rows about once; OFFSET over one page reads the same here.
+  const keyset = listing?.rows.find((r) => r[1] === "keyset: names()");
+  expect(keyset?.[2]).toBe("1");
+  const storedRows = await env.DB.prepare("SELECT COUNT(*) AS n FROM checkpoints").first<{ n: number }>();
+  expect(storedRows?.n).toBe(0);
+});
