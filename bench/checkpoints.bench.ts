@@ -3,16 +3,13 @@
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
-import { D1CheckpointStore, MemoryCheckpointStore } from "../src/index.js";
+import { D1CheckpointStore } from "../src/index.js";
 
 const minutes = 60_000;
 
 describe("checkpointstore-d1 benchmarks", () => {
   it("save, load, reset", { timeout: 20 * minutes }, async ({ task }) => {
-    task.meta.benchTable = await operations(env.DB, FULL, {
-      D1CheckpointStore: new D1CheckpointStore(env.DB),
-      MemoryCheckpointStore: new MemoryCheckpointStore(),
-    });
+    task.meta.benchTable = await operations(env.DB, FULL, { D1CheckpointStore: new D1CheckpointStore(env.DB) });
   });
 
   it("round trips", async ({ task }) => {

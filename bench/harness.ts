@@ -27,6 +27,16 @@ export interface BenchTable {
   readonly rows: readonly (readonly (string | number)[])[];
 }
 
+/** The order of the tables in docs/benchmarks.md, by title. */
+export const TABLE_ORDER: readonly string[] = [
+  "save, load, reset",
+  "In-memory store, for reference",
+  "D1 round trips per operation",
+  "commit against two separate calls",
+  "Projection throughput",
+  "Listing every checkpoint: keyset against OFFSET",
+];
+
 /** The median of a non-empty list. */
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import path from "node:path";
 import type { Reporter, TestCase } from "vitest/node";
-import type { BenchTable } from "./harness.js";
+import { TABLE_ORDER, type BenchTable } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "..");
 
@@ -49,6 +49,8 @@ export default class MarkdownReporter implements Reporter {
       `- Node ${process.version}; workerd ${version("@cloudflare/vitest-plugin/node_modules/workerd")} via @cloudflare/vitest-plugin ${version("@cloudflare/vitest-plugin")}; vitest ${version("vitest")}; drizzle-orm ${version("drizzle-orm")}`,
       "",
     ].join("\n");
-    writeFileSync(path.join(root, "docs", "benchmarks.md"), `${header}\n${this.#tables.map(render).join("\n")}`);
+    const rank = (table: BenchTable): number => TABLE_ORDER.indexOf(table.title);
+    const tables = [...this.#tables].sort((a, b) => rank(a) - rank(b));
+    writeFileSync(path.join(root, "docs", "benchmarks.md"), `${header}\n${tables.map(render).join("\n")}`);
   }
 }

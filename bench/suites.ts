@@ -3,7 +3,7 @@
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
-import { D1CheckpointStore, MemoryCheckpointStore, ProjectionRunner, type CheckpointStore } from "../src/index.js";
+import { D1CheckpointStore, ProjectionRunner, type CheckpointStore } from "../src/index.js";
 import { countD1, interceptD1 } from "../src/testing.js";
 import {
   count,
@@ -56,6 +56,31 @@ async function seedRaw(db: D1Database, prefix: string): Promise<void> {
 }
 
 type Operation = "save" | "load" | "reset";
+const OPERATIONS: readonly Operation[] = ["save", "load", "reset"];
+
+/** `ops` sequential calls of `each`, as one timed run. */
+function loop(scale: BenchScale, each: (i: number) => Promise<unknown>): () => Promise<number> {
+  return async () => {
+    for (let i = 0; i < scale.ops; i++) await each(i);
+    return scale.ops;
+  };
+}
+
+/** One variant per store: `operation` over its own names (seeded first for load and reset). */
+function storeVariants(stores: Readonly<Record<string, CheckpointStore>>, operation: Operation, scale: BenchScale): Variant[] {
+  return Object.entries(stores).map(([label, store]) => ({
+    label,
+    setup: async () => {
+      if (operation !== "save") for (let i = 0; i < NAMES; i++) await store.save(`${label}/${i}`, i);
+    },
+    run: loop(scale, (i) => {
+      const name = `${label}/${i % NAMES}`;
+      if (operation === "save") return store.save(name, i);
+      if (operation === "load") return store.load(name);
+      return store.reset(name);
+    }),
+  }));
+}
 
 /**
  * save, load and reset: every given store against raw `prepare().bind().run()`
@@ -68,38 +93,22 @@ export async function operations(
 ): Promise<BenchTable> {
   const orm = drizzle(db);
   const rows: (string | number)[][] = [];
-  for (const operation of ["save", "load", "reset"] as const satisfies readonly Operation[]) {
-    const loop = (each: (i: number) => Promise<unknown>) => async () => {
-      for (let i = 0; i < scale.ops; i++) await each(i);
-      return scale.ops;
-    };
-    const needsRows = operation !== "save";
-    const storeVariants: Variant[] = Object.entries(stores).map(([label, store]) => ({
-      label,
-      setup: async () => {
-        if (needsRows) for (let i = 0; i < NAMES; i++) await store.save(`${label}/${i}`, i);
-      },
-      run: loop((i) => {
-        const name = `${label}/${i % NAMES}`;
-        if (operation === "save") return store.save(name, i);
-        if (operation === "load") return store.load(name);
-        return store.reset(name);
-      }),
-    }));
+  for (const operation of OPERATIONS) {
+    const seed = (prefix: string) => () => (operation === "save" ? Promise.resolve() : seedRaw(db, prefix));
     const raw: Variant = {
       label: "raw D1",
-      setup: () => (needsRows ? seedRaw(db, "raw") : Promise.resolve()),
-      run: loop((i) => {
+      setup: seed("raw"),
+      run: loop(scale, (i) => {
         const name = `raw/${i % NAMES}`;
         if (operation === "save") return db.prepare(UPSERT).bind(name, i).run();
         if (operation === "load") return db.prepare("SELECT position FROM checkpoints WHERE name = ?1").bind(name).first();
         return db.prepare("DELETE FROM checkpoints WHERE name = ?1").bind(name).run();
       }),
     };
-    const orm0: Variant = {
+    const viaDrizzle: Variant = {
       label: "drizzle-orm",
-      setup: () => (needsRows ? seedRaw(db, "orm") : Promise.resolve()),
-      run: loop((i) => {
+      setup: seed("orm"),
+      run: loop(scale, (i) => {
         const name = `orm/${i % NAMES}`;
         if (operation === "save") {
           return orm
@@ -115,7 +124,7 @@ export async function operations(
       }),
     };
     await clear(db);
-    const stats = await interleave([raw, ...storeVariants, orm0], scale.runs);
+    const stats = await interleave([raw, ...storeVariants(stores, operation, scale), viaDrizzle], scale.runs);
     const baseline = stats[0] as VariantStats;
     for (const s of stats) rows.push([operation, s.label, rateWithSpread(s.rates), ratio(timeRatio(s, baseline))]);
   }
@@ -124,6 +133,24 @@ export async function operations(
     title: "save, load, reset",
     note: `${scale.ops} sequential operations per run over ${NAMES} names, ${scale.runs} runs interleaved; time ratio = the median over runs of (variant time / raw D1 time in the same run).`,
     columns: ["operation", "variant", "ops/s median (min–max)", "time vs raw D1"],
+    rows,
+  };
+}
+
+/**
+ * The same operations on stores that do no I/O (the memory store), measured
+ * in Node: inside workerd the clock only advances across I/O.
+ */
+export async function inMemoryOperations(scale: BenchScale, stores: Readonly<Record<string, CheckpointStore>>): Promise<BenchTable> {
+  const rows: (string | number)[][] = [];
+  for (const operation of OPERATIONS) {
+    const stats = await interleave(storeVariants(stores, operation, scale), scale.runs);
+    for (const s of stats) rows.push([operation, s.label, rateWithSpread(s.rates)]);
+  }
+  return {
+    title: "In-memory store, for reference",
+    note: `Measured in Node (inside workerd the clock does not advance without I/O): ${scale.ops} operations per run, ${scale.runs} runs.`,
+    columns: ["operation", "store", "ops/s median (min–max)"],
     rows,
   };
 }
@@ -374,7 +401,7 @@ export async function runnerThroughput(db: D1Database, scale: BenchScale): Promi
 /** Every suite, in the order docs/benchmarks.md shows them. */
 export async function allSuites(db: D1Database, scale: BenchScale): Promise<BenchTable[]> {
   return [
-    await operations(db, scale, { D1CheckpointStore: new D1CheckpointStore(db), MemoryCheckpointStore: new MemoryCheckpointStore() }),
+    await operations(db, scale, { D1CheckpointStore: new D1CheckpointStore(db) }),
     await roundTrips(db),
     await commitVersusSeparate(db, scale),
     await runnerThroughput(db, scale),

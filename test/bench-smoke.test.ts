@@ -1,17 +1,15 @@
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
-import { allSuites, SMOKE } from "../bench/suites.js";
+import { TABLE_ORDER } from "../bench/harness.js";
+import { allSuites, inMemoryOperations, SMOKE } from "../bench/suites.js";
+import { MemoryCheckpointStore } from "../src/index.js";
 
 // The benchmark harness at tiny size, so that `npm run bench` cannot rot.
 it("the benchmark suites run end to end and fill every table", { timeout: 60_000 }, async () => {
   const tables = await allSuites(env.DB, SMOKE);
-  expect(tables.map((t) => t.title)).toEqual([
-    "save, load, reset",
-    "D1 round trips per operation",
-    "commit against two separate calls",
-    "Projection throughput",
-    "Listing every checkpoint: keyset against OFFSET",
-  ]);
+  const memory = await inMemoryOperations(SMOKE, { MemoryCheckpointStore: new MemoryCheckpointStore() });
+  expect(memory.rows).toHaveLength(3);
+  expect([tables[0]?.title, memory.title, ...tables.slice(1).map((t) => t.title)]).toEqual(TABLE_ORDER);
   for (const table of tables) {
     expect(table.rows.length).toBeGreaterThan(0);
     for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
