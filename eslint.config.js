@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".wrangler/", "docs/api/", "coverage/"] },
+  { ignores: ["dist/", "node_modules/", "**/.wrangler/", "docs/api/", "coverage/", "test/consumer-app/"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -45,10 +45,15 @@ export function median(values: readonly number[]): number {
 }
 
 /**
- * Runs every variant `runs` times, interleaved (run 1 of each, then run 2 of
- * each, in rotating order) so that drift on a noisy machine hits all alike.
+ * Runs every variant once untimed (warm-up), then `runs` times, interleaved
+ * (run 1 of each, then run 2 of each, in rotating order) so that drift on a
+ * noisy machine hits all alike.
  */
 export async function interleave(variants: readonly Variant[], runs: number): Promise<VariantStats[]> {
+  for (const variant of variants) {
+    await variant.setup?.();
+    await variant.run();
+  }
   const stats = variants.map((variant) => ({ label: variant.label, rates: [] as number[], millis: [] as number[] }));
   for (let r = 0; r < runs; r++) {
     for (let k = 0; k < variants.length; k++) {

@@ -32,7 +32,7 @@ export interface BenchScale {
 }
 
 /** What `npm run bench` measures. */
-export const FULL: BenchScale = { runs: 7, ops: 200, listingSizes: [10_000, 100_000, 1_000_000], listingRuns: 3, events: 1000 };
+export const FULL: BenchScale = { runs: 15, ops: 200, listingSizes: [10_000, 100_000, 1_000_000], listingRuns: 3, events: 1000 };
 
 /** The smoke run inside `npm test`: every code path, tiny sizes. */
 export const SMOKE: BenchScale = { runs: 2, ops: 4, listingSizes: [120], listingRuns: 2, events: 30 };
