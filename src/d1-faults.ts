@@ -27,8 +27,11 @@ export interface FaultRule {
 
 /** An injected fault, as recorded. */
 export interface InjectedFault {
+  /** The call that failed. */
   readonly call: D1Call;
+  /** Whether it failed before reaching D1 or after D1 ran it. */
   readonly timing: FaultTiming;
+  /** The message of the error thrown. */
   readonly message: string;
 }
 

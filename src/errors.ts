@@ -29,8 +29,11 @@ function describe(operation: CheckpointOperation, checkpoint: string | undefined
  * {@link CheckpointTypeError} and {@link CheckpointRangeError}).
  */
 export class CheckpointStoreError extends Error implements CheckpointErrorDetails {
+  /** The class name, for logs. */
   override name = "CheckpointStoreError";
+  /** The operation that failed. */
   readonly operation: CheckpointOperation;
+  /** The checkpoint name the operation was about, when it has one. */
   readonly checkpoint: string | undefined;
 
   constructor(
@@ -65,9 +68,13 @@ export interface D1FailureDetails {
  * untouched.
  */
 export class D1OperationError extends CheckpointStoreError implements D1FailureDetails {
+  /** The class name, for logs. */
   override name = "D1OperationError";
+  /** How many times the call was sent. */
   readonly attempts: number;
+  /** Whether the last error was transient. */
   readonly transient: boolean;
+  /** Whether a write may have been applied all the same (see {@link D1FailureDetails.outcomeUnknown}). */
   readonly outcomeUnknown: boolean;
 
   constructor(
@@ -91,6 +98,7 @@ export class D1OperationError extends CheckpointStoreError implements D1FailureD
  * applied.
  */
 export class CheckpointConflictError extends CheckpointStoreError {
+  /** The class name, for logs. */
   override name = "CheckpointConflictError";
   /** The position the caller expected; `null` means "no checkpoint yet". */
   readonly expected: number | null;
@@ -118,6 +126,7 @@ export class CheckpointConflictError extends CheckpointStoreError {
  * it). The store refuses to return a rounded or negative number.
  */
 export class CorruptCheckpointError extends CheckpointStoreError {
+  /** The class name, for logs. */
   override name = "CorruptCheckpointError";
   /** What D1 returned for the position column. */
   readonly value: unknown;
@@ -134,8 +143,11 @@ export class CorruptCheckpointError extends CheckpointStoreError {
 
 /** An argument of the wrong type. Raised before any query. */
 export class CheckpointTypeError extends TypeError implements CheckpointErrorDetails {
+  /** The class name, for logs. */
   override name = "CheckpointTypeError";
+  /** The operation that was called. */
   readonly operation: CheckpointOperation;
+  /** The checkpoint name, when the name itself was valid. */
   readonly checkpoint: string | undefined;
   /** The argument or option at fault, such as `"name"` or `"options.pageSize"`. */
   readonly argument: string;
@@ -155,8 +167,11 @@ export class CheckpointTypeError extends TypeError implements CheckpointErrorDet
 
 /** An argument of the right type but outside its range. Raised before any query. */
 export class CheckpointRangeError extends RangeError implements CheckpointErrorDetails {
+  /** The class name, for logs. */
   override name = "CheckpointRangeError";
+  /** The operation that was called. */
   readonly operation: CheckpointOperation;
+  /** The checkpoint name, when the name itself was valid. */
   readonly checkpoint: string | undefined;
   /** The argument or option at fault, such as `"position"`. */
   readonly argument: string;

@@ -80,6 +80,7 @@ export interface RunSummary {
 
 /** `project` threw for an event, or `readEvents` broke its contract. */
 export class ProjectionError extends CheckpointStoreError {
+  /** The class name, for logs. */
   override name = "ProjectionError";
   /** The position of the event at fault, when there is one. */
   readonly position: number | undefined;

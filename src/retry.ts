@@ -41,10 +41,15 @@ export interface RetryOptions {
 
 /** A resolved {@link RetryOptions}. */
 export interface RetryPolicy {
+  /** Attempts in all, the first included. */
   readonly attempts: number;
+  /** Backoff before the second attempt, in milliseconds. */
   readonly baseDelayMs: number;
+  /** The longest backoff, in milliseconds. */
   readonly maxDelayMs: number;
+  /** Which errors are retried. */
   readonly isTransient: (error: unknown) => boolean;
+  /** The jitter source, a number in [0, 1). */
   readonly random: () => number;
 }
 
