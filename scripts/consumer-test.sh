@@ -20,6 +20,7 @@ JSON
 npm install --no-audit --no-fund --prefer-offline --save-exact -D \
   "@cloudflare/vitest-plugin@$(pin @cloudflare/vitest-plugin)" \
   "@cloudflare/workers-types@$(pin @cloudflare/workers-types)" \
+  "@types/node@$(pin @types/node)" \
   "typescript@$(pin typescript)" \
   "vitest@$(pin vitest)"
 npm install --no-audit --no-fund --prefer-offline "$work/$tarball"

@@ -1,14 +1,13 @@
 import { D1CheckpointStore, MemoryCheckpointStore, SCHEMA } from "@synapse-es/checkpointstore-d1";
 import { runCheckpointStoreContract } from "@synapse-es/checkpointstore-d1/contract";
 import { countD1 } from "@synapse-es/checkpointstore-d1/testing";
-import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import worker from "../src/worker.js";
 
 it("the installed package saves and loads through the user's Worker", async () => {
   const post = new Request("http://app.test/orders", { method: "POST", body: "42" });
-  const response = await worker.fetch(post as Parameters<typeof worker.fetch>[0], env, createExecutionContext());
+  const response = await worker.fetch(post as Parameters<typeof worker.fetch>[0], env);
   expect(await response.json()).toEqual({ position: 42, found: true });
   const counted = countD1(env.DB);
   await expect(new D1CheckpointStore(counted.db).load("orders")).resolves.toEqual({ position: 42, found: true });
