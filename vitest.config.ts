@@ -14,7 +14,7 @@ export default defineConfig(async () => {
     ],
     test: {
       include: ["test/**/*.test.ts"],
-      exclude: ["test/node/**"],
+      exclude: ["test/node/**", "test/consumer-app/**"],
       setupFiles: ["./test/apply-migrations.ts"],
     },
   };
