@@ -5,12 +5,12 @@ import { CheckpointStoreError, D1OperationError, messageOf, type CheckpointOpera
  * (D1 "Retry queries" best practice), plus the transient resolution failure
  * Workers report while a database is moving.
  */
-export const TRANSIENT_D1_MESSAGES: readonly string[] = [
+export const TRANSIENT_D1_MESSAGES: readonly string[] = Object.freeze([
   "Network connection lost",
   "storage caused object to be reset",
   "reset because its code was updated",
   "Cannot resolve D1 DB due to transient issue",
-];
+]);
 
 /**
  * Whether a D1 error is one of {@link TRANSIENT_D1_MESSAGES}, looking through
@@ -54,16 +54,16 @@ export interface RetryPolicy {
 }
 
 /** The default policy: 5 attempts, 50 ms doubling to at most 2 s, full jitter. */
-export const DEFAULT_RETRY: RetryPolicy = {
+export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
   attempts: 5,
   baseDelayMs: 50,
   maxDelayMs: 2000,
   isTransient: isTransientD1Error,
   random: Math.random,
-};
+});
 
 /** Retry off: one attempt. */
-export const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, attempts: 1 };
+export const NO_RETRY: RetryPolicy = Object.freeze({ ...DEFAULT_RETRY, attempts: 1 });
 
 /**
  * The delay before attempt `attempt + 1`: "full jitter", a random share of
