@@ -1,12 +1,14 @@
 import type { D1CheckpointStore } from "./d1-checkpoint-store.js";
 import {
   CheckpointConflictError,
-  CheckpointRangeError,
   CheckpointStoreError,
   CheckpointTypeError,
   messageOf,
 } from "./errors.js";
-import { checkName, checkOptions, checkSignal } from "./validate.js";
+import { checkFunction, checkInteger, checkName, checkOptions, checkSignal } from "./validate.js";
+
+const DEFAULT_BATCH_SIZE = 100;
+const MAX_BATCH_SIZE = 10_000;
 
 /** The least an event must carry: its position in the log, a positive safe integer. */
 export interface PositionedEvent {
@@ -112,10 +114,12 @@ export class ProjectionRunner<Event extends PositionedEvent> {
         throw new CheckpointTypeError("configure", name, `options.${key}`, "must be a function");
       }
     }
-    if (options.onError !== undefined && typeof options.onError !== "function") {
-      throw new CheckpointTypeError("configure", name, "options.onError", "must be a function");
-    }
-    this.#batchSize = checkCount("configure", name, options.batchSize, "options.batchSize", 100);
+    checkFunction("configure", name, options.onError, "options.onError");
+    this.#batchSize = checkInteger("configure", name, options.batchSize, "options.batchSize", {
+      min: 1,
+      max: MAX_BATCH_SIZE,
+      fallback: DEFAULT_BATCH_SIZE,
+    });
     this.#options = options;
   }
 
@@ -128,7 +132,11 @@ export class ProjectionRunner<Event extends PositionedEvent> {
   async run(options?: RunOptions): Promise<RunSummary> {
     const { name, store } = this.#options;
     const { maxBatches: limit, signal: rawSignal } = checkOptions("run", name, options);
-    const maxBatches = limit === undefined ? Number.POSITIVE_INFINITY : checkCount("run", name, limit, "options.maxBatches", 1);
+    const maxBatches = checkInteger("run", name, limit, "options.maxBatches", {
+      min: 1,
+      max: Number.MAX_SAFE_INTEGER,
+      fallback: Number.POSITIVE_INFINITY,
+    });
     const signal = checkSignal("run", name, rawSignal);
 
     const start = await store.load(name, { signal });
@@ -199,23 +207,6 @@ export class ProjectionRunner<Event extends PositionedEvent> {
       return { statements: kept.length === 0 ? [] : [...(await project(kept))], kept: kept.length };
     }
   }
-}
-
-function checkCount(
-  operation: "configure" | "run",
-  name: string,
-  value: unknown,
-  argument: string,
-  fallback: number,
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number") {
-    throw new CheckpointTypeError(operation, name, argument, `must be a number, got ${typeof value}`);
-  }
-  if (!Number.isInteger(value) || value < 1 || value > 10_000) {
-    throw new CheckpointRangeError(operation, name, argument, `must be an integer from 1 to 10000, got ${value}`);
-  }
-  return value;
 }
 
 /** `readEvents` must return at most `limit` events after `after`, strictly ascending. */

@@ -135,21 +135,42 @@ export function checkSignal(
   );
 }
 
-/** Checks a page size: an integer from 1 to {@link MAX_PAGE_SIZE}. */
-export function checkPageSize(operation: CheckpointOperation, value: unknown): number {
-  if (value === undefined) return DEFAULT_PAGE_SIZE;
+/**
+ * Checks an optional whole-number argument: `fallback` when `undefined`,
+ * otherwise an integer from `min` to `max`.
+ */
+export function checkInteger(
+  operation: CheckpointOperation,
+  checkpoint: string | undefined,
+  value: unknown,
+  argument: string,
+  range: { readonly min: number; readonly max: number; readonly fallback: number },
+): number {
+  if (value === undefined) return range.fallback;
   if (typeof value !== "number") {
-    throw new CheckpointTypeError(operation, undefined, "options.pageSize", `must be a number, got ${typeName(value)}`);
+    throw new CheckpointTypeError(operation, checkpoint, argument, `must be a number, got ${typeName(value)}`);
   }
-  if (!Number.isInteger(value) || value < 1 || value > MAX_PAGE_SIZE) {
+  if (!Number.isInteger(value) || value < range.min || value > range.max) {
     throw new CheckpointRangeError(
       operation,
-      undefined,
-      "options.pageSize",
-      `must be an integer from 1 to ${MAX_PAGE_SIZE}, got ${value}`,
+      checkpoint,
+      argument,
+      `must be an integer from ${range.min} to ${range.max}, got ${value}`,
     );
   }
   return value;
+}
+
+/** Checks an optional callback: `undefined` or a function. */
+export function checkFunction(
+  operation: CheckpointOperation,
+  checkpoint: string | undefined,
+  value: unknown,
+  argument: string,
+): void {
+  if (value !== undefined && typeof value !== "function") {
+    throw new CheckpointTypeError(operation, checkpoint, argument, `must be a function, got ${typeName(value)}`);
+  }
 }
 
 /** Checks the options of `names()` and `entries()`. */
@@ -159,42 +180,29 @@ export function checkListOptions(
 ): KeysetOptions {
   const { pageSize, after, prefix, signal } = checkOptions(operation, undefined, options);
   return {
-    pageSize: checkPageSize(operation, pageSize),
+    pageSize: checkInteger(operation, undefined, pageSize, "options.pageSize", {
+      min: 1,
+      max: MAX_PAGE_SIZE,
+      fallback: DEFAULT_PAGE_SIZE,
+    }),
     after: after === undefined ? undefined : checkName(operation, after, "options.after", { allowEmpty: true }),
     prefix: prefix === undefined ? undefined : checkName(operation, prefix, "options.prefix", { allowEmpty: true }),
     signal: checkSignal(operation, undefined, signal),
   };
 }
 
-function checkWhole(value: unknown, argument: string, min: number, max: number): void {
-  if (value === undefined) return;
-  if (typeof value !== "number") {
-    throw new CheckpointTypeError("configure", undefined, argument, `must be a number, got ${typeName(value)}`);
-  }
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new CheckpointRangeError("configure", undefined, argument, `must be an integer from ${min} to ${max}, got ${value}`);
-  }
-}
-
-function checkFunction(value: unknown, argument: string): void {
-  if (value !== undefined && typeof value !== "function") {
-    throw new CheckpointTypeError("configure", undefined, argument, `must be a function, got ${typeName(value)}`);
-  }
-}
-
 /** Checks the `retry` option of a store and resolves it to a policy. */
 export function checkRetryOptions(value: RetryOptions | false | undefined): RetryPolicy {
   if (value === false) return NO_RETRY;
   const options = checkOptions("configure", undefined, value);
-  checkWhole(options.attempts, "options.retry.attempts", 1, 20);
-  checkWhole(options.baseDelayMs, "options.retry.baseDelayMs", 0, 60_000);
-  checkWhole(options.maxDelayMs, "options.retry.maxDelayMs", 0, 600_000);
-  checkFunction(options.isTransient, "options.retry.isTransient");
-  checkFunction(options.random, "options.retry.random");
+  const whole = (value: unknown, argument: string, min: number, max: number, fallback: number): number =>
+    checkInteger("configure", undefined, value, `options.retry.${argument}`, { min, max, fallback });
+  checkFunction("configure", undefined, options.isTransient, "options.retry.isTransient");
+  checkFunction("configure", undefined, options.random, "options.retry.random");
   return {
-    attempts: options.attempts ?? DEFAULT_RETRY.attempts,
-    baseDelayMs: options.baseDelayMs ?? DEFAULT_RETRY.baseDelayMs,
-    maxDelayMs: options.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs,
+    attempts: whole(options.attempts, "attempts", 1, 20, DEFAULT_RETRY.attempts),
+    baseDelayMs: whole(options.baseDelayMs, "baseDelayMs", 0, 60_000, DEFAULT_RETRY.baseDelayMs),
+    maxDelayMs: whole(options.maxDelayMs, "maxDelayMs", 0, 600_000, DEFAULT_RETRY.maxDelayMs),
     isTransient: options.isTransient ?? DEFAULT_RETRY.isTransient,
     random: options.random ?? DEFAULT_RETRY.random,
   };
