@@ -71,3 +71,26 @@ export interface CheckpointStore {
   /** Like {@link CheckpointStore.names}, with each checkpoint's position. */
   entries(options?: ListOptions): AsyncIterableIterator<CheckpointEntry>;
 }
+
+/**
+ * What a {@link ProjectionRunner} needs of a store: read a checkpoint, and
+ * commit a projection's writes together with the new checkpoint in one
+ * transaction, on condition (`expected`) that the checkpoint has not moved.
+ *
+ * `Writes` is what the store commits with the checkpoint: D1 prepared
+ * statements for the D1 store, a synchronous SQL callback for the Durable
+ * Object store. A test double around {@link MemoryCheckpointStore} can drive
+ * the runner too.
+ *
+ * @typeParam Writes - the read-model writes the store commits with a checkpoint
+ */
+export interface ProjectionStore<Writes> {
+  /** Reads the checkpoint of `name`: `{ position: 0, found: false }` when there is none. */
+  load(name: string, options?: OperationOptions): Promise<LoadResult>;
+  /**
+   * Applies `writes` and saves `position` for `name` atomically. With
+   * `expected`, rejects with `CheckpointConflictError` and applies nothing
+   * when the stored checkpoint is not `expected` (`null`: none may exist).
+   */
+  commit(name: string, position: number, writes: Writes, options?: SaveOptions): Promise<void>;
+}
