@@ -1,5 +1,5 @@
 import { CheckpointConflictError } from "./errors.js";
-import type { PageRequest } from "./keyset.js";
+import type { PageRequest, RawName } from "./keyset.js";
 
 /** Unconditional upsert: ?1 name, ?2 position. */
 export const UPSERT_SQL =
@@ -32,24 +32,74 @@ export const RESET_SQL = "DELETE FROM checkpoints WHERE name = ?1";
 export type PageColumns = "name" | "name, position";
 
 /**
+ * The page column that tells a valid name from one written by another tool:
+ * NULL for ASCII text without NUL (most names, nothing to check); the name's
+ * bytes in hex otherwise (a blob; a NUL, which makes `length()` stop short; a
+ * byte from 0x80, which SQLite's GLOB decodes as a character from U+0080), which the store compares with the text D1 returned (D1 replaces
+ * invalid UTF-8 with U+FFFD) and uses to start the next page after the exact
+ * stored bytes.
+ */
+const RAW_COLUMN =
+  "CASE WHEN typeof(name) <> 'text' OR length(CAST(name AS BLOB)) <> length(name) " +
+  "OR name GLOB '*[^' || char(1) || '-' || char(127) || ']*' THEN hex(name) END AS raw";
+
+/**
  * A keyset page query: ?1 lower bound, ?2 limit, ?3 upper bound when present.
  * The bounds are an index range on the primary key, so D1 reads only the rows
- * it returns (plus one), never an OFFSET's skipped rows.
+ * it returns (plus one), never an OFFSET's skipped rows. A lower bound that
+ * is a stored name's raw bytes is bound as a blob: cast to TEXT for invalid
+ * text (the same bytes, compared as text), or left a blob for blob rows,
+ * which SQLite sorts after all text.
  */
 export function pageSql(columns: PageColumns, request: PageRequest): string {
-  const lower = request.inclusive ? "name >= ?1" : "name > ?1";
+  const bound = typeof request.lower !== "string" && request.lower.type === "text" ? "CAST(?1 AS TEXT)" : "?1";
+  const lower = request.inclusive ? `name >= ${bound}` : `name > ${bound}`;
   const upper = request.upper === undefined ? "" : " AND name < ?3";
-  return `SELECT ${columns} FROM checkpoints WHERE ${lower}${upper} ORDER BY name LIMIT ?2`;
+  return `SELECT ${columns}, ${RAW_COLUMN} FROM checkpoints WHERE ${lower}${upper} ORDER BY name LIMIT ?2`;
 }
 
 /** The bindings of {@link pageSql} for `request`. */
-export function pageBindings(request: PageRequest): (string | number)[] {
-  return request.upper === undefined
-    ? [request.lower, request.limit]
-    : [request.lower, request.limit, request.upper];
+export function pageBindings(request: PageRequest): (string | number | Uint8Array)[] {
+  const lower = typeof request.lower === "string" ? request.lower : request.lower.bytes;
+  return request.upper === undefined ? [lower, request.limit] : [lower, request.limit, request.upper];
+}
+
+/** A page row: the name as D1 returned it and, unless it is ASCII text, its stored bytes in hex. */
+export interface RawRow {
+  readonly name: unknown;
+  readonly raw: string | null;
+}
+
+const encoder = new TextEncoder();
+
+function hexOf(bytes: Uint8Array): string {
+  let hex = "";
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return hex.toUpperCase();
+}
+
+function bytesOf(hex: string): Uint8Array {
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return bytes;
+}
+
+/**
+ * A page row's name: the string when the stored name is valid UTF-8 text,
+ * otherwise its raw bytes (a name written by another tool, which no store
+ * method could address).
+ */
+export function storedName(row: RawRow): string | RawName {
+  if (typeof row.name === "string" && (row.raw === null || hexOf(encoder.encode(row.name)) === row.raw)) return row.name;
+  return { bytes: bytesOf(row.raw ?? ""), type: typeof row.name === "string" ? "text" : "blob" };
 }
 
 const CONFLICT_MARKER = "NOT NULL constraint failed: checkpoints.position";
+
+/** Whether a D1 error is a conditional checkpoint statement's failure (whose ever it was). */
+export function isConflictMarker(error: unknown): boolean {
+  return error instanceof Error && error.message.includes(CONFLICT_MARKER);
+}
 
 /**
  * Whether `error` says a conditional checkpoint statement found its condition

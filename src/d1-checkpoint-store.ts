@@ -4,39 +4,36 @@ import type {
   ListOptions,
   LoadResult,
   OperationOptions,
+  ProjectionStore,
   SaveOptions,
 } from "./checkpoint-store.js";
 import {
   COMPARE_AND_SET_SQL,
   INSERT_NEW_SQL,
-  isCheckpointConflict,
+  isConflictMarker,
   LOAD_SQL,
   pageBindings,
   pageSql,
   RESET_SQL,
+  storedName,
   UPSERT_SQL,
   type PageColumns,
+  type RawRow,
 } from "./checkpoint-sql.js";
 import type { D1Client } from "./d1-client.js";
-import {
-  CheckpointConflictError,
-  CheckpointStoreError,
-  CheckpointTypeError,
-  CorruptCheckpointError,
-  D1OperationError,
-  type CheckpointOperation,
-} from "./errors.js";
-import { keysetPages, mapRows, type KeysetOptions, type PageRequest } from "./keyset.js";
-import { backoffDelay, sleep, withRetry, type RetryOptions, type RetryPolicy } from "./retry.js";
+import { CheckpointConflictError, CheckpointTypeError, D1OperationError, type CheckpointOperation } from "./errors.js";
+import { keysetPages, parseListOptions, type KeysetOptions, type Page, type PageRequest } from "./keyset.js";
+import { resolveRetry, withRetry, type CheckVerdict, type RetriedCall, type RetryOptions, type RetryPolicy } from "./retry.js";
 import { applySchema } from "./schema.js";
 import {
-  checkExpected,
-  checkListOptions,
-  checkName,
+  checkBoolean,
+  checkFunction,
   checkOptions,
-  checkPosition,
-  checkRetryOptions,
-  checkSignal,
+  checkWrites,
+  parseNamed,
+  parseSave,
+  toPosition,
+  type SaveArguments,
 } from "./validate.js";
 
 /** Options of the {@link D1CheckpointStore} constructor. */
@@ -59,22 +56,38 @@ export interface CreateOptions extends D1CheckpointStoreOptions {
   readonly migrate?: boolean | undefined;
 }
 
-/** Options of `commit` and `saveStatement`. */
-export interface CommitOptions extends OperationOptions {
-  /** The condition, as in {@link SaveOptions.expected}. */
-  readonly expected?: number | null | undefined;
-}
-
 /** D1 clients whose schema this isolate has applied; a Worker builds a store per request. */
 const migratedClients = new WeakSet<D1Client>();
+
+/**
+ * Conditional checkpoint statements made by `saveStatement`, with their
+ * checkpoint's name: when one of them is among a commit's statements, a
+ * failed condition in the batch may be theirs rather than the commit's own.
+ */
+const conditionalStatements = new WeakMap<D1PreparedStatement, string>();
+
+/**
+ * The position this isolate last saw or wrote per binding and name: the guess
+ * of {@link D1CheckpointStore.loadAndQuery}. Only a guess, checked in the
+ * same round trip; numbers, never I/O objects, so sharing it across requests
+ * is safe.
+ */
+const rememberedPositions = new WeakMap<D1Client, Map<string, number>>();
+
+function rememberPosition(db: D1Client, name: string, position: number | undefined): void {
+  let positions = rememberedPositions.get(db);
+  if (positions === undefined) rememberedPositions.set(db, (positions = new Map<string, number>()));
+  if (position === undefined) positions.delete(name);
+  else positions.set(name, position);
+}
 
 interface PositionRow {
   readonly position: unknown;
 }
 
-interface EntryRow {
-  readonly name: string;
-  readonly position: unknown;
+/** A page row; `position` only when the page query selected it. */
+interface EntryRow extends RawRow {
+  readonly position?: unknown;
 }
 
 /**
@@ -88,20 +101,32 @@ interface EntryRow {
  * Beyond the Go store it offers conditional saves (`expected`), and
  * {@link D1CheckpointStore.commit} / {@link D1CheckpointStore.saveStatement}
  * to commit a read model and its checkpoint in one D1 batch.
+ *
+ * @example
+ * ```ts
+ * const store = new D1CheckpointStore(env.DB);
+ * const { position } = await store.load("balances");
+ * const events = await readEventsAfter(env.DB, position, 100);
+ * const last = events.at(-1);
+ * if (last !== undefined) {
+ *   // read model and checkpoint in one transaction, only if no other run moved it
+ *   await store.commit("balances", last.position, events.map(creditStatement), { expected: position });
+ * }
+ * ```
  */
-export class D1CheckpointStore implements CheckpointStore {
+export class D1CheckpointStore implements CheckpointStore, ProjectionStore<readonly D1PreparedStatement[]> {
   /** The D1 binding or session the store talks to. */
   readonly db: D1Client;
   readonly #retry: RetryPolicy;
+  #statementPrototype: object | null | undefined;
 
   /** Wraps `db`. Never migrates: use {@link D1CheckpointStore.create} or `migrate()` for that. */
   constructor(db: D1Client, options?: D1CheckpointStoreOptions) {
     if (!isD1Client(db)) {
       throw new CheckpointTypeError("configure", undefined, "db", "must be a D1Database or D1DatabaseSession");
     }
-    const { retry } = checkOptions("configure", undefined, options);
     this.db = db;
-    this.#retry = checkRetryOptions(retry);
+    this.#retry = resolveRetry("configure", checkOptions("configure", undefined, options).retry);
   }
 
   /**
@@ -109,11 +134,23 @@ export class D1CheckpointStore implements CheckpointStore {
    * The schema is applied once per isolate and binding (one `batch()` round
    * trip), not once per request; concurrent first requests of a fresh isolate
    * may each apply it, which is harmless (`IF NOT EXISTS`).
+   *
+   * @example
+   * ```ts
+   * const store = await D1CheckpointStore.create(env.DB); // no wrangler migrations needed
+   * ```
    */
   static async create(db: D1Client, options?: CreateOptions): Promise<D1CheckpointStore> {
     const store = new D1CheckpointStore(db, options);
-    if (options?.migrate !== false && !migratedClients.has(db)) {
-      await withRetry(store.#retry, "migrate", undefined, undefined, () => applySchema(db));
+    const migrate = checkBoolean("configure", undefined, options?.migrate, "options.migrate", true);
+    if (migrate && !migratedClients.has(db)) {
+      await store.#call({
+        operation: "migrate",
+        checkpoint: undefined,
+        signal: undefined,
+        kind: "idempotent",
+        send: () => applySchema(db),
+      });
       migratedClients.add(db);
     }
     return store;
@@ -121,42 +158,51 @@ export class D1CheckpointStore implements CheckpointStore {
 
   /** Stores `position` for `name` (an upsert, or with `expected` a compare-and-set). One round trip. */
   async save(name: string, position: number, options?: SaveOptions): Promise<void> {
-    const valid = checkName("save", name);
-    const at = checkPosition("save", valid, position);
-    const { expected, signal } = checkOptions("save", valid, options);
-    const condition = checkExpected("save", valid, expected);
-    await this.#write("save", valid, at, condition, [], checkSignal("save", valid, signal));
+    await this.#write("save", parseSave("save", name, position, options), []);
   }
 
   /** Reads the checkpoint of `name`. One round trip. */
   async load(name: string, options?: OperationOptions): Promise<LoadResult> {
-    const valid = checkName("load", name);
-    const signal = checkSignal("load", valid, checkOptions("load", valid, options).signal);
-    return withRetry(this.#retry, "load", valid, signal, () => this.#load("load", valid));
+    const { name: valid, signal } = parseNamed("load", name, options);
+    const checkpoint = await this.#call({ operation: "load", checkpoint: valid, signal, kind: "read", send: () => this.#load("load", valid) });
+    rememberPosition(this.db, valid, checkpoint.found ? checkpoint.position : undefined);
+    return checkpoint;
   }
 
   /** Deletes the checkpoint of `name`; no error when there is none. One round trip. */
   async reset(name: string, options?: OperationOptions): Promise<void> {
-    const valid = checkName("reset", name);
-    const signal = checkSignal("reset", valid, checkOptions("reset", valid, options).signal);
-    await withRetry(this.#retry, "reset", valid, signal, () => this.db.prepare(RESET_SQL).bind(valid).run());
+    const { name: valid, signal } = parseNamed("reset", name, options);
+    await this.#call({
+      operation: "reset",
+      checkpoint: valid,
+      signal,
+      kind: "idempotent",
+      send: () => this.db.prepare(RESET_SQL).bind(valid).run(),
+    });
+    rememberPosition(this.db, valid, undefined);
   }
 
-  /** The names in ascending order, one round trip per page (`WHERE name > ? ORDER BY name LIMIT ?`). */
+  /**
+   * The names in ascending order, one round trip per page (`WHERE name > ? ORDER BY name LIMIT ?`).
+   * Rows whose name is not valid UTF-8 text (written by another tool: a blob,
+   * bytes such as FE or FF) are skipped: no method of the store could address
+   * them, and the listing goes on after their exact bytes.
+   */
   names(options?: ListOptions): AsyncIterableIterator<string> {
-    const listing = checkListOptions("names", options);
-    const fetchPage = this.#pageFetcher<{ readonly name: string }>("names", "name", listing);
-    return mapRows(keysetPages(listing, fetchPage, (row) => row.name), (row) => row.name);
+    const listing = parseListOptions("names", options);
+    return keysetPages(listing, this.#pages<string>("names", "name", listing, (_row, name) => name));
   }
 
-  /** The checkpoints in name order with their positions, one round trip per page. */
+  /** The checkpoints in name order with their positions, one round trip per page; names as {@link D1CheckpointStore.names}. */
   entries(options?: ListOptions): AsyncIterableIterator<CheckpointEntry> {
-    const listing = checkListOptions("entries", options);
-    const fetchPage = this.#pageFetcher<EntryRow>("entries", "name, position", listing);
-    return mapRows(keysetPages(listing, fetchPage, (row) => row.name), (row) => ({
-      name: row.name,
-      position: toPosition("entries", row.name, row.position),
-    }));
+    const listing = parseListOptions("entries", options);
+    return keysetPages(
+      listing,
+      this.#pages<CheckpointEntry>("entries", "name, position", listing, (row, name) => ({
+        name,
+        position: toPosition("entries", name, row.position),
+      })),
+    );
   }
 
   /**
@@ -164,12 +210,17 @@ export class D1CheckpointStore implements CheckpointStore {
    * With `expected`, the statement itself fails when the condition does not
    * hold, so D1 rolls back the whole batch; recognise that failure with
    * `isCheckpointConflict(error)`. Nothing is sent until you run it.
+   *
+   * @example
+   * ```ts
+   * await env.DB.batch([store.saveStatement("balances", 42, { expected: 41 }), ...readModelStatements]);
+   * ```
    */
-  saveStatement(name: string, position: number, options?: Omit<CommitOptions, "signal">): D1PreparedStatement {
-    const valid = checkName("saveStatement", name);
-    const at = checkPosition("saveStatement", valid, position);
-    const { expected } = checkOptions("saveStatement", valid, options);
-    return this.#saveStatement(valid, at, checkExpected("saveStatement", valid, expected));
+  saveStatement(name: string, position: number, options?: Omit<SaveOptions, "signal">): D1PreparedStatement {
+    const { name: valid, position: at, expected } = parseSave("saveStatement", name, position, options);
+    const statement = this.#saveStatement(valid, at, expected);
+    if (expected !== undefined) conditionalStatements.set(statement, valid);
+    return statement;
   }
 
   /**
@@ -178,7 +229,7 @@ export class D1CheckpointStore implements CheckpointStore {
    * the rebuild starts from an empty read model. Nothing is sent until you run it.
    */
   resetStatement(name: string): D1PreparedStatement {
-    return this.db.prepare(RESET_SQL).bind(checkName("resetStatement", name));
+    return this.db.prepare(RESET_SQL).bind(parseNamed("resetStatement", name, undefined).name);
   }
 
   /**
@@ -186,20 +237,114 @@ export class D1CheckpointStore implements CheckpointStore {
    * one `db.batch()`: one round trip, one transaction. With `expected`, a
    * moved checkpoint rejects with {@link CheckpointConflictError} and nothing
    * of the batch is applied. The checkpoint statement runs first, so a
-   * conflict costs no read-model work.
+   * conflict costs no read-model work. The statements are checked and copied
+   * when `commit` is called: changing the array afterwards changes nothing.
+   *
+   * @example
+   * ```ts
+   * await store.commit("balances", 42, [creditAlice, debitBob], { expected: 41 });
+   * ```
    */
   async commit(
     name: string,
     position: number,
     statements: readonly D1PreparedStatement[],
-    options?: CommitOptions,
+    options?: SaveOptions,
   ): Promise<void> {
-    const valid = checkName("commit", name);
-    const at = checkPosition("commit", valid, position);
-    checkStatements("commit", valid, statements);
-    const { expected, signal } = checkOptions("commit", valid, options);
-    const condition = checkExpected("commit", valid, expected);
-    await this.#write("commit", valid, at, condition, statements, checkSignal("commit", valid, signal));
+    const args = parseSave("commit", name, position, options);
+    await this.#write("commit", args, this.#checkStatements("commit", args.name, statements));
+  }
+
+  /**
+   * {@link D1CheckpointStore.commit} with `query` appended to the same batch:
+   * one round trip commits the read model and the checkpoint and returns the
+   * query's rows, typically the next events. The rows are returned only when
+   * the batch committed; on a conflict nothing is applied and nothing is
+   * returned. `ProjectionRunner` uses it with `eventsQuery`.
+   *
+   * @example
+   * ```ts
+   * const next = await store.commitAndQuery<Event>("balances", 200, statements,
+   *   env.DB.prepare("SELECT * FROM events WHERE position > ?1 ORDER BY position LIMIT 100").bind(200),
+   *   { expected: 100 });
+   * ```
+   */
+  async commitAndQuery<Row>(
+    name: string,
+    position: number,
+    statements: readonly D1PreparedStatement[],
+    query: D1PreparedStatement,
+    options?: SaveOptions,
+  ): Promise<Row[]> {
+    const args = parseSave("commit", name, position, options);
+    const writes = this.#checkStatements("commit", args.name, statements);
+    return this.#write<Row>("commit", args, writes, this.#checkQuery("commit", args.name, query));
+  }
+
+  /**
+   * Loads the checkpoint and returns the rows of `query(checkpoint.position)`,
+   * typically the events after it. When this isolate has seen the checkpoint
+   * on this binding before, both go in one `batch()` (one round trip, one
+   * consistent snapshot) with the last position seen as the guess; when there
+   * is no guess, or it was wrong, the query is sent again after the loaded
+   * position (a second round trip). `ProjectionRunner` uses it with `eventsQuery`.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  async loadAndQuery<Row>(
+    name: string,
+    query: (after: number) => D1PreparedStatement,
+    options?: OperationOptions,
+  ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[] }> {
+    const { name: valid, signal } = parseNamed("load", name, options);
+    checkFunction("load", valid, query, "query", true);
+    const guess = rememberedPositions.get(this.db)?.get(valid);
+    const read = (after: number): Promise<Row[]> => {
+      const statement = this.#checkQuery("load", valid, query(after));
+      return this.#call({
+        operation: "load",
+        checkpoint: valid,
+        signal,
+        kind: "read",
+        send: async () => (await statement.all<Row>()).results,
+      });
+    };
+    if (guess === undefined) {
+      const checkpoint = await this.load(valid, { signal });
+      return { checkpoint, rows: await read(checkpoint.position) };
+    }
+    const guessed = this.#checkQuery("load", valid, query(guess));
+    const { checkpoint, rows } = await this.#call({
+      operation: "load",
+      checkpoint: valid,
+      signal,
+      kind: "read",
+      send: async () => {
+        const [loaded, events] = await this.db.batch([this.db.prepare(LOAD_SQL).bind(valid), guessed]);
+        const row = loaded?.results[0] as PositionRow | undefined;
+        const checkpoint: LoadResult =
+          row === undefined ? { position: 0, found: false } : { position: toPosition("load", valid, row.position), found: true };
+        return { checkpoint, rows: (events?.results ?? []) as Row[] };
+      },
+    });
+    rememberPosition(this.db, valid, checkpoint.found ? checkpoint.position : undefined);
+    return { checkpoint, rows: checkpoint.position === guess ? rows : await read(checkpoint.position) };
+  }
+
+  #call<T>(call: RetriedCall<T>): Promise<T> {
+    return withRetry(this.#retry, call);
+  }
+
+  #checkStatements(operation: CheckpointOperation, name: string, statements: unknown, argument = "statements"): D1PreparedStatement[] {
+    const prototype = (this.#statementPrototype ??= Object.getPrototypeOf(this.db.prepare(LOAD_SQL)) as object | null);
+    const isStatement = (item: unknown): item is D1PreparedStatement =>
+      typeof item === "object" && item !== null && Object.getPrototypeOf(item) === prototype;
+    return checkWrites(operation, name, statements, isStatement, "D1PreparedStatement (from db.prepare)", argument);
+  }
+
+  #checkQuery(operation: CheckpointOperation, name: string, query: unknown): D1PreparedStatement {
+    const [statement] = this.#checkStatements(operation, name, [query], "query");
+    if (statement === undefined) throw new CheckpointTypeError(operation, name, "query", "must be a D1PreparedStatement");
+    return statement;
   }
 
   #saveStatement(name: string, position: number, expected: number | null | undefined): D1PreparedStatement {
@@ -214,78 +359,125 @@ export class D1CheckpointStore implements CheckpointStore {
     return { position: toPosition(operation, name, row.position), found: true };
   }
 
-  #pageFetcher<Row>(
+  #pages<Item>(
     operation: CheckpointOperation,
     columns: PageColumns,
     listing: KeysetOptions,
-  ): (request: PageRequest) => Promise<readonly Row[]> {
-    return (request) =>
-      withRetry(this.#retry, operation, undefined, listing.signal, async () => {
-        const { results } = await this.db
-          .prepare(pageSql(columns, request))
-          .bind(...pageBindings(request))
-          .all<Row>();
-        return results;
+    toItem: (row: EntryRow, name: string) => Item,
+  ): (request: PageRequest) => Promise<Page<Item>> {
+    return async (request) => {
+      const rows = await this.#call({
+        operation,
+        checkpoint: undefined,
+        signal: listing.signal,
+        kind: "read",
+        send: async () => (await this.db.prepare(pageSql(columns, request)).bind(...pageBindings(request)).all<EntryRow>()).results,
       });
+      const last = rows.at(-1);
+      return {
+        // Mapped lazily, so that a corrupt position raises when its row is reached.
+        items: (function* () {
+          for (const row of rows) {
+            const name = storedName(row);
+            if (typeof name === "string") yield toItem(row, name);
+          }
+        })(),
+        rows: rows.length,
+        last: last === undefined ? undefined : storedName(last),
+      };
+    };
   }
 
   /**
-   * Saves a checkpoint, alone or after the caller's statements in one batch.
-   *
-   * Retries: an unconditional save is an idempotent upsert and is simply sent
-   * again. A conditional write whose response may have been lost is first
-   * checked: if the checkpoint is already at `position` the write landed (this
-   * one, or an overlapping invocation's identical one); if it is still at
-   * `expected` it did not and is sent again; anything else is a conflict. An
-   * unconditional commit, or one where `expected === position`, cannot be
-   * checked that way and is not retried.
+   * Saves a checkpoint, alone or first in one batch with the caller's
+   * statements, and then `query`, whose rows are returned. How each kind of
+   * write is retried, and what the caller is told when a response is lost, is
+   * decided by `withRetry` (decision 0006): an unconditional save is an
+   * idempotent upsert; a conditional write is checked with a `load` before it
+   * is sent again; an unconditional commit with statements, or one where
+   * `expected === position`, cannot be checked and is sent once. When the
+   * check finds that the write landed, `query` is sent alone.
    */
-  async #write(
+  async #write<Row = never>(
     operation: "save" | "commit",
-    name: string,
-    position: number,
-    expected: number | null | undefined,
+    args: SaveArguments,
     statements: readonly D1PreparedStatement[],
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
+    query?: D1PreparedStatement,
+  ): Promise<Row[]> {
+    const { name, position, expected, signal } = args;
     const checkpoint = this.#saveStatement(name, position, expected);
-    const send =
-      statements.length === 0
-        ? () => checkpoint.run()
-        : () => this.db.batch([checkpoint, ...statements]);
-    const conditional = expected !== undefined;
-    const checkable = conditional && (expected !== position || statements.length === 0);
-    const retryable = checkable || (!conditional && statements.length === 0);
-    let verify = false;
-    for (let attempt = 1; ; attempt++) {
-      signal?.throwIfAborted();
+    const batch = query === undefined ? [checkpoint, ...statements] : [checkpoint, ...statements, query];
+    const send = async (): Promise<Row[]> => {
       try {
-        if (verify) {
-          const current = await this.#load(operation, name);
-          const at = current.found ? current.position : null;
-          if (at === position) return;
-          if (at !== expected) throw new CheckpointConflictError(operation, name, expected ?? null);
-          verify = false;
+        if (batch.length === 1) {
+          await checkpoint.run();
+          return [];
         }
-        await send();
-        return;
-      } catch (cause) {
-        if (cause instanceof CheckpointStoreError) throw cause;
-        if (isCheckpointConflict(cause)) {
-          throw new CheckpointConflictError(operation, name, expected ?? null, { cause });
-        }
-        const transient = this.#retry.isTransient(cause);
-        if (!retryable || !transient || attempt >= this.#retry.attempts) {
-          throw new D1OperationError(operation, name, cause, {
-            attempts: attempt,
-            transient,
-            outcomeUnknown: transient,
-          });
-        }
-        verify = checkable;
-        await sleep(backoffDelay(this.#retry, attempt), signal);
+        const results = await this.db.batch<Row>(batch);
+        return query === undefined ? [] : (results.at(-1)?.results ?? []);
+      } catch (error) {
+        if (isConflictMarker(error)) throw await this.#conflict(operation, args, statements, error);
+        throw error;
       }
+    };
+    const check = async (): Promise<CheckVerdict<Row[]>> => {
+      const current = await this.#load(operation, name);
+      const at = current.found ? current.position : null;
+      if (at === position) return { landed: true, value: query === undefined ? [] : (await query.all<Row>()).results };
+      if (at === expected) return { landed: false };
+      return { landed: "unknown", found: at === null ? "no checkpoint" : `position ${at}` };
+    };
+    const kind =
+      expected === undefined
+        ? statements.length === 0 ? "idempotent" : "once"
+        : expected !== position || statements.length === 0 ? "checked" : "once";
+    const rows = await this.#call({ operation, checkpoint: name, signal, kind, send, check });
+    rememberPosition(this.db, name, position);
+    return rows;
+  }
+
+  /**
+   * The error for a batch in which a conditional checkpoint statement failed.
+   * Ours runs first; when the caller's statements hold conditional checkpoint
+   * statements of their own, one `load` tells whose condition failed: ours
+   * held if the checkpoint is still at `expected`.
+   */
+  async #conflict(
+    operation: CheckpointOperation,
+    { name, expected }: SaveArguments,
+    statements: readonly D1PreparedStatement[],
+    error: unknown,
+  ): Promise<Error> {
+    const others = statements.flatMap((statement, index) => {
+      const other = conditionalStatements.get(statement);
+      return other === undefined ? [] : [`statements[${index}] (checkpoint ${JSON.stringify(other)})`];
+    });
+    const theirs = (): Error =>
+      new D1OperationError(operation, name, error, {
+        attempts: 1,
+        transient: false,
+        outcomeUnknown: false,
+        reason:
+          others.length === 0
+            ? `a statement among the statements wrote NULL into checkpoints.position; nothing was applied`
+            : `the condition of a conditional checkpoint statement among the statements did not hold: ${others.join(", ")}; nothing was applied`,
+      });
+    // An unconditional save cannot fail that way: the failure is theirs.
+    if (expected === undefined) return theirs();
+    if (others.length === 0) return new CheckpointConflictError(operation, name, expected, { cause: error });
+    let current: LoadResult;
+    try {
+      current = await this.#load(operation, name);
+    } catch (cause) {
+      return new D1OperationError(operation, name, error, {
+        attempts: 1,
+        transient: false,
+        outcomeUnknown: false,
+        reason: `a checkpoint condition failed (this one's, or one of ${others.join(", ")}), and the load that would tell which failed too (${cause instanceof Error ? cause.message : String(cause)}); nothing was applied`,
+      });
     }
+    const at = current.found ? current.position : null;
+    return at === expected ? theirs() : new CheckpointConflictError(operation, name, expected, { cause: error });
   }
 }
 
@@ -293,26 +485,4 @@ function isD1Client(value: unknown): value is D1Client {
   if (typeof value !== "object" || value === null) return false;
   const candidate = value as { prepare?: unknown; batch?: unknown };
   return typeof candidate.prepare === "function" && typeof candidate.batch === "function";
-}
-
-/** A stored position as a number, or a {@link CorruptCheckpointError}. */
-function toPosition(operation: CheckpointOperation, name: string, value: unknown): number {
-  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
-  throw new CorruptCheckpointError(operation, name, value);
-}
-
-function checkStatements(operation: CheckpointOperation, name: string, statements: unknown): void {
-  if (!Array.isArray(statements)) {
-    throw new CheckpointTypeError(operation, name, "statements", "must be an array of D1PreparedStatement");
-  }
-  statements.forEach((statement: unknown, index) => {
-    if (
-      typeof statement !== "object" ||
-      statement === null ||
-      typeof (statement as { bind?: unknown }).bind !== "function" ||
-      typeof (statement as { run?: unknown }).run !== "function"
-    ) {
-      throw new CheckpointTypeError(operation, name, `statements[${index}]`, "must be a D1PreparedStatement");
-    }
-  });
 }

@@ -12,14 +12,6 @@ export type CheckpointOperation =
   | "configure"
   | "run";
 
-/** Fields every error raised by the store carries. */
-export interface CheckpointErrorDetails {
-  /** The operation that failed. */
-  readonly operation: CheckpointOperation;
-  /** The checkpoint name the operation was about, when it has one. */
-  readonly checkpoint: string | undefined;
-}
-
 function describe(operation: CheckpointOperation, checkpoint: string | undefined): string {
   return checkpoint === undefined ? operation : `${operation}(${JSON.stringify(checkpoint)})`;
 }
@@ -28,7 +20,7 @@ function describe(operation: CheckpointOperation, checkpoint: string | undefined
  * Base class of the errors the store raises (input errors aside, which are
  * {@link CheckpointTypeError} and {@link CheckpointRangeError}).
  */
-export class CheckpointStoreError extends Error implements CheckpointErrorDetails {
+export class CheckpointStoreError extends Error {
   /** The class name, for logs. */
   override name = "CheckpointStoreError";
   /** The operation that failed. */
@@ -48,54 +40,71 @@ export class CheckpointStoreError extends Error implements CheckpointErrorDetail
   }
 }
 
-/** Details of a failed D1 call. */
-export interface D1FailureDetails {
-  /** How many times the call was sent. */
-  readonly attempts: number;
-  /** Whether the last error was transient (retryable by its message). */
-  readonly transient: boolean;
-  /**
-   * Whether the write may have been applied all the same: a transient error
-   * can hide a response lost after D1 committed. Load the checkpoint to find
-   * out. Always `false` for reads and for errors D1 reported about a statement
-   * (those roll the whole batch back).
-   */
-  readonly outcomeUnknown: boolean;
-}
-
 /**
  * D1 rejected or failed a call (after any retries). The D1 error is `cause`,
- * untouched.
+ * untouched; when an abort ended a retry after a write that may have been
+ * applied, `cause` is the signal's reason and `aborted` is `true`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await store.commit("balances", 42, statements, { expected: 41 });
+ * } catch (error) {
+ *   if (error instanceof D1OperationError && error.outcomeUnknown) {
+ *     // the batch may have been applied: load the checkpoint before deciding
+ *   }
+ *   throw error;
+ * }
+ * ```
  */
-export class D1OperationError extends CheckpointStoreError implements D1FailureDetails {
+export class D1OperationError extends CheckpointStoreError {
   /** The class name, for logs. */
   override name = "D1OperationError";
-  /** How many times the call was sent. */
+  /** How many times the call was sent (a check `load` counts with the attempt it precedes). */
   readonly attempts: number;
-  /** Whether the last error was transient. */
+  /** Whether the last D1 error was transient (retryable by its message). */
   readonly transient: boolean;
-  /** Whether a write may have been applied all the same (see {@link D1FailureDetails.outcomeUnknown}). */
+  /**
+   * Whether the write may have been applied all the same. `true` when a
+   * transient error struck a write (the response may have been lost after D1
+   * committed) and nothing since has shown that it did not land: load the
+   * checkpoint to find out. `false` for reads, and for errors D1 reported
+   * about a statement, which roll the whole batch back.
+   */
   readonly outcomeUnknown: boolean;
+  /** Whether the caller's signal ended the call (its reason is `cause`). */
+  readonly aborted: boolean;
 
   constructor(
     operation: CheckpointOperation,
     checkpoint: string | undefined,
     cause: unknown,
-    details: D1FailureDetails = { attempts: 1, transient: false, outcomeUnknown: false },
+    details: {
+      readonly attempts: number;
+      readonly transient: boolean;
+      readonly outcomeUnknown: boolean;
+      readonly aborted?: boolean | undefined;
+      /** Said instead of D1's message, which stays in `cause`. */
+      readonly reason?: string | undefined;
+    } = { attempts: 1, transient: false, outcomeUnknown: false },
   ) {
     const tries = details.attempts === 1 ? "" : ` after ${details.attempts} attempts`;
+    const what = details.reason ?? `D1 failed${tries}: ${messageOf(cause)}`;
     const unknown = details.outcomeUnknown ? " (the write may have been applied: load the checkpoint to find out)" : "";
-    super(operation, checkpoint, `D1 failed${tries}: ${messageOf(cause)}${unknown}`, { cause });
+    super(operation, checkpoint, `${what}${unknown}`, { cause });
     this.attempts = details.attempts;
     this.transient = details.transient;
     this.outcomeUnknown = details.outcomeUnknown;
+    this.aborted = details.aborted ?? false;
   }
 }
 
 /**
  * A conditional save or commit found the checkpoint somewhere else than
  * `expected`: another invocation moved it first. Nothing of the batch was
- * applied.
+ * applied: the store raises it only when it knows that. A write whose
+ * response was lost and whose checkpoint has moved since is a
+ * {@link D1OperationError} with `outcomeUnknown: true` instead.
  */
 export class CheckpointConflictError extends CheckpointStoreError {
   /** The class name, for logs. */
@@ -141,52 +150,53 @@ export class CorruptCheckpointError extends CheckpointStoreError {
   }
 }
 
-/** An argument of the wrong type. Raised before any query. */
-export class CheckpointTypeError extends TypeError implements CheckpointErrorDetails {
-  /** The class name, for logs. */
-  override name = "CheckpointTypeError";
+/** What the input errors carry: where the bad argument was given. */
+export interface CheckpointInputDetails {
   /** The operation that was called. */
   readonly operation: CheckpointOperation;
   /** The checkpoint name, when the name itself was valid. */
   readonly checkpoint: string | undefined;
   /** The argument or option at fault, such as `"name"` or `"options.pageSize"`. */
   readonly argument: string;
-
-  constructor(
-    operation: CheckpointOperation,
-    checkpoint: string | undefined,
-    argument: string,
-    message: string,
-  ) {
-    super(`${describe(operation, checkpoint)}: ${argument} ${message}`);
-    this.operation = operation;
-    this.checkpoint = checkpoint;
-    this.argument = argument;
-  }
 }
 
-/** An argument of the right type but outside its range. Raised before any query. */
-export class CheckpointRangeError extends RangeError implements CheckpointErrorDetails {
+/** The constructor of an input error class whose instances are `E` with {@link CheckpointInputDetails}. */
+export interface CheckpointInputErrorConstructor<E extends Error> {
+  /** Builds the error; its message names the operation, the checkpoint and the argument. */
+  new (operation: CheckpointOperation, checkpoint: string | undefined, argument: string, message: string): E &
+    CheckpointInputDetails;
+  /** The prototype. */
+  readonly prototype: E & CheckpointInputDetails;
+}
+
+/**
+ * The one body of both input errors: a standard `TypeError` or `RangeError`
+ * (so `instanceof TypeError` keeps working) with {@link CheckpointInputDetails}.
+ */
+function inputError<E extends Error>(Base: new (message: string) => E): CheckpointInputErrorConstructor<E> {
+  return class extends (Base as new (message: string) => Error) implements CheckpointInputDetails {
+    readonly operation: CheckpointOperation;
+    readonly checkpoint: string | undefined;
+    readonly argument: string;
+    constructor(operation: CheckpointOperation, checkpoint: string | undefined, argument: string, message: string) {
+      super(`${describe(operation, checkpoint)}: ${argument} ${message}`);
+      this.operation = operation;
+      this.checkpoint = checkpoint;
+      this.argument = argument;
+    }
+  } as unknown as CheckpointInputErrorConstructor<E>;
+}
+
+/** An argument of the wrong type (a `TypeError`). Raised before any query; nothing is sent. */
+export class CheckpointTypeError extends inputError(TypeError) {
+  /** The class name, for logs. */
+  override name = "CheckpointTypeError";
+}
+
+/** An argument of the right type but outside its range (a `RangeError`). Raised before any query; nothing is sent. */
+export class CheckpointRangeError extends inputError(RangeError) {
   /** The class name, for logs. */
   override name = "CheckpointRangeError";
-  /** The operation that was called. */
-  readonly operation: CheckpointOperation;
-  /** The checkpoint name, when the name itself was valid. */
-  readonly checkpoint: string | undefined;
-  /** The argument or option at fault, such as `"position"`. */
-  readonly argument: string;
-
-  constructor(
-    operation: CheckpointOperation,
-    checkpoint: string | undefined,
-    argument: string,
-    message: string,
-  ) {
-    super(`${describe(operation, checkpoint)}: ${argument} ${message}`);
-    this.operation = operation;
-    this.checkpoint = checkpoint;
-    this.argument = argument;
-  }
 }
 
 /** The message of an unknown thrown value. */

@@ -1,19 +1,40 @@
+/**
+ * A checkpoint store for event-sourced projections on Cloudflare Workers.
+ *
+ * Each projection (a read-model table, a counter, a search index) remembers
+ * the position of the last event it applied, so the next invocation resumes
+ * exactly there, with no event lost and none applied twice. The checkpoint
+ * commits in the same transaction as the read model: a D1 `batch()` with
+ * {@link D1CheckpointStore}, and `ProjectionRunner` drives the loop.
+ *
+ * @example
+ * ```ts
+ * import { D1CheckpointStore, ProjectionRunner } from "@synapse-es/checkpointstore-d1";
+ *
+ * const runner = new ProjectionRunner({
+ *   name: "balances",
+ *   store: new D1CheckpointStore(env.DB),
+ *   eventsQuery: (after, limit) =>
+ *     env.DB.prepare("SELECT * FROM events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+ *   project: (events) => events.map((event) => creditStatement(env.DB, event)),
+ * });
+ * await runner.run({ maxBatches: 8 });
+ * ```
+ *
+ * @packageDocumentation
+ */
 export type {
   CheckpointEntry,
   CheckpointStore,
   ListOptions,
   LoadResult,
   OperationOptions,
+  ProjectionStore,
   SaveOptions,
 } from "./checkpoint-store.js";
 export { isCheckpointConflict } from "./checkpoint-sql.js";
 export type { D1Client } from "./d1-client.js";
-export {
-  D1CheckpointStore,
-  type CommitOptions,
-  type CreateOptions,
-  type D1CheckpointStoreOptions,
-} from "./d1-checkpoint-store.js";
+export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1-checkpoint-store.js";
 export {
   CheckpointConflictError,
   CheckpointRangeError,
@@ -21,9 +42,9 @@ export {
   CheckpointTypeError,
   CorruptCheckpointError,
   D1OperationError,
-  type CheckpointErrorDetails,
+  type CheckpointInputDetails,
+  type CheckpointInputErrorConstructor,
   type CheckpointOperation,
-  type D1FailureDetails,
 } from "./errors.js";
 export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
 export { compareNames } from "./name-order.js";
@@ -31,11 +52,14 @@ export {
   ProjectionError,
   ProjectionRunner,
   type EventErrorDecision,
+  type EventsQuerySource,
+  type PipelinedProjectionStore,
   type PositionedEvent,
   type ProjectionRunnerOptions,
+  type ReadEventsSource,
   type RunOptions,
   type RunSummary,
 } from "./projection-runner.js";
-export { DEFAULT_RETRY, isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions, type RetryPolicy } from "./retry.js";
+export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./retry.js";
 export { migrate, SCHEMA, type MigrateOptions } from "./schema.js";
-export { DEFAULT_PAGE_SIZE, MAX_NAME_BYTES, MAX_PAGE_SIZE } from "./validate.js";
+export { MAX_NAME_BYTES } from "./validate.js";

@@ -1,10 +1,35 @@
+// Keyset paging of `names()` and `entries()`, shared by every store: the
+// options, the bounds of each page, and the loop that walks the pages.
+import type { ListOptions } from "./checkpoint-store.js";
+import type { CheckpointOperation } from "./errors.js";
 import { compareNames, prefixUpperBound } from "./name-order.js";
+import { checkInteger, checkName, checkOptions, checkSignal } from "./validate.js";
+
+/** The number of rows `names()` and `entries()` fetch per query unless told otherwise. */
+export const DEFAULT_PAGE_SIZE = 1000;
+
+/** The largest `pageSize` `names()` and `entries()` accept. */
+export const MAX_PAGE_SIZE = 10_000;
+
+/**
+ * A stored name that is not valid UTF-8 text (another tool wrote bytes such
+ * as FE or FF, or a blob): its exact bytes, so that the next page can start
+ * right after it. D1 would hand the text back with U+FFFD in place of the bad
+ * bytes, which sorts elsewhere.
+ */
+export interface RawName {
+  readonly bytes: Uint8Array;
+  readonly type: "text" | "blob";
+}
+
+/** Where a page starts: after a name, or after a stored name that is not valid text. */
+export type NameBound = string | RawName;
 
 /** One page request of a keyset listing: names in `lower..upper`, at most `limit`. */
 export interface PageRequest {
   /** Lower bound on the name. */
-  readonly lower: string;
-  /** Whether a name equal to `lower` is included (only on the first page of a prefix listing). */
+  readonly lower: NameBound;
+  /** Whether a name equal to `lower` is included (only on the first page). */
   readonly inclusive: boolean;
   /** Exclusive upper bound on the name, or none. */
   readonly upper: string | undefined;
@@ -12,7 +37,14 @@ export interface PageRequest {
   readonly limit: number;
 }
 
-/** Bounds and paging for a listing. */
+/** What one page gave: the items to yield, how many rows the query returned, and the last row's name. */
+export interface Page<Item> {
+  readonly items: Iterable<Item>;
+  readonly rows: number;
+  readonly last: NameBound | undefined;
+}
+
+/** Bounds and paging for a listing, checked. */
 export interface KeysetOptions {
   readonly pageSize: number;
   readonly after: string | undefined;
@@ -20,18 +52,32 @@ export interface KeysetOptions {
   readonly signal: AbortSignal | undefined;
 }
 
+/** Checks the options of `names()` and `entries()`. */
+export function parseListOptions(operation: CheckpointOperation, options: ListOptions | undefined): KeysetOptions {
+  const { pageSize, after, prefix, signal } = checkOptions(operation, undefined, options);
+  return {
+    pageSize: checkInteger(operation, undefined, pageSize, "options.pageSize", {
+      min: 1,
+      max: MAX_PAGE_SIZE,
+      fallback: DEFAULT_PAGE_SIZE,
+    }),
+    after: after === undefined ? undefined : checkName(operation, after, "options.after", { allowEmpty: true }),
+    prefix: prefix === undefined ? undefined : checkName(operation, prefix, "options.prefix", { allowEmpty: true }),
+    signal: checkSignal(operation, undefined, signal),
+  };
+}
+
 /**
- * Lists rows in ascending name order, one page per `fetchPage` call, each
- * page starting after the last name of the previous one (never an OFFSET).
+ * Lists items in ascending name order, one page per `fetchPage` call, each
+ * page starting after the last row of the previous one (never an OFFSET).
  * The signal is checked before every page; a short page ends the listing.
  */
-export async function* keysetPages<Row>(
+export async function* keysetPages<Item>(
   options: KeysetOptions,
-  fetchPage: (request: PageRequest) => Promise<readonly Row[]>,
-  nameOf: (row: Row) => string,
-): AsyncGenerator<Row, void, undefined> {
+  fetchPage: (request: PageRequest) => Promise<Page<Item>>,
+): AsyncGenerator<Item, void, undefined> {
   const { pageSize, after, prefix, signal } = options;
-  let lower = "";
+  let lower: NameBound = "";
   let inclusive = true;
   let upper: string | undefined;
   if (prefix !== undefined) {
@@ -46,19 +92,10 @@ export async function* keysetPages<Row>(
 
   for (;;) {
     signal?.throwIfAborted();
-    const rows = await fetchPage({ lower, inclusive, upper, limit: pageSize });
-    yield* rows;
-    const last = rows.at(-1);
-    if (rows.length < pageSize || last === undefined) return;
-    lower = nameOf(last);
+    const page = await fetchPage({ lower, inclusive, upper, limit: pageSize });
+    yield* page.items;
+    if (page.rows < pageSize || page.last === undefined) return;
+    lower = page.last;
     inclusive = false;
   }
-}
-
-/** Maps each row of an async iterable, lazily. */
-export async function* mapRows<Row, Out>(
-  rows: AsyncIterable<Row>,
-  map: (row: Row) => Out,
-): AsyncGenerator<Out, void, undefined> {
-  for await (const row of rows) yield map(row);
 }

@@ -1,4 +1,9 @@
+// The one retry loop of the package, and the policy it follows. Every D1 call
+// of the store goes through `withRetry`, which decides, per kind of call,
+// whether a failure is sent again and what the caller is told about a write
+// that may have been applied (docs/decisions/0006).
 import { CheckpointStoreError, D1OperationError, messageOf, type CheckpointOperation } from "./errors.js";
+import { checkFunction, checkInteger, checkOptions } from "./validate.js";
 
 /**
  * The D1 error messages Cloudflare documents as transient and worth a retry
@@ -15,6 +20,13 @@ export const TRANSIENT_D1_MESSAGES: readonly string[] = Object.freeze([
 /**
  * Whether a D1 error is one of {@link TRANSIENT_D1_MESSAGES}, looking through
  * `cause` chains.
+ *
+ * @example
+ * ```ts
+ * const store = new D1CheckpointStore(env.DB, {
+ *   retry: { isTransient: (error) => isTransientD1Error(error) || String(error).includes("overloaded") },
+ * });
+ * ```
  */
 export function isTransientD1Error(error: unknown): boolean {
   for (let current: unknown = error, depth = 0; current !== undefined && depth < 8; depth++) {
@@ -25,13 +37,17 @@ export function isTransientD1Error(error: unknown): boolean {
   return false;
 }
 
-/** How the store retries transient D1 errors. */
+/**
+ * How the store retries transient D1 errors. Every field is optional; the
+ * defaults are 5 attempts, 50 ms doubling to at most 2,000 ms, full jitter,
+ * {@link isTransientD1Error} and `Math.random`.
+ */
 export interface RetryOptions {
   /** Attempts in all, the first included: 1 to 20, default 5. */
   readonly attempts?: number | undefined;
-  /** Backoff before the second attempt, in milliseconds; doubles per attempt. Default 50. */
+  /** Backoff before the second attempt, in milliseconds (0 to 60,000); doubles per attempt. Default 50. */
   readonly baseDelayMs?: number | undefined;
-  /** The longest backoff, in milliseconds. Default 2,000. */
+  /** The longest backoff, in milliseconds (0 to 600,000). Default 2,000. */
   readonly maxDelayMs?: number | undefined;
   /** Which errors to retry. Default {@link isTransientD1Error}. */
   readonly isTransient?: ((error: unknown) => boolean) | undefined;
@@ -40,18 +56,7 @@ export interface RetryOptions {
 }
 
 /** A resolved {@link RetryOptions}. */
-export interface RetryPolicy {
-  /** Attempts in all, the first included. */
-  readonly attempts: number;
-  /** Backoff before the second attempt, in milliseconds. */
-  readonly baseDelayMs: number;
-  /** The longest backoff, in milliseconds. */
-  readonly maxDelayMs: number;
-  /** Which errors are retried. */
-  readonly isTransient: (error: unknown) => boolean;
-  /** The jitter source, a number in [0, 1). */
-  readonly random: () => number;
-}
+export type RetryPolicy = Readonly<Required<{ [K in keyof RetryOptions]: NonNullable<RetryOptions[K]> }>>;
 
 /** The default policy: 5 attempts, 50 ms doubling to at most 2 s, full jitter. */
 export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
@@ -62,8 +67,23 @@ export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
   random: Math.random,
 });
 
-/** Retry off: one attempt. */
-export const NO_RETRY: RetryPolicy = Object.freeze({ ...DEFAULT_RETRY, attempts: 1 });
+/** Checks the `retry` option of a store (or of `migrate`) and resolves it to a policy. */
+export function resolveRetry(
+  operation: CheckpointOperation,
+  value: RetryOptions | false | undefined,
+): RetryPolicy {
+  if (value === false) return Object.freeze({ ...DEFAULT_RETRY, attempts: 1 });
+  const options = checkOptions(operation, undefined, value, "options.retry");
+  const whole = (value: unknown, argument: keyof RetryOptions, max: number, fallback: number): number =>
+    checkInteger(operation, undefined, value, `options.retry.${argument}`, { min: argument === "attempts" ? 1 : 0, max, fallback });
+  return {
+    attempts: whole(options.attempts, "attempts", 20, DEFAULT_RETRY.attempts),
+    baseDelayMs: whole(options.baseDelayMs, "baseDelayMs", 60_000, DEFAULT_RETRY.baseDelayMs),
+    maxDelayMs: whole(options.maxDelayMs, "maxDelayMs", 600_000, DEFAULT_RETRY.maxDelayMs),
+    isTransient: checkFunction(operation, undefined, options.isTransient, "options.retry.isTransient") ?? DEFAULT_RETRY.isTransient,
+    random: checkFunction(operation, undefined, options.random, "options.retry.random") ?? DEFAULT_RETRY.random,
+  };
+}
 
 /**
  * The delay before attempt `attempt + 1`: "full jitter", a random share of
@@ -93,30 +113,105 @@ export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void
   });
 }
 
+/** What a check after a possibly lost write found. */
+export type CheckVerdict<T> =
+  /** The write is there: the call succeeds with `value`. */
+  | { readonly landed: true; readonly value: T }
+  /** The write is not there: send it again. */
+  | { readonly landed: false }
+  /** The check cannot tell: the outcome is unknown; `found` says what it saw. */
+  | { readonly landed: "unknown"; readonly found: string };
+
 /**
- * Runs one D1 call, retrying transient errors per `policy` when `retryable`;
- * what finally fails is wrapped in a {@link D1OperationError} (errors the
- * store raised itself pass through). The signal is checked before every
- * attempt and cuts a backoff short.
+ * One D1 call as the retry loop sees it. `kind` says what may be sent again:
+ *
+ * - `"read"`: no effect; sent again on a transient error.
+ * - `"idempotent"`: a write that has the same effect when sent twice (an
+ *   upsert, a delete, `CREATE … IF NOT EXISTS`); sent again.
+ * - `"checked"`: a conditional write; after a transient error `check` decides
+ *   whether it landed, must be sent again, or cannot be told.
+ * - `"once"`: a write that is never sent twice.
  */
-export async function withRetry<T>(
-  policy: RetryPolicy,
-  operation: CheckpointOperation,
-  checkpoint: string | undefined,
-  signal: AbortSignal | undefined,
-  call: () => Promise<T>,
-): Promise<T> {
+export interface RetriedCall<T> {
+  readonly operation: CheckpointOperation;
+  readonly checkpoint: string | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly kind: "read" | "idempotent" | "checked" | "once";
+  send(): Promise<T>;
+  check?: (() => Promise<CheckVerdict<T>>) | undefined;
+}
+
+/**
+ * Runs one D1 call under `policy`. What the caller is told:
+ *
+ * - success, or the store's own errors (a conflict, a corrupt row) as they are;
+ * - otherwise a {@link D1OperationError} whose `outcomeUnknown` is `true`
+ *   exactly when a write may have been applied: a transient error struck a
+ *   write and nothing since showed that it did not land (a check that fails,
+ *   a check that cannot tell, an abort during the backoff, a re-send that
+ *   fails for another reason);
+ * - the signal's reason when it aborts before anything that could have
+ *   landed was sent.
+ */
+export async function withRetry<T>(policy: RetryPolicy, call: RetriedCall<T>): Promise<T> {
+  const { operation, checkpoint, signal, kind } = call;
+  let maybeLanded = false; // a write was sent and may have been applied
+  let mustCheck = false; // a checked write must be checked before it is sent again
+  let lastError: unknown;
+  const unknownOutcome = (
+    cause: unknown,
+    attempts: number,
+    details: { transient: boolean; aborted?: boolean; reason?: string },
+  ): D1OperationError => new D1OperationError(operation, checkpoint, cause, { attempts, outcomeUnknown: true, ...details });
+
   for (let attempt = 1; ; attempt++) {
-    signal?.throwIfAborted();
+    let sending = false;
     try {
-      return await call();
+      signal?.throwIfAborted();
+      if (mustCheck && call.check !== undefined) {
+        const verdict = await call.check();
+        if (verdict.landed === true) return verdict.value;
+        if (verdict.landed === "unknown") {
+          throw unknownOutcome(lastError, attempt, {
+            transient: true,
+            reason: `D1 failed (${messageOf(lastError)}) and the checkpoint is now at ${verdict.found}, so whether this write was applied cannot be told`,
+          });
+        }
+        maybeLanded = mustCheck = false; // still where it was: it did not land
+      }
+      sending = true;
+      return await call.send();
     } catch (cause) {
       if (cause instanceof CheckpointStoreError) throw cause;
-      const transient = policy.isTransient(cause);
-      if (!transient || attempt >= policy.attempts) {
-        throw new D1OperationError(operation, checkpoint, cause, { attempts: attempt, transient, outcomeUnknown: false });
+      if (signal?.aborted && cause === signal.reason) {
+        if (!maybeLanded) throw cause;
+        throw unknownOutcome(cause, attempt, {
+          transient: true,
+          aborted: true,
+          reason: `aborted while retrying after D1 failed (${messageOf(lastError)})`,
+        });
       }
-      await sleep(backoffDelay(policy, attempt), signal);
+      const transient = policy.isTransient(cause);
+      if (sending && kind !== "read" && transient) maybeLanded = true;
+      const again =
+        transient &&
+        attempt < policy.attempts &&
+        (kind === "read" || kind === "idempotent" || (kind === "checked" && call.check !== undefined));
+      if (!again) {
+        throw new D1OperationError(operation, checkpoint, cause, { attempts: attempt, transient, outcomeUnknown: maybeLanded });
+      }
+      lastError = cause;
+      mustCheck = kind === "checked" && maybeLanded;
+      try {
+        await sleep(backoffDelay(policy, attempt), signal);
+      } catch (reason) {
+        if (!maybeLanded) throw reason;
+        throw unknownOutcome(reason, attempt, {
+          transient: true,
+          aborted: true,
+          reason: `aborted while retrying after D1 failed (${messageOf(cause)})`,
+        });
+      }
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { D1Client } from "./d1-client.js";
-import { withRetry, type RetryOptions } from "./retry.js";
-import { checkOptions, checkRetryOptions, checkSignal } from "./validate.js";
+import { resolveRetry, withRetry, type RetryOptions } from "./retry.js";
+import { checkOptions, checkSignal } from "./validate.js";
 
 /**
  * The DDL the store needs, byte for byte the statements of
@@ -44,8 +44,13 @@ export async function applySchema(db: D1Client): Promise<void> {
  */
 export async function migrate(db: D1Client, options?: MigrateOptions): Promise<void> {
   const { retry, signal } = checkOptions("migrate", undefined, options);
-  const policy = checkRetryOptions(retry);
-  await withRetry(policy, "migrate", undefined, checkSignal("migrate", undefined, signal), () => applySchema(db));
+  await withRetry(resolveRetry("migrate", retry), {
+    operation: "migrate",
+    checkpoint: undefined,
+    signal: checkSignal("migrate", undefined, signal),
+    kind: "idempotent",
+    send: () => applySchema(db),
+  });
 }
 
 /** Options of {@link migrate}. */

@@ -1,16 +1,11 @@
-import type { ListOptions } from "./checkpoint-store.js";
-import { CheckpointRangeError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
-import type { KeysetOptions } from "./keyset.js";
-import { DEFAULT_RETRY, NO_RETRY, type RetryOptions, type RetryPolicy } from "./retry.js";
+// The checks every public method runs on its arguments before any query. This
+// is the bottom of the stack: it imports only the error classes. Each public
+// method calls one `parse…` function, which checks everything it was given
+// and returns the values it may use.
+import { CheckpointRangeError, CheckpointTypeError, CorruptCheckpointError, type CheckpointOperation } from "./errors.js";
 
 /** The longest checkpoint name, in bytes of UTF-8. */
 export const MAX_NAME_BYTES = 1024;
-
-/** The number of rows `names()` and `entries()` fetch per query unless told otherwise. */
-export const DEFAULT_PAGE_SIZE = 1000;
-
-/** The largest `pageSize` `names()` and `entries()` accept. */
-export const MAX_PAGE_SIZE = 10_000;
 
 function typeName(value: unknown): string {
   if (value === null) return "null";
@@ -96,14 +91,10 @@ export function checkPosition(
   return value;
 }
 
-/** Checks `expected`: a position, `null` (no checkpoint yet) or `undefined` (no condition). */
-export function checkExpected(
-  operation: CheckpointOperation,
-  checkpoint: string,
-  value: unknown,
-): number | null | undefined {
-  if (value === undefined || value === null) return value;
-  return checkPosition(operation, checkpoint, value, "options.expected");
+/** A stored position as a number, or a {@link CorruptCheckpointError}: never a rounded or negative one. */
+export function toPosition(operation: CheckpointOperation, name: string, value: unknown): number {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
+  throw new CorruptCheckpointError(operation, name, value);
 }
 
 /** Checks an options argument: `undefined` or a plain object. */
@@ -111,13 +102,14 @@ export function checkOptions<T extends object>(
   operation: CheckpointOperation,
   checkpoint: string | undefined,
   value: T | undefined,
-): T | Record<string, never> {
+  argument = "options",
+): Partial<T> {
   const candidate: unknown = value;
   if (candidate === undefined) return {};
   if (typeof candidate !== "object" || candidate === null || Array.isArray(candidate)) {
-    throw new CheckpointTypeError(operation, checkpoint, "options", `must be an object, got ${typeName(value)}`);
+    throw new CheckpointTypeError(operation, checkpoint, argument, `must be an object, got ${typeName(value)}`);
   }
-  return candidate as T;
+  return candidate;
 }
 
 /** Checks `options.signal`: `undefined` or an `AbortSignal`. */
@@ -127,12 +119,7 @@ export function checkSignal(
   value: unknown,
 ): AbortSignal | undefined {
   if (value === undefined || value instanceof AbortSignal) return value;
-  throw new CheckpointTypeError(
-    operation,
-    checkpoint,
-    "options.signal",
-    `must be an AbortSignal, got ${typeName(value)}`,
-  );
+  throw new CheckpointTypeError(operation, checkpoint, "options.signal", `must be an AbortSignal, got ${typeName(value)}`);
 }
 
 /**
@@ -161,49 +148,103 @@ export function checkInteger(
   return value;
 }
 
-/** Checks an optional callback: `undefined` or a function. */
-export function checkFunction(
+/** Checks a callback: a function, or `undefined` unless `required`. */
+export function checkFunction<F extends (...args: never[]) => unknown>(
+  operation: CheckpointOperation,
+  checkpoint: string | undefined,
+  value: F | undefined,
+  argument: string,
+  required = false,
+): F | undefined {
+  const candidate: unknown = value;
+  if (candidate === undefined && !required) return undefined;
+  if (typeof candidate !== "function") {
+    throw new CheckpointTypeError(operation, checkpoint, argument, `must be a function, got ${typeName(value)}`);
+  }
+  return value;
+}
+
+/** Checks an optional boolean option. */
+export function checkBoolean(
   operation: CheckpointOperation,
   checkpoint: string | undefined,
   value: unknown,
   argument: string,
-): void {
-  if (value !== undefined && typeof value !== "function") {
-    throw new CheckpointTypeError(operation, checkpoint, argument, `must be a function, got ${typeName(value)}`);
+  fallback: boolean,
+): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") {
+    throw new CheckpointTypeError(operation, checkpoint, argument, `must be a boolean, got ${typeName(value)}`);
   }
+  return value;
 }
 
-/** Checks the options of `names()` and `entries()`. */
-export function checkListOptions(
+/** A name and a signal, checked: the arguments of `load` and `reset`. */
+export interface NamedArguments {
+  readonly name: string;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** A save's arguments, checked: `expected` is a position, `null` (none yet) or `undefined` (no condition). */
+export interface SaveArguments extends NamedArguments {
+  readonly position: number;
+  readonly expected: number | null | undefined;
+}
+
+/** Checks `(name, options?)` where options holds only a signal. */
+export function parseNamed(
   operation: CheckpointOperation,
-  options: ListOptions | undefined,
-): KeysetOptions {
-  const { pageSize, after, prefix, signal } = checkOptions(operation, undefined, options);
+  name: unknown,
+  options: { readonly signal?: AbortSignal | undefined } | undefined,
+): NamedArguments {
+  const valid = checkName(operation, name);
+  return { name: valid, signal: checkSignal(operation, valid, checkOptions(operation, valid, options).signal) };
+}
+
+/** Checks `(name, position, options?)` with `expected` and `signal` in options. */
+export function parseSave(
+  operation: CheckpointOperation,
+  name: unknown,
+  position: unknown,
+  options: { readonly expected?: number | null | undefined; readonly signal?: AbortSignal | undefined } | undefined,
+): SaveArguments {
+  const valid = checkName(operation, name);
+  const at = checkPosition(operation, valid, position);
+  const { expected, signal } = checkOptions(operation, valid, options);
   return {
-    pageSize: checkInteger(operation, undefined, pageSize, "options.pageSize", {
-      min: 1,
-      max: MAX_PAGE_SIZE,
-      fallback: DEFAULT_PAGE_SIZE,
-    }),
-    after: after === undefined ? undefined : checkName(operation, after, "options.after", { allowEmpty: true }),
-    prefix: prefix === undefined ? undefined : checkName(operation, prefix, "options.prefix", { allowEmpty: true }),
-    signal: checkSignal(operation, undefined, signal),
+    name: valid,
+    position: at,
+    expected: expected === undefined || expected === null ? expected : checkPosition(operation, valid, expected, "options.expected"),
+    signal: checkSignal(operation, valid, signal),
   };
 }
 
-/** Checks the `retry` option of a store and resolves it to a policy. */
-export function checkRetryOptions(value: RetryOptions | false | undefined): RetryPolicy {
-  if (value === false) return NO_RETRY;
-  const options = checkOptions("configure", undefined, value);
-  const whole = (value: unknown, argument: string, min: number, max: number, fallback: number): number =>
-    checkInteger("configure", undefined, value, `options.retry.${argument}`, { min, max, fallback });
-  checkFunction("configure", undefined, options.isTransient, "options.retry.isTransient");
-  checkFunction("configure", undefined, options.random, "options.retry.random");
-  return {
-    attempts: whole(options.attempts, "attempts", 1, 20, DEFAULT_RETRY.attempts),
-    baseDelayMs: whole(options.baseDelayMs, "baseDelayMs", 0, 60_000, DEFAULT_RETRY.baseDelayMs),
-    maxDelayMs: whole(options.maxDelayMs, "maxDelayMs", 0, 600_000, DEFAULT_RETRY.maxDelayMs),
-    isTransient: options.isTransient ?? DEFAULT_RETRY.isTransient,
-    random: options.random ?? DEFAULT_RETRY.random,
-  };
+/**
+ * Checks a list of writes: a dense array whose every element passes
+ * `isWrite`. Returns a copy, so that the caller changing its array later
+ * cannot change what is committed (or re-sent on a retry).
+ */
+export function checkWrites<W>(
+  operation: CheckpointOperation,
+  checkpoint: string,
+  value: unknown,
+  isWrite: (item: unknown) => item is W,
+  what: string,
+  argument = "statements",
+): W[] {
+  if (!Array.isArray(value)) {
+    throw new CheckpointTypeError(operation, checkpoint, argument, `must be an array of ${what}, got ${typeName(value)}`);
+  }
+  const items = value as unknown[];
+  const copy: W[] = [];
+  for (let index = 0; index < items.length; index++) {
+    const item = index in items ? items[index] : undefined;
+    if (!isWrite(item)) {
+      const got = index in items ? typeName(item) : "a hole (sparse array)";
+      const at = argument === "statements" ? `statements[${index}]` : argument;
+      throw new CheckpointTypeError(operation, checkpoint, at, `must be a ${what}, got ${got}`);
+    }
+    copy.push(item);
+  }
+  return copy;
 }

@@ -6,6 +6,7 @@ import {
   CheckpointTypeError,
   D1CheckpointStore,
   MemoryCheckpointStore,
+  ProjectionRunner,
   type CheckpointStore,
 } from "../src/index.js";
 import { clearCheckpoints, collect, storedRows } from "./support/helpers.js";
@@ -76,7 +77,25 @@ const d1Cases: readonly Case<D1CheckpointStore>[] = [
   ["saveStatement: position is fractional", "range", "position", (s) => s.saveStatement("a", 1.5)],
   ["saveStatement: name is a number", "type", "name", (s) => s.saveStatement(any(1), 1)],
   ["saveStatement: expected is Infinity", "range", "options.expected", (s) => s.saveStatement("a", 1, { expected: Infinity })],
+  // eslint-disable-next-line no-sparse-arrays -- a hole is the bad input under test
+  ["commit: statements has a hole", "type", "statements[0]", (s) => s.commit("a", 1, any([, env.DB.prepare("SELECT 1")]))],
+  ["commit: statements is new Array(2)", "type", "statements[0]", (s) => s.commit("a", 1, any(new Array(2)))],
+  [
+    "commit: a statement merely has bind and run",
+    "type",
+    "statements[0]",
+    (s) => s.commit("a", 1, any([{ bind: () => undefined, run: () => Promise.resolve({}), all: () => Promise.resolve({}) }])),
+  ],
+  ["commitAndQuery: query is a plain object", "type", "query", (s) => s.commitAndQuery("a", 1, [], any({ all: () => [] }))],
+  ["loadAndQuery: query is not a function", "type", "query", (s) => s.loadAndQuery("a", any("SELECT 1"))],
 ];
+
+const runnerBase = {
+  name: "ledger",
+  store: new D1CheckpointStore(env.DB),
+  readEvents: () => Promise.resolve([]),
+  project: () => [],
+};
 
 const configurationCases: readonly (readonly [string, "type" | "range", string, () => unknown])[] = [
   ["db is null", "type", "db", () => new D1CheckpointStore(any(null))],
@@ -85,7 +104,21 @@ const configurationCases: readonly (readonly [string, "type" | "range", string, 
   ["retry.attempts is a string", "type", "options.retry.attempts", () => new D1CheckpointStore(env.DB, { retry: any({ attempts: "3" }) })],
   ["retry.baseDelayMs is negative", "range", "options.retry.baseDelayMs", () => new D1CheckpointStore(env.DB, { retry: { baseDelayMs: -5 } })],
   ["retry.isTransient is not a function", "type", "options.retry.isTransient", () => new D1CheckpointStore(env.DB, { retry: any({ isTransient: true }) })],
-  ["retry is a string", "type", "options", () => new D1CheckpointStore(env.DB, { retry: any("yes") })],
+  ["retry is a string", "type", "options.retry", () => new D1CheckpointStore(env.DB, { retry: any("yes") })],
+  ["migrate is a string", "type", "options.migrate", () => D1CheckpointStore.create(env.DB, { migrate: any("no") })],
+  ["migrate is 0", "type", "options.migrate", () => D1CheckpointStore.create(env.DB, { migrate: any(0) })],
+  ["runner: options is undefined", "type", "options", () => new ProjectionRunner(any(undefined))],
+  ["runner: options is a string", "type", "options", () => new ProjectionRunner(any("balances"))],
+  ["runner: store is missing", "type", "options.store", () => new ProjectionRunner(any({ ...runnerBase, store: undefined }))],
+  ["runner: store has no commit", "type", "options.store", () => new ProjectionRunner(any({ ...runnerBase, store: { load: () => 0 } }))],
+  ["runner: both event sources", "type", "options.readEvents", () => new ProjectionRunner(any({ ...runnerBase, eventsQuery: () => env.DB.prepare("SELECT 1") }))],
+  ["runner: no event source", "type", "options.readEvents", () => new ProjectionRunner(any({ ...runnerBase, readEvents: undefined }))],
+  [
+    "runner: eventsQuery on a store that cannot pipeline",
+    "type",
+    "options.store",
+    () => new ProjectionRunner(any({ ...runnerBase, readEvents: undefined, eventsQuery: () => env.DB.prepare("SELECT 1"), store: new MemoryCheckpointStore() })),
+  ],
 ];
 
 /** What `call` throws or rejects with. */
@@ -121,7 +154,9 @@ describe("bad input is rejected before any query, and nothing is written", () =>
   });
 
   it.each(configurationCases)("configuration: %s → %s error", async (_, kind, argument, build) => {
+    const before = await storedRows();
     const error = await failure(build);
+    expect(await storedRows()).toEqual(before);
     expect(error).toBeInstanceOf(errorClass(kind));
     expect(error).toMatchObject({ argument, operation: "configure" });
   });
