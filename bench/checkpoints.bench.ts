@@ -2,6 +2,7 @@
 // The Node-side reporter (bench/markdown-reporter.ts) writes docs/benchmarks.md.
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
+import { projectionWithLatency } from "./latency.js";
 import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
 import { D1CheckpointStore } from "../src/index.js";
 
@@ -22,6 +23,10 @@ describe("checkpointstore-d1 benchmarks", () => {
 
   it("runner", { timeout: 20 * minutes }, async ({ task }) => {
     task.meta.benchTable = await runnerThroughput(env.DB, FULL);
+  });
+
+  it("latency", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await projectionWithLatency(env.DB, FULL);
   });
 
   it("listing", { timeout: 60 * minutes }, async ({ task }) => {

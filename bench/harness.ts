@@ -34,6 +34,7 @@ export const TABLE_ORDER: readonly string[] = [
   "D1 round trips per operation",
   "commit against two separate calls",
   "Projection throughput",
+  "Projection with network latency",
   "Listing every checkpoint: keyset against OFFSET",
 ];
 

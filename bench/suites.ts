@@ -3,8 +3,9 @@
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
-import { D1CheckpointStore, ProjectionRunner, type CheckpointStore } from "../src/index.js";
+import { D1CheckpointStore, ProjectionRunner, type CheckpointStore, type D1Client } from "../src/index.js";
 import { countD1, interceptD1 } from "../src/testing.js";
+import { projectionWithLatency } from "./latency.js";
 import {
   count,
   interleave,
@@ -27,15 +28,17 @@ export interface BenchScale {
   readonly listingSizes: readonly number[];
   /** Runs per listing variant. */
   readonly listingRuns: number;
-  /** Events for the runner comparison. */
+  /** Events for the runner comparisons. */
   readonly events: number;
+  /** Milliseconds the latency wrapper waits before each D1 call. */
+  readonly latencyMs: number;
 }
 
 /** What `npm run bench` measures. */
-export const FULL: BenchScale = { runs: 15, ops: 200, listingSizes: [10_000, 100_000, 1_000_000], listingRuns: 3, events: 1000 };
+export const FULL: BenchScale = { runs: 15, ops: 200, listingSizes: [10_000, 100_000, 1_000_000], listingRuns: 3, events: 1000, latencyMs: 10 };
 
 /** The smoke run inside `npm test`: every code path, tiny sizes. */
-export const SMOKE: BenchScale = { runs: 2, ops: 4, listingSizes: [120], listingRuns: 2, events: 30 };
+export const SMOKE: BenchScale = { runs: 2, ops: 4, listingSizes: [120], listingRuns: 2, events: 30, latencyMs: 1 };
 
 const checkpoints = sqliteTable("checkpoints", {
   name: text("name").primaryKey(),
@@ -279,7 +282,7 @@ export async function listing(db: D1Database, scale: BenchScale): Promise<BenchT
   };
 }
 
-async function resetBenchTables(db: D1Database): Promise<void> {
+export async function resetBenchTables(db: D1Database): Promise<void> {
   await db.batch([
     db.prepare("CREATE TABLE IF NOT EXISTS bench_events (position INTEGER PRIMARY KEY, k TEXT NOT NULL, v INTEGER NOT NULL)"),
     db.prepare("CREATE TABLE IF NOT EXISTS bench_totals (k TEXT PRIMARY KEY, total INTEGER NOT NULL)"),
@@ -288,7 +291,7 @@ async function resetBenchTables(db: D1Database): Promise<void> {
   ]);
 }
 
-function addStatement(db: D1Database, k: string, v: number): D1PreparedStatement {
+export function addStatement(db: D1Client, k: string, v: number): D1PreparedStatement {
   return db
     .prepare("INSERT INTO bench_totals (k, total) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET total = total + excluded.total")
     .bind(k, v);
@@ -331,13 +334,13 @@ export async function commitVersusSeparate(db: D1Database, scale: BenchScale): P
   };
 }
 
-interface BenchEvent {
+export interface BenchEvent {
   readonly position: number;
   readonly k: string;
   readonly v: number;
 }
 
-async function readBenchEvents(db: D1Database, after: number, limit: number): Promise<BenchEvent[]> {
+export async function readBenchEvents(db: D1Client, after: number, limit: number): Promise<BenchEvent[]> {
   const { results } = await db
     .prepare("SELECT position, k, v FROM bench_events WHERE position > ?1 ORDER BY position LIMIT ?2")
     .bind(after, limit)
@@ -345,16 +348,21 @@ async function readBenchEvents(db: D1Database, after: number, limit: number): Pr
   return results;
 }
 
+/** Fills bench_events with `events` events, positions 1 to `events`. */
+export async function fillBenchEvents(db: D1Database, events: number): Promise<void> {
+  await db.prepare("DELETE FROM bench_events").run();
+  const insert = db.prepare("INSERT INTO bench_events (position, k, v) VALUES (?1, ?2, 1)");
+  for (let start = 1; start <= events; start += 100) {
+    const batch = [];
+    for (let p = start; p < start + 100 && p <= events; p++) batch.push(insert.bind(p, `k${p % 10}`));
+    await db.batch(batch);
+  }
+}
+
 /** ProjectionRunner events per second at several batch sizes, against saving after every event. */
 export async function runnerThroughput(db: D1Database, scale: BenchScale): Promise<BenchTable> {
   await resetBenchTables(db);
-  await db.prepare("DELETE FROM bench_events").run();
-  const insert = db.prepare("INSERT INTO bench_events (position, k, v) VALUES (?1, ?2, 1)");
-  for (let start = 1; start <= scale.events; start += 100) {
-    const batch = [];
-    for (let p = start; p < start + 100 && p <= scale.events; p++) batch.push(insert.bind(p, `k${p % 10}`));
-    await db.batch(batch);
-  }
+  await fillBenchEvents(db, scale.events);
   const store = new D1CheckpointStore(db);
   const runner = (batchSize: number): Variant => ({
     label: `ProjectionRunner, batchSize ${batchSize}`,
@@ -405,6 +413,7 @@ export async function allSuites(db: D1Database, scale: BenchScale): Promise<Benc
     await roundTrips(db),
     await commitVersusSeparate(db, scale),
     await runnerThroughput(db, scale),
+    await projectionWithLatency(db, scale),
     await listing(db, scale),
   ];
 }

@@ -74,11 +74,11 @@ const conditionalStatements = new WeakMap<D1PreparedStatement, string>();
  */
 const rememberedPositions = new WeakMap<D1Client, Map<string, number>>();
 
-function rememberPosition(db: D1Client, name: string, position: number | undefined): void {
+/** Remembers `position` (0 for "no checkpoint", which `loadAndQuery` reads after the same way). */
+function rememberPosition(db: D1Client, name: string, position: number): void {
   let positions = rememberedPositions.get(db);
   if (positions === undefined) rememberedPositions.set(db, (positions = new Map<string, number>()));
-  if (position === undefined) positions.delete(name);
-  else positions.set(name, position);
+  positions.set(name, position);
 }
 
 interface PositionRow {
@@ -165,7 +165,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
   async load(name: string, options?: OperationOptions): Promise<LoadResult> {
     const { name: valid, signal } = parseNamed("load", name, options);
     const checkpoint = await this.#call({ operation: "load", checkpoint: valid, signal, kind: "read", send: () => this.#load("load", valid) });
-    rememberPosition(this.db, valid, checkpoint.found ? checkpoint.position : undefined);
+    rememberPosition(this.db, valid, checkpoint.position);
     return checkpoint;
   }
 
@@ -179,7 +179,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
       kind: "idempotent",
       send: () => this.db.prepare(RESET_SQL).bind(valid).run(),
     });
-    rememberPosition(this.db, valid, undefined);
+    rememberPosition(this.db, valid, 0);
   }
 
   /**
@@ -326,7 +326,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
         return { checkpoint, rows: (events?.results ?? []) as Row[] };
       },
     });
-    rememberPosition(this.db, valid, checkpoint.found ? checkpoint.position : undefined);
+    rememberPosition(this.db, valid, checkpoint.position);
     return { checkpoint, rows: checkpoint.position === guess ? rows : await read(checkpoint.position) };
   }
 

@@ -14,7 +14,17 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     expect(table.rows.length).toBeGreaterThan(0);
     for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
   }
-  const [operations, roundTrips, , runner, listing] = tables;
+  const [operations, roundTrips, , runner, latency, listing] = tables;
+  expect(latency?.rows.map((r) => r[0])).toEqual([
+    "save after every event",
+    "ProjectionRunner, readEvents, batchSize 100",
+    "ProjectionRunner, eventsQuery, batchSize 100",
+    "hand-written pipelined loop (raw D1)",
+  ]);
+  // 30 events, one short batch: per event a write and a save, plus one read; readEvents: load, read, commit;
+  // pipelined: load with the read, then the commit.
+  expect(latency?.rows.map((r) => r[1])).toEqual(["2,033", "100", "67", "67"]);
+  expect(latency?.note).toContain("An idle run (nothing new) costs 1 round trip with eventsQuery and 2 with readEvents.");
   expect(operations?.rows.map((r) => `${r[0]} ${r[1]}`)).toContain("save D1CheckpointStore");
   expect(roundTrips?.rows.map((r) => [r[0], r[1]])).toEqual([
     ["save", 1],
