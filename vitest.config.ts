@@ -2,20 +2,56 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// The main suites: inside workerd, against local D1 (storage isolated per file).
+// Every test suite, as vitest projects (`vitest run --project <name>` runs one):
+// - package: the library inside workerd against local D1 (storage isolated per file);
+// - example: the example Worker end to end inside workerd, with its own migrations;
+// - node: the package driven from plain Node (Miniflare, wrangler migrations, npm start).
+// The benchmarks have their own config (vitest.bench.config.ts): they are not tests.
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+  const exampleMigrations = await readD1Migrations(path.join(import.meta.dirname, "example", "migrations"));
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
-      }),
-    ],
     test: {
-      include: ["test/**/*.test.ts"],
-      exclude: ["test/node/**", "test/consumer-app/**"],
-      setupFiles: ["./test/apply-migrations.ts"],
+      // workerd suites share the machine's two cores: one project file at a time each
+      maxWorkers: 1,
+      projects: [
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+            }),
+          ],
+          test: {
+            name: "package",
+            include: ["test/**/*.test.ts"],
+            exclude: ["test/node/**", "test/consumer-app/**"],
+            setupFiles: ["./test/apply-migrations.ts"],
+          },
+        },
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./example/wrangler.toml" },
+              miniflare: { bindings: { TEST_MIGRATIONS: exampleMigrations, ADMIN_TOKEN: "test-admin-token" } },
+            }),
+          ],
+          test: {
+            name: "example",
+            include: ["example/test/**/*.test.ts"],
+            setupFiles: ["./test/apply-migrations.ts"],
+          },
+        },
+        {
+          test: {
+            name: "node",
+            include: ["test/node/**/*.test.ts"],
+            environment: "node",
+            testTimeout: 120_000,
+            hookTimeout: 120_000,
+          },
+        },
+      ],
     },
   };
 });

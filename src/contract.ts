@@ -15,6 +15,15 @@ import { describe, expect, it } from "vitest";
 import type { CheckpointStore } from "./checkpoint-store.js";
 import { CheckpointConflictError } from "./errors.js";
 
+export type {
+  CheckpointEntry,
+  CheckpointStore,
+  ListOptions,
+  LoadResult,
+  OperationOptions,
+  SaveOptions,
+} from "./checkpoint-store.js";
+
 /** Makes an empty store; called once per test case. */
 export type CheckpointStoreFactory = () => CheckpointStore | Promise<CheckpointStore>;
 

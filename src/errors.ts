@@ -160,43 +160,47 @@ export interface CheckpointInputDetails {
   readonly argument: string;
 }
 
-/** The constructor of an input error class whose instances are `E` with {@link CheckpointInputDetails}. */
-export interface CheckpointInputErrorConstructor<E extends Error> {
-  /** Builds the error; its message names the operation, the checkpoint and the argument. */
-  new (operation: CheckpointOperation, checkpoint: string | undefined, argument: string, message: string): E &
-    CheckpointInputDetails;
-  /** The prototype. */
-  readonly prototype: E & CheckpointInputDetails;
+/** The message of an input error: where the bad argument was given, and what is wrong with it. */
+function inputMessage(operation: CheckpointOperation, checkpoint: string | undefined, argument: string, message: string): string {
+  return `${describe(operation, checkpoint)}: ${argument} ${message}`;
 }
 
-/**
- * The one body of both input errors: a standard `TypeError` or `RangeError`
- * (so `instanceof TypeError` keeps working) with {@link CheckpointInputDetails}.
- */
-function inputError<E extends Error>(Base: new (message: string) => E): CheckpointInputErrorConstructor<E> {
-  return class extends (Base as new (message: string) => Error) implements CheckpointInputDetails {
-    readonly operation: CheckpointOperation;
-    readonly checkpoint: string | undefined;
-    readonly argument: string;
-    constructor(operation: CheckpointOperation, checkpoint: string | undefined, argument: string, message: string) {
-      super(`${describe(operation, checkpoint)}: ${argument} ${message}`);
-      this.operation = operation;
-      this.checkpoint = checkpoint;
-      this.argument = argument;
-    }
-  } as unknown as CheckpointInputErrorConstructor<E>;
-}
+// The two input errors differ only in their standard base class (so that
+// `instanceof TypeError` and `instanceof RangeError` keep working); a mixin
+// would share the body but puts an unexported base class into the public types.
 
 /** An argument of the wrong type (a `TypeError`). Raised before any query; nothing is sent. */
-export class CheckpointTypeError extends inputError(TypeError) {
+export class CheckpointTypeError extends TypeError implements CheckpointInputDetails {
   /** The class name, for logs. */
   override name = "CheckpointTypeError";
+  /** The operation that was called. */
+  readonly operation: CheckpointOperation;
+  /** The checkpoint name, when the name itself was valid. */
+  readonly checkpoint: string | undefined;
+  /** The argument or option at fault. */
+  readonly argument: string;
+
+  constructor(operation: CheckpointOperation, checkpoint: string | undefined, argument: string, message: string) {
+    super(inputMessage(operation, checkpoint, argument, message));
+    [this.operation, this.checkpoint, this.argument] = [operation, checkpoint, argument];
+  }
 }
 
 /** An argument of the right type but outside its range (a `RangeError`). Raised before any query; nothing is sent. */
-export class CheckpointRangeError extends inputError(RangeError) {
+export class CheckpointRangeError extends RangeError implements CheckpointInputDetails {
   /** The class name, for logs. */
   override name = "CheckpointRangeError";
+  /** The operation that was called. */
+  readonly operation: CheckpointOperation;
+  /** The checkpoint name, when the name itself was valid. */
+  readonly checkpoint: string | undefined;
+  /** The argument or option at fault. */
+  readonly argument: string;
+
+  constructor(operation: CheckpointOperation, checkpoint: string | undefined, argument: string, message: string) {
+    super(inputMessage(operation, checkpoint, argument, message));
+    [this.operation, this.checkpoint, this.argument] = [operation, checkpoint, argument];
+  }
 }
 
 /** The message of an unknown thrown value. */

@@ -43,7 +43,6 @@ export {
   CorruptCheckpointError,
   D1OperationError,
   type CheckpointInputDetails,
-  type CheckpointInputErrorConstructor,
   type CheckpointOperation,
 } from "./errors.js";
 export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
@@ -57,6 +56,7 @@ export {
   type PositionedEvent,
   type ProjectionRunnerOptions,
   type ReadEventsSource,
+  type RunnerCommon,
   type RunOptions,
   type RunSummary,
 } from "./projection-runner.js";

@@ -38,7 +38,7 @@ export interface PipelinedProjectionStore extends ProjectionStore<readonly D1Pre
 }
 
 /** What every runner is configured with, whatever its event source. */
-interface RunnerCommon<Event extends PositionedEvent, Writes> {
+export interface RunnerCommon<Event extends PositionedEvent, Writes> {
   /** The projection's checkpoint name. */
   readonly name: string;
   /**

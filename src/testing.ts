@@ -1,5 +1,6 @@
 // Test helpers for code that uses the store: count D1 round trips, inject
 // D1 faults. Thin wrappers around a real D1 binding, never a fake database.
+export type { D1Client } from "./d1-client.js";
 export {
   injectFaults,
   NETWORK_CONNECTION_LOST,
