@@ -71,20 +71,9 @@ export async function projectionWithLatency(db: D1Database, scale: BenchScale): 
       return events;
     },
   });
-  const readEventsRunner = new ProjectionRunner<BenchEvent>({
-    name: NAME,
-    store,
-    batchSize: BATCH,
-    readEvents: (after, limit) => readBenchEvents(slow, after, limit),
-    project: (events) => events.map((e) => addStatement(slow, e.k, e.v)),
-  });
-  const eventsQueryRunner = new ProjectionRunner<BenchEvent>({
-    name: NAME,
-    store,
-    batchSize: BATCH,
-    eventsQuery: (after, limit) => eventsQuery(slow, after, limit),
-    project: (events) => events.map((e) => addStatement(slow, e.k, e.v)),
-  });
+  const common = { name: NAME, store, batchSize: BATCH, project: (events: readonly BenchEvent[]) => events.map((e) => addStatement(slow, e.k, e.v)) };
+  const readEventsRunner = new ProjectionRunner<BenchEvent>({ ...common, readEvents: (after, limit) => readBenchEvents(slow, after, limit) });
+  const eventsQueryRunner = new ProjectionRunner<BenchEvent>({ ...common, eventsQuery: (after, limit) => eventsQuery(slow, after, limit) });
   const variants: Variant[] = [
     measured("save after every event", async () => {
       let applied = 0;

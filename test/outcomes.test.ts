@@ -10,7 +10,15 @@ import {
 } from "../src/index.js";
 import { injectFaults, interceptD1, NETWORK_CONNECTION_LOST } from "../src/testing.js";
 import { storedRows } from "./support/helpers.js";
-import { appendEvents, creditStatement, ledgerRunner, ledgerTotals, readLedger, resetLedger, type LedgerEvent } from "./support/ledger.js";
+import {
+  appendEvents,
+  creditStatement,
+  ledgerTotals,
+  overtakenReader,
+  readLedger,
+  resetLedger,
+  type LedgerEvent,
+} from "./support/ledger.js";
 
 // What the caller is told, in the rare fault paths: never that a write did not
 // happen when it may have, never a conflict for a batch that was applied.
@@ -188,19 +196,11 @@ describe("the run summary reports only what happened", () => {
   it("skipped positions of a batch that lost its commit are not reported", async () => {
     await appendEvents(5);
     const store = new D1CheckpointStore(env.DB);
-    let overtaken = false;
     const runner = new ProjectionRunner<LedgerEvent>({
       name: "ledger",
       store,
       batchSize: 5,
-      readEvents: async (after, limit) => {
-        const events = await readLedger(after, limit);
-        if (!overtaken) {
-          overtaken = true;
-          await ledgerRunner(store, 5).run(); // an overlapping invocation commits first
-        }
-        return events;
-      },
+      readEvents: overtakenReader(store, 5),
       project: (events) =>
         events.map((e) => {
           if (e.position === 3) throw new Error("poison");

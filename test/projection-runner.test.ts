@@ -14,6 +14,7 @@ import {
   creditStatement,
   ledgerRunner,
   ledgerTotals,
+  overtakenReader,
   readLedger,
   resetLedger,
   type LedgerEvent,
@@ -71,19 +72,11 @@ describe("ProjectionRunner", () => {
   it("stops on a conflict without applying anything, when another run got ahead", async () => {
     await appendEvents(10);
     const store = new D1CheckpointStore(env.DB);
-    let sneaked = false;
     const runner = new ProjectionRunner<LedgerEvent>({
       name: "ledger",
       store,
       batchSize: 5,
-      readEvents: async (after, limit) => {
-        const events = await readLedger(after, limit);
-        if (!sneaked) {
-          sneaked = true;
-          await ledgerRunner(store, 5).run({ maxBatches: 1 }); // an overlapping invocation
-        }
-        return events;
-      },
+      readEvents: overtakenReader(store, 5),
       project: (events) => events.map((e) => creditStatement(e)),
     });
     await expect(runner.run()).resolves.toMatchObject({ from: 0, to: 0, events: 0, conflict: true, caughtUp: false });
