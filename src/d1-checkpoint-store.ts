@@ -25,6 +25,7 @@ import { CheckpointConflictError, CheckpointTypeError, D1OperationError, type Ch
 import { keysetPages, parseListOptions, type KeysetOptions, type Page, type PageRequest } from "./keyset.js";
 import { resolveRetry, withRetry, type CheckVerdict, type RetriedCall, type RetryOptions, type RetryPolicy } from "./retry.js";
 import { applySchema } from "./schema.js";
+import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
 import {
   checkBoolean,
   checkFunction,
@@ -180,6 +181,15 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
       send: () => this.db.prepare(RESET_SQL).bind(valid).run(),
     });
     rememberPosition(this.db, valid, 0);
+  }
+
+  /**
+   * Resolves when the checkpoint of `name` has reached `position`: polls
+   * `load` (one round trip each) with backoff until `timeoutMs`, then rejects
+   * with `CheckpointTimeoutError`. See {@link waitForCheckpoint}.
+   */
+  waitFor(name: string, position: number, options?: WaitForOptions): Promise<LoadResult> {
+    return waitForCheckpoint(this, name, position, options);
   }
 
   /**

@@ -10,7 +10,8 @@ export type CheckpointOperation =
   | "saveStatement"
   | "resetStatement"
   | "configure"
-  | "run";
+  | "run"
+  | "waitFor";
 
 function describe(operation: CheckpointOperation, checkpoint: string | undefined): string {
   return checkpoint === undefined ? operation : `${operation}(${JSON.stringify(checkpoint)})`;

@@ -63,3 +63,4 @@ export {
 export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./retry.js";
 export { migrate, SCHEMA, type MigrateOptions } from "./schema.js";
 export { MAX_NAME_BYTES } from "./validate.js";
+export { CheckpointTimeoutError, waitForCheckpoint, type WaitForOptions } from "./wait-for.js";

@@ -10,6 +10,7 @@ import { CheckpointConflictError } from "./errors.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "./keyset.js";
 import { compareNames } from "./name-order.js";
 import { parseNamed, parseSave } from "./validate.js";
+import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
 
 /**
  * The in-memory reference {@link CheckpointStore}, for unit tests of
@@ -46,6 +47,11 @@ export class MemoryCheckpointStore implements CheckpointStore {
     signal?.throwIfAborted();
     await Promise.resolve();
     this.#positions.delete(valid);
+  }
+
+  /** Resolves when the checkpoint of `name` has reached `position`; see `waitForCheckpoint`. */
+  waitFor(name: string, position: number, options?: WaitForOptions): Promise<LoadResult> {
+    return waitForCheckpoint(this, name, position, options);
   }
 
   /** The names in ascending code point order, page by page. */
