@@ -1,5 +1,8 @@
 import { CheckpointConflictError } from "./errors.js";
-import type { PageRequest, RawName } from "./keyset.js";
+import type { LoadResult } from "./checkpoint-store.js";
+import type { CheckpointOperation } from "./errors.js";
+import type { Page, PageRequest, RawName } from "./keyset.js";
+import { toPosition } from "./validate.js";
 
 /** Unconditional upsert: ?1 name, ?2 position. */
 export const UPSERT_SQL =
@@ -21,6 +24,26 @@ export const INSERT_NEW_SQL =
 export const COMPARE_AND_SET_SQL =
   "INSERT INTO checkpoints (name, position) VALUES (?1, (SELECT ?2 FROM checkpoints WHERE name = ?1)) " +
   "ON CONFLICT (name) DO UPDATE SET position = CASE WHEN position = ?3 THEN excluded.position ELSE NULL END";
+
+/**
+ * The save statement for a condition, with its bindings: an upsert without
+ * one, an insert that fails when a row exists for `null`, a compare-and-set
+ * for a position.
+ */
+export function saveSql(
+  name: string,
+  position: number,
+  expected: number | null | undefined,
+): { readonly sql: string; readonly bindings: readonly (string | number)[] } {
+  if (expected === undefined) return { sql: UPSERT_SQL, bindings: [name, position] };
+  if (expected === null) return { sql: INSERT_NEW_SQL, bindings: [name, position] };
+  return { sql: COMPARE_AND_SET_SQL, bindings: [name, position, expected] };
+}
+
+/** A loaded row (or none) as a {@link LoadResult}; a stored value that is not a position is a `CorruptCheckpointError`. */
+export function loadResult(operation: CheckpointOperation, name: string, row: { readonly position: unknown } | null | undefined): LoadResult {
+  return row === null || row === undefined ? { position: 0, found: false } : { position: toPosition(operation, name, row.position), found: true };
+}
 
 /** Point read: ?1 name. */
 export const LOAD_SQL = "SELECT position FROM checkpoints WHERE name = ?1";
@@ -82,6 +105,30 @@ function bytesOf(hex: string): Uint8Array {
   const bytes = new Uint8Array(hex.length / 2);
   for (let i = 0; i < bytes.length; i++) bytes[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   return bytes;
+}
+
+/** A page row; `position` only when the page query selected it. */
+export interface PageRow extends RawRow {
+  readonly position?: unknown;
+}
+
+/**
+ * A page of rows as a keyset {@link Page}: rows whose name is not valid text
+ * are skipped, and the items are mapped lazily, so that a corrupt position
+ * raises when its row is reached.
+ */
+export function pageOf<Item>(rows: readonly PageRow[], toItem: (row: PageRow, name: string) => Item): Page<Item> {
+  const last = rows.at(-1);
+  return {
+    items: (function* () {
+      for (const row of rows) {
+        const name = storedName(row);
+        if (typeof name === "string") yield toItem(row, name);
+      }
+    })(),
+    rows: rows.length,
+    last: last === undefined ? undefined : storedName(last),
+  };
 }
 
 /**

@@ -8,17 +8,16 @@ import type {
   SaveOptions,
 } from "./checkpoint-store.js";
 import {
-  COMPARE_AND_SET_SQL,
-  INSERT_NEW_SQL,
   isConflictMarker,
   LOAD_SQL,
+  loadResult,
   pageBindings,
+  pageOf,
   pageSql,
   RESET_SQL,
-  storedName,
-  UPSERT_SQL,
+  saveSql,
   type PageColumns,
-  type RawRow,
+  type PageRow,
 } from "./checkpoint-sql.js";
 import type { D1Client } from "./d1-client.js";
 import { CheckpointConflictError, CheckpointTypeError, D1OperationError, type CheckpointOperation } from "./errors.js";
@@ -86,10 +85,6 @@ interface PositionRow {
   readonly position: unknown;
 }
 
-/** A page row; `position` only when the page query selected it. */
-interface EntryRow extends RawRow {
-  readonly position?: unknown;
-}
 
 /**
  * A {@link CheckpointStore} on Cloudflare D1: one row per projection in
@@ -330,9 +325,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
       kind: "read",
       send: async () => {
         const [loaded, events] = await this.db.batch([this.db.prepare(LOAD_SQL).bind(valid), guessed]);
-        const row = loaded?.results[0] as PositionRow | undefined;
-        const checkpoint: LoadResult =
-          row === undefined ? { position: 0, found: false } : { position: toPosition("load", valid, row.position), found: true };
+        const checkpoint = loadResult("load", valid, loaded?.results[0] as PositionRow | undefined);
         return { checkpoint, rows: (events?.results ?? []) as Row[] };
       },
     });
@@ -358,22 +351,19 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
   }
 
   #saveStatement(name: string, position: number, expected: number | null | undefined): D1PreparedStatement {
-    if (expected === undefined) return this.db.prepare(UPSERT_SQL).bind(name, position);
-    if (expected === null) return this.db.prepare(INSERT_NEW_SQL).bind(name, position);
-    return this.db.prepare(COMPARE_AND_SET_SQL).bind(name, position, expected);
+    const { sql, bindings } = saveSql(name, position, expected);
+    return this.db.prepare(sql).bind(...bindings);
   }
 
   async #load(operation: CheckpointOperation, name: string): Promise<LoadResult> {
-    const row = await this.db.prepare(LOAD_SQL).bind(name).first<PositionRow>();
-    if (row === null) return { position: 0, found: false };
-    return { position: toPosition(operation, name, row.position), found: true };
+    return loadResult(operation, name, await this.db.prepare(LOAD_SQL).bind(name).first<PositionRow>());
   }
 
   #pages<Item>(
     operation: CheckpointOperation,
     columns: PageColumns,
     listing: KeysetOptions,
-    toItem: (row: EntryRow, name: string) => Item,
+    toItem: (row: PageRow, name: string) => Item,
   ): (request: PageRequest) => Promise<Page<Item>> {
     return async (request) => {
       const rows = await this.#call({
@@ -381,20 +371,9 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
         checkpoint: undefined,
         signal: listing.signal,
         kind: "read",
-        send: async () => (await this.db.prepare(pageSql(columns, request)).bind(...pageBindings(request)).all<EntryRow>()).results,
+        send: async () => (await this.db.prepare(pageSql(columns, request)).bind(...pageBindings(request)).all<PageRow>()).results,
       });
-      const last = rows.at(-1);
-      return {
-        // Mapped lazily, so that a corrupt position raises when its row is reached.
-        items: (function* () {
-          for (const row of rows) {
-            const name = storedName(row);
-            if (typeof name === "string") yield toItem(row, name);
-          }
-        })(),
-        rows: rows.length,
-        last: last === undefined ? undefined : storedName(last),
-      };
+      return pageOf(rows, toItem);
     };
   }
 

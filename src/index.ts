@@ -35,6 +35,7 @@ export type {
 export { isCheckpointConflict } from "./checkpoint-sql.js";
 export type { D1Client } from "./d1-client.js";
 export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1-checkpoint-store.js";
+export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object-checkpoint-store.js";
 export {
   CheckpointConflictError,
   CheckpointRangeError,

@@ -10,6 +10,7 @@ import {
   type CheckpointStore,
 } from "../src/index.js";
 import { clearCheckpoints, collect, storedRows } from "./support/helpers.js";
+import { objectStore } from "./support/in-object.js";
 
 const loneHigh = "\uD800";
 const loneLow = "\uDFFF";
@@ -179,12 +180,15 @@ describe("bad input is rejected before any query, and nothing is written", () =>
     await expect(store.load(emoji)).resolves.toEqual({ position: Number.MAX_SAFE_INTEGER, found: true });
   });
 
-  it("the memory store rejects the same input with the same errors", async () => {
-    const memory: CheckpointStore = new MemoryCheckpointStore();
-    for (const [, kind, argument, call] of storeCases) {
-      const error = await failure(() => call(memory));
-      expect(error).toBeInstanceOf(errorClass(kind));
-      expect(error).toMatchObject({ argument });
+  it.each([
+    ["memory", () => new MemoryCheckpointStore()],
+    ["Durable Object", () => objectStore()],
+  ] as const)("the %s store rejects the same input with the same errors", async (_, make) => {
+    const store: CheckpointStore = make();
+    for (const [label, kind, argument, call] of storeCases) {
+      const error = await failure(() => call(store));
+      expect(error, label).toBeInstanceOf(errorClass(kind));
+      expect(error, label).toMatchObject({ argument });
     }
   });
 });

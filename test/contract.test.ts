@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { runCheckpointStoreContract } from "../src/contract.js";
 import { D1CheckpointStore, MemoryCheckpointStore } from "../src/index.js";
+import { objectStore } from "./support/in-object.js";
 
 // The same contract, run against every implementation the package ships.
 runCheckpointStoreContract(async () => {
@@ -14,3 +15,5 @@ runCheckpointStoreContract(async () => {
 }, "D1CheckpointStore on a first-primary session");
 
 runCheckpointStoreContract(() => new MemoryCheckpointStore(), "MemoryCheckpointStore");
+
+runCheckpointStoreContract(() => objectStore(), "DurableObjectCheckpointStore");

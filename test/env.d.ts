@@ -2,6 +2,7 @@
 declare namespace Cloudflare {
   interface Env {
     DB: D1Database;
+    CHECKPOINT_OBJECTS: DurableObjectNamespace<import("./worker.js").CheckpointObject>;
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
     ADMIN_TOKEN?: string | undefined;
   }

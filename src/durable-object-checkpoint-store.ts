@@ -1,0 +1,183 @@
+import type {
+  CheckpointEntry,
+  CheckpointStore,
+  ListOptions,
+  LoadResult,
+  OperationOptions,
+  ProjectionStore,
+  SaveOptions,
+} from "./checkpoint-store.js";
+import { isConflictMarker, LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, RESET_SQL, saveSql, type PageColumns, type PageRow } from "./checkpoint-sql.js";
+import { CheckpointConflictError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
+import { keysetPages, parseListOptions, type Page, type PageRequest } from "./keyset.js";
+import { schemaStatements } from "./schema.js";
+import { checkFunction, parseNamed, parseSave, toPosition, type SaveArguments } from "./validate.js";
+import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
+
+/**
+ * A projection's read-model writes for the Durable Object store: a synchronous
+ * function that runs `sql.exec(...)` inside the commit's transaction.
+ */
+export type SqlWrites = (sql: SqlStorage) => void;
+
+/** Storage objects whose table this isolate has created: once per object, not per request. */
+const preparedStorages = new WeakSet<DurableObjectStorage>();
+
+function isSqlStorage(value: unknown): value is DurableObjectStorage {
+  if (typeof value !== "object" || value === null) return false;
+  const { sql, transactionSync } = value as { sql?: unknown; transactionSync?: unknown };
+  return (
+    typeof transactionSync === "function" &&
+    typeof sql === "object" &&
+    sql !== null &&
+    typeof (sql as { exec?: unknown }).exec === "function"
+  );
+}
+
+/**
+ * A {@link CheckpointStore} on a Durable Object's own SQLite storage
+ * (`ctx.storage`, a class declared under `new_sqlite_classes`): the same
+ * `checkpoints` table, checks, errors, name order and paging as
+ * `D1CheckpointStore`, and real transactions.
+ *
+ * A Durable Object is single-threaded and its storage is local, so every call
+ * is synchronous underneath (the `…Sync` methods), there are no round trips
+ * to retry, and a commit runs the read-model writes and the checkpoint save
+ * in one `transactionSync`. The async methods exist for the
+ * {@link CheckpointStore} interface and `ProjectionRunner`.
+ *
+ * The table is created by the constructor (`CREATE TABLE IF NOT EXISTS`), once
+ * per storage object and isolate: there are no wrangler migrations inside an
+ * object.
+ *
+ * @example
+ * ```ts
+ * export class AccountHistory extends DurableObject<Env> {
+ *   readonly store = new DurableObjectCheckpointStore(this.ctx.storage);
+ *   credit(position: number, amount: number): void {
+ *     const { position: at, found } = this.store.loadSync("history");
+ *     if (position <= at) return; // applied already
+ *     this.store.commitSync("history", position, (sql) => {
+ *       sql.exec("INSERT INTO history (position, amount) VALUES (?1, ?2)", position, amount);
+ *     }, { expected: found ? at : null });
+ *   }
+ * }
+ * ```
+ */
+export class DurableObjectCheckpointStore implements CheckpointStore, ProjectionStore<SqlWrites> {
+  /** The object's storage the store works on. */
+  readonly storage: DurableObjectStorage;
+
+  /** Wraps `storage` and creates the `checkpoints` table if it is missing (once per storage object). */
+  constructor(storage: DurableObjectStorage) {
+    if (!isSqlStorage(storage)) {
+      throw new CheckpointTypeError(
+        "configure",
+        undefined,
+        "storage",
+        "must be a Durable Object's ctx.storage with SQLite (declare the class under new_sqlite_classes)",
+      );
+    }
+    this.storage = storage;
+    if (!preparedStorages.has(storage)) {
+      for (const statement of schemaStatements()) storage.sql.exec(statement);
+      preparedStorages.add(storage);
+    }
+  }
+
+  /** Stores `position` for `name` (with `expected`, only if it still holds). */
+  async save(name: string, position: number, options?: SaveOptions): Promise<void> {
+    const args = parseSave("save", name, position, options);
+    args.signal?.throwIfAborted();
+    await Promise.resolve();
+    this.#commit("save", args, undefined);
+  }
+
+  /** Reads the checkpoint of `name`. */
+  async load(name: string, options?: OperationOptions): Promise<LoadResult> {
+    const { name: valid, signal } = parseNamed("load", name, options);
+    signal?.throwIfAborted();
+    await Promise.resolve();
+    return this.#load("load", valid);
+  }
+
+  /** Reads the checkpoint of `name`, synchronously: for code inside the object. */
+  loadSync(name: string): LoadResult {
+    return this.#load("load", parseNamed("load", name, undefined).name);
+  }
+
+  /** Deletes the checkpoint of `name`; no error when there is none. */
+  async reset(name: string, options?: OperationOptions): Promise<void> {
+    const { name: valid, signal } = parseNamed("reset", name, options);
+    signal?.throwIfAborted();
+    await Promise.resolve();
+    this.storage.sql.exec(RESET_SQL, valid);
+  }
+
+  /** Resolves when the checkpoint of `name` has reached `position`; see `waitForCheckpoint`. */
+  waitFor(name: string, position: number, options?: WaitForOptions): Promise<LoadResult> {
+    return waitForCheckpoint(this, name, position, options);
+  }
+
+  /** The names in ascending order, page by page; names that are not valid text are skipped, as on D1. */
+  names(options?: ListOptions): AsyncIterableIterator<string> {
+    const listing = parseListOptions("names", options);
+    return keysetPages(listing, this.#pages("name", (_row, name) => name));
+  }
+
+  /** The checkpoints in name order with their positions, page by page. */
+  entries(options?: ListOptions): AsyncIterableIterator<CheckpointEntry> {
+    const listing = parseListOptions("entries", options);
+    return keysetPages(
+      listing,
+      this.#pages("name, position", (row, name) => ({ name, position: toPosition("entries", name, row.position) })),
+    );
+  }
+
+  /**
+   * Runs `write` (your synchronous read-model writes) and saves the
+   * checkpoint in one `transactionSync`. The checkpoint is saved first: with
+   * `expected`, a moved checkpoint rejects with {@link CheckpointConflictError}
+   * before `write` runs. Anything `write` throws rolls the whole transaction
+   * back and is rethrown as it is.
+   */
+  async commit(name: string, position: number, write: SqlWrites, options?: SaveOptions): Promise<void> {
+    const args = parseSave("commit", name, position, options);
+    const writes = checkFunction("commit", args.name, write, "write", true);
+    args.signal?.throwIfAborted();
+    await Promise.resolve();
+    this.#commit("commit", args, writes);
+  }
+
+  /** {@link DurableObjectCheckpointStore.commit}, synchronously: for code inside the object (no signal). */
+  commitSync(name: string, position: number, write: SqlWrites, options?: Omit<SaveOptions, "signal">): void {
+    const args = parseSave("commit", name, position, options);
+    this.#commit("commit", args, checkFunction("commit", args.name, write, "write", true));
+  }
+
+  #load(operation: CheckpointOperation, name: string): LoadResult {
+    return loadResult(operation, name, this.storage.sql.exec<{ position: SqlStorageValue }>(LOAD_SQL, name).toArray()[0]);
+  }
+
+  #commit(operation: "save" | "commit", { name, position, expected }: SaveArguments, write: SqlWrites | undefined): void {
+    const { sql, bindings } = saveSql(name, position, expected);
+    this.storage.transactionSync(() => {
+      try {
+        this.storage.sql.exec(sql, ...bindings);
+      } catch (error) {
+        if (isConflictMarker(error)) throw new CheckpointConflictError(operation, name, expected ?? null, { cause: error });
+        throw error;
+      }
+      write?.(this.storage.sql);
+    });
+  }
+
+  #pages<Item>(columns: PageColumns, toItem: (row: PageRow, name: string) => Item): (request: PageRequest) => Promise<Page<Item>> {
+    return (request) => {
+      const bindings = pageBindings(request).map((value) => (value instanceof Uint8Array ? value.slice().buffer : value));
+      // The page query returns name, raw (hex text or NULL) and, for entries, position.
+      const rows = this.storage.sql.exec(pageSql(columns, request), ...bindings).toArray() as unknown as PageRow[];
+      return Promise.resolve(pageOf(rows, toItem));
+    };
+  }
+}

@@ -1,0 +1,165 @@
+import { describe, expect, it } from "vitest";
+import {
+  CheckpointConflictError,
+  CheckpointRangeError,
+  CheckpointTypeError,
+  CorruptCheckpointError,
+  DurableObjectCheckpointStore,
+  ProjectionRunner,
+  type SqlWrites,
+} from "../src/index.js";
+import { collect } from "./support/helpers.js";
+import { freshObject, inObject } from "./support/in-object.js";
+
+// The Durable Object store's own guarantees: real transactions, the table
+// made once, the same strict input as D1. (The contract suite runs too.)
+
+const READ_MODEL = "CREATE TABLE IF NOT EXISTS totals (k TEXT PRIMARY KEY, total INTEGER NOT NULL)";
+
+function add(k: string, v: number): SqlWrites {
+  return (sql) => {
+    sql.exec(READ_MODEL);
+    sql.exec("INSERT INTO totals (k, total) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET total = total + excluded.total", k, v);
+  };
+}
+
+function state(storage: DurableObjectStorage): { checkpoints: unknown[]; totals: unknown[] } {
+  storage.sql.exec(READ_MODEL);
+  return {
+    checkpoints: storage.sql.exec("SELECT name, position FROM checkpoints ORDER BY name").toArray(),
+    totals: storage.sql.exec("SELECT k, total FROM totals ORDER BY k").toArray(),
+  };
+}
+
+/** A value the type checker would reject, as a plain JavaScript caller passes it. */
+function any(value: unknown): never {
+  return value as never;
+}
+
+describe("DurableObjectCheckpointStore", () => {
+  it("commits read-model writes and the checkpoint in one transaction", async () => {
+    const stub = freshObject();
+    await inObject(stub, async (store, storage) => {
+      await store.commit("totals", 1, add("a", 5), { expected: null });
+      store.commitSync("totals", 2, add("a", 2), { expected: 1 });
+      expect(state(storage)).toEqual({ checkpoints: [{ name: "totals", position: 2 }], totals: [{ k: "a", total: 7 }] });
+      expect(store.loadSync("totals")).toEqual({ position: 2, found: true });
+    });
+  });
+
+  it("a conflict applies nothing and does not run the writes", async () => {
+    await inObject(freshObject(), async (store, storage) => {
+      await store.commit("totals", 3, add("a", 5));
+      let ran = false;
+      const error = await store
+        .commit("totals", 4, () => { ran = true; }, { expected: 1 })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CheckpointConflictError);
+      expect(error).toMatchObject({ operation: "commit", checkpoint: "totals", expected: 1 });
+      expect(ran).toBe(false);
+      expect(() => {
+        store.commitSync("totals", 4, add("a", 1), { expected: null });
+      }).toThrow(CheckpointConflictError);
+      expect(state(storage)).toEqual({ checkpoints: [{ name: "totals", position: 3 }], totals: [{ k: "a", total: 5 }] });
+    });
+  });
+
+  it("a throw from the writes rolls back the checkpoint and every write before it, and is rethrown as is", async () => {
+    await inObject(freshObject(), async (store, storage) => {
+      await store.commit("totals", 1, add("a", 5));
+      const boom = new Error("read model rejected the event");
+      const error = await store
+        .commit("totals", 2, (sql) => {
+          add("a", 100)(sql);
+          throw boom;
+        }, { expected: 1 })
+        .catch((e: unknown) => e);
+      expect(error).toBe(boom);
+      expect(state(storage)).toEqual({ checkpoints: [{ name: "totals", position: 1 }], totals: [{ k: "a", total: 5 }] });
+    });
+  });
+
+  it("rejects bad input before any SQL runs", async () => {
+    await inObject(freshObject(), async (store, storage) => {
+      await store.save("keep", 7);
+      const calls: [string, typeof CheckpointTypeError | typeof CheckpointRangeError, string, () => unknown][] = [
+        ["2^53", CheckpointRangeError, "position", () => store.commit("x", 2 ** 53, add("a", 1))],
+        ["-1", CheckpointRangeError, "position", () => store.save("x", -1)],
+        ["1.5", CheckpointRangeError, "position", () => {
+          store.commitSync("x", 1.5, add("a", 1));
+        }],
+        ["NaN", CheckpointRangeError, "position", () => store.save("x", Number.NaN)],
+        ["bigint", CheckpointTypeError, "position", () => store.save("x", any(1n))],
+        ["empty name", CheckpointRangeError, "name", () => store.load("")],
+        ["lone surrogate", CheckpointRangeError, "name", () => store.loadSync("\uD800")],
+        ["options a string", CheckpointTypeError, "options", () => store.reset("x", any("now"))],
+        ["expected fractional", CheckpointRangeError, "options.expected", () => store.save("x", 1, { expected: 0.5 })],
+        ["write not a function", CheckpointTypeError, "write", () => store.commit("x", 1, any([]))],
+        ["pageSize 0", CheckpointRangeError, "options.pageSize", () => collect(store.names({ pageSize: 0 }))],
+      ];
+      for (const [label, type, argument, call] of calls) {
+        const error = await Promise.resolve().then(call).catch((e: unknown) => e);
+        expect(error, label).toBeInstanceOf(type);
+        expect(error, label).toMatchObject({ argument });
+      }
+      expect(state(storage)).toEqual({ checkpoints: [{ name: "keep", position: 7 }], totals: [] });
+    });
+  });
+
+  it("creates its table once per storage object; a second store on it is harmless", async () => {
+    await inObject(freshObject(), async (store, storage) => {
+      await store.save("a", 1);
+      const again = new DurableObjectCheckpointStore(storage);
+      await expect(again.load("a")).resolves.toEqual({ position: 1, found: true });
+      expect(storage.sql.exec("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'checkpoints'").one()).toEqual({ n: 1 });
+    });
+    expect(() => new DurableObjectCheckpointStore(any({ get: () => undefined }))).toThrow(CheckpointTypeError);
+  });
+
+  it("raises CorruptCheckpointError for stored garbage, and skips names that are not text", async () => {
+    await inObject(freshObject(), async (store, storage) => {
+      storage.sql.exec("INSERT INTO checkpoints (name, position) VALUES ('big', 9007199254740993), ('neg', -1), ('ok', 1)");
+      storage.sql.exec("INSERT INTO checkpoints (name, position) VALUES (CAST(x'FE41' AS TEXT), 2), (x'00FF', 3)");
+      await expect(store.load("big")).rejects.toBeInstanceOf(CorruptCheckpointError);
+      await expect(store.load("neg")).rejects.toMatchObject({ name: "CorruptCheckpointError", value: -1 });
+      await expect(collect(store.names({ pageSize: 1 }))).resolves.toEqual(["big", "neg", "ok"]);
+    });
+  });
+
+  it("drives ProjectionRunner: exactly once, a conflict applies nothing", async () => {
+    const stub = freshObject();
+    const runner = (store: DurableObjectCheckpointStore, storage: DurableObjectStorage): ProjectionRunner<{ position: number; v: number }, SqlWrites> =>
+      new ProjectionRunner<{ position: number; v: number }, SqlWrites>({
+        name: "totals",
+        store,
+        batchSize: 4,
+        readEvents: (after, limit) =>
+          Promise.resolve(storage.sql.exec<{ position: number; v: number }>("SELECT position, v FROM log WHERE position > ?1 ORDER BY position LIMIT ?2", after, limit).toArray()),
+        project: (events) => (sql) => {
+          for (const event of events) add("sum", event.v)(sql);
+        },
+      });
+    await inObject(stub, async (store, storage) => {
+      storage.sql.exec("CREATE TABLE log (position INTEGER PRIMARY KEY, v INTEGER NOT NULL)");
+      for (let p = 1; p <= 10; p++) storage.sql.exec("INSERT INTO log VALUES (?1, ?2)", p, p);
+      await expect(runner(store, storage).run()).resolves.toMatchObject({ to: 10, events: 10, batches: 3, caughtUp: true });
+      await expect(runner(store, storage).run()).resolves.toMatchObject({ from: 10, to: 10, events: 0 });
+      expect(state(storage).totals).toEqual([{ k: "sum", total: 55 }]);
+      // another writer moves the checkpoint between the load and the commit
+      for (let p = 11; p <= 12; p++) storage.sql.exec("INSERT INTO log VALUES (?1, ?2)", p, p);
+      const overtaken = new ProjectionRunner<{ position: number; v: number }, SqlWrites>({
+        name: "totals",
+        store,
+        readEvents: async (after) => {
+          await store.save("totals", 12);
+          return storage.sql.exec<{ position: number; v: number }>("SELECT position, v FROM log WHERE position > ?1", after).toArray();
+        },
+        project: (events) => (sql) => {
+          for (const event of events) add("sum", event.v)(sql);
+        },
+      });
+      await expect(overtaken.run()).resolves.toMatchObject({ conflict: true, events: 0 });
+      expect(state(storage).totals).toEqual([{ k: "sum", total: 55 }]);
+    });
+  });
+});
