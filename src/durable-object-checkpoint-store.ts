@@ -23,6 +23,13 @@ export type SqlWrites = (sql: SqlStorage) => void;
 /** Storage objects whose table this isolate has created: once per object, not per request. */
 const preparedStorages = new WeakSet<DurableObjectStorage>();
 
+/** Runs synchronous work as a promise: its result, or a rejection with what it threw. */
+function settle<T>(work: () => T): Promise<T> {
+  return new Promise<T>((resolve) => {
+    resolve(work()); // a throw in the executor rejects with the thrown value, as it is
+  });
+}
+
 function isSqlStorage(value: unknown): value is DurableObjectStorage {
   if (typeof value !== "object" || value === null) return false;
   const { sql, transactionSync } = value as { sql?: unknown; transactionSync?: unknown };
@@ -86,19 +93,21 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
   }
 
   /** Stores `position` for `name` (with `expected`, only if it still holds). */
-  async save(name: string, position: number, options?: SaveOptions): Promise<void> {
-    const args = parseSave("save", name, position, options);
-    args.signal?.throwIfAborted();
-    await Promise.resolve();
-    this.#commit("save", args, undefined);
+  save(name: string, position: number, options?: SaveOptions): Promise<void> {
+    return settle(() => {
+      const args = parseSave("save", name, position, options);
+      args.signal?.throwIfAborted();
+      this.#commit("save", args, undefined);
+    });
   }
 
   /** Reads the checkpoint of `name`. */
-  async load(name: string, options?: OperationOptions): Promise<LoadResult> {
-    const { name: valid, signal } = parseNamed("load", name, options);
-    signal?.throwIfAborted();
-    await Promise.resolve();
-    return this.#load("load", valid);
+  load(name: string, options?: OperationOptions): Promise<LoadResult> {
+    return settle(() => {
+      const { name: valid, signal } = parseNamed("load", name, options);
+      signal?.throwIfAborted();
+      return this.#load("load", valid);
+    });
   }
 
   /** Reads the checkpoint of `name`, synchronously: for code inside the object. */
@@ -107,11 +116,12 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
   }
 
   /** Deletes the checkpoint of `name`; no error when there is none. */
-  async reset(name: string, options?: OperationOptions): Promise<void> {
-    const { name: valid, signal } = parseNamed("reset", name, options);
-    signal?.throwIfAborted();
-    await Promise.resolve();
-    this.storage.sql.exec(RESET_SQL, valid);
+  reset(name: string, options?: OperationOptions): Promise<void> {
+    return settle(() => {
+      const { name: valid, signal } = parseNamed("reset", name, options);
+      signal?.throwIfAborted();
+      this.storage.sql.exec(RESET_SQL, valid);
+    });
   }
 
   /** Resolves when the checkpoint of `name` has reached `position`; see `waitForCheckpoint`. */
@@ -141,12 +151,13 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
    * before `write` runs. Anything `write` throws rolls the whole transaction
    * back and is rethrown as it is.
    */
-  async commit(name: string, position: number, write: SqlWrites, options?: SaveOptions): Promise<void> {
-    const args = parseSave("commit", name, position, options);
-    const writes = checkFunction("commit", args.name, write, "write", true);
-    args.signal?.throwIfAborted();
-    await Promise.resolve();
-    this.#commit("commit", args, writes);
+  commit(name: string, position: number, write: SqlWrites, options?: SaveOptions): Promise<void> {
+    return settle(() => {
+      const args = parseSave("commit", name, position, options);
+      const writes = checkFunction("commit", args.name, write, "write", true);
+      args.signal?.throwIfAborted();
+      this.#commit("commit", args, writes);
+    });
   }
 
   /** {@link DurableObjectCheckpointStore.commit}, synchronously: for code inside the object (no signal). */
@@ -161,15 +172,22 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
 
   #commit(operation: "save" | "commit", { name, position, expected }: SaveArguments, write: SqlWrites | undefined): void {
     const { sql, bindings } = saveSql(name, position, expected);
-    this.storage.transactionSync(() => {
+    const save = (): void => {
       try {
         this.storage.sql.exec(sql, ...bindings);
       } catch (error) {
         if (isConflictMarker(error)) throw new CheckpointConflictError(operation, name, expected ?? null, { cause: error });
         throw error;
       }
-      write?.(this.storage.sql);
-    });
+    };
+    // One statement is atomic by itself; with writes, one transaction holds both.
+    if (write === undefined) save();
+    else {
+      this.storage.transactionSync(() => {
+        save();
+        write(this.storage.sql);
+      });
+    }
   }
 
   #pages<Item>(columns: PageColumns, toItem: (row: PageRow, name: string) => Item): (request: PageRequest) => Promise<Page<Item>> {

@@ -6,7 +6,7 @@ import { MemoryCheckpointStore } from "../src/index.js";
 
 // The benchmark harness at tiny size, so that `npm run bench` cannot rot.
 it("the benchmark suites run end to end and fill every table", { timeout: 60_000 }, async () => {
-  const tables = await allSuites(env.DB, SMOKE);
+  const tables = await allSuites(env.DB, SMOKE, env.CHECKPOINT_OBJECTS);
   const memory = await inMemoryOperations(SMOKE, { MemoryCheckpointStore: new MemoryCheckpointStore() });
   expect(memory.rows).toHaveLength(3);
   expect([tables[0]?.title, memory.title, ...tables.slice(1).map((t) => t.title)]).toEqual(TABLE_ORDER);
@@ -14,7 +14,10 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     expect(table.rows.length).toBeGreaterThan(0);
     for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
   }
-  const [operations, roundTrips, , runner, latency, listing] = tables;
+  const [operations, roundTrips, , runner, latency, durableObject, listing] = tables;
+  expect(durableObject?.rows.map((r) => `${r[0]} ${r[1]}`)).toEqual(
+    ["save", "load", "commit"].flatMap((op) => [`${op} raw sql.exec`, `${op} DurableObjectCheckpointStore`, `${op} D1CheckpointStore (local D1)`]),
+  );
   expect(latency?.rows.map((r) => r[0])).toEqual([
     "save after every event",
     "ProjectionRunner, readEvents, batchSize 100",
