@@ -16,16 +16,48 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   return Response.json(body, { status, headers: { "cache-control": "no-store", ...headers } });
 }
 
-/** The request body as JSON, or a 400. */
+/** Whether a content-type header names the JSON media type (parameters such as charset allowed). */
+function isJson(contentType: string | null): boolean {
+  return (contentType ?? "").split(";", 1)[0]?.trim().toLowerCase() === "application/json";
+}
+
+/**
+ * The request body as JSON: a 415 unless the content type is JSON, a 413 as
+ * soon as it passes `maxBytes` (declared in content-length, or counted while
+ * reading: the rest is never read), a 400 unless it parses.
+ */
 export async function readJson(request: Request, maxBytes = 64 * 1024): Promise<unknown> {
-  const type = request.headers.get("content-type") ?? "";
-  if (!type.startsWith("application/json")) throw new HttpError(415, "send a JSON body (content-type: application/json)");
-  const text = await request.text();
-  if (text.length > maxBytes) throw new HttpError(413, `the body is larger than ${maxBytes} bytes`);
+  if (!isJson(request.headers.get("content-type"))) throw new HttpError(415, "send a JSON body (content-type: application/json)");
+  const tooLarge = new HttpError(413, `the body is larger than ${maxBytes} bytes`);
+  if (Number(request.headers.get("content-length") ?? 0) > maxBytes) throw tooLarge;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (request.body !== null) {
+    const reader = (request.body as ReadableStream<Uint8Array>).getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      size += read.value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel();
+        throw tooLarge;
+      }
+      chunks.push(read.value);
+    }
+  }
+  const bytes = new Uint8Array(size);
+  chunks.reduce((offset, chunk) => (bytes.set(chunk, offset), offset + chunk.byteLength), 0);
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes)) as unknown;
   } catch {
     throw new HttpError(400, "the body is not valid JSON");
+  }
+}
+
+/** A path segment, percent-decoded; a 400 when its escapes are malformed. */
+export function pathSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, "the path has a malformed percent-escape");
   }
 }
 
@@ -34,7 +66,7 @@ async function digest(text: string): Promise<ArrayBuffer> {
 }
 
 /**
- * Checks `Authorization: Bearer <token>` against the configured token in
+ * Checks `Authorization: Bearer <token>` (any case of "Bearer") against the configured token in
  * constant time (both sides hashed to equal length first). No configured
  * token: admin routes are disabled.
  */
@@ -43,7 +75,7 @@ export async function requireAdmin(request: Request, token: string | undefined):
     throw new HttpError(403, "admin routes are disabled: set the ADMIN_TOKEN secret");
   }
   const header = request.headers.get("authorization") ?? "";
-  const match = /^Bearer (.+)$/.exec(header);
+  const match = /^bearer +(\S+) *$/i.exec(header); // auth schemes are case-insensitive (RFC 9110 §11.1)
   const given = match?.[1] ?? "";
   const [a, b] = await Promise.all([digest(given), digest(token)]);
   if (match === null || !crypto.subtle.timingSafeEqual(a, b)) {

@@ -1,9 +1,9 @@
 // The example Worker: an event log whose "balances" read model is a projection
 // kept exactly-once by @synapse-es/checkpointstore-d1.
 // In your project, import from "@synapse-es/checkpointstore-d1".
-import { D1CheckpointStore } from "../../src/index.js";
+import { CorruptCheckpointError, D1CheckpointStore } from "../../src/index.js";
 import type { Env } from "./env.js";
-import { HttpError, json, readJson, requireAdmin } from "./http.js";
+import { HttpError, json, pathSegment, readJson, requireAdmin } from "./http.js";
 import {
   appendEvents,
   BALANCES,
@@ -50,6 +50,30 @@ function parseLimit(value: string | null): number {
   return limit;
 }
 
+type CheckpointRow =
+  | { readonly name: string; readonly position: number; readonly lag: number }
+  | { readonly name: string; readonly corrupt: true; readonly stored: string };
+
+/**
+ * Every checkpoint with its lag. A row whose stored position is not a
+ * position (written by another tool) is listed as corrupt, and the listing
+ * resumes after it.
+ */
+async function listCheckpoints(store: D1CheckpointStore, newest: number): Promise<CheckpointRow[]> {
+  const rows: CheckpointRow[] = [];
+  for (let after: string | undefined, done = false; !done; ) {
+    try {
+      for await (const { name, position } of store.entries({ after })) rows.push({ name, position, lag: Math.max(0, newest - position) });
+      done = true;
+    } catch (error) {
+      if (!(error instanceof CorruptCheckpointError)) throw error;
+      rows.push({ name: error.checkpoint ?? "", corrupt: true, stored: String(error.value) });
+      after = error.checkpoint;
+    }
+  }
+  return rows;
+}
+
 /** Runs the projection after the response; a failure is logged, and the cron catches up. */
 async function runInBackground(db: D1Database, why: string): Promise<void> {
   try {
@@ -62,9 +86,10 @@ async function runInBackground(db: D1Database, why: string): Promise<void> {
 async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const url = new URL(request.url);
   const path = url.pathname;
-  const method = request.method;
+  const method = request.method === "HEAD" ? "GET" : request.method; // HEAD is GET without the body (stripped in fetch)
   const allow = (...methods: string[]): void => {
-    if (!methods.includes(method)) throw new HttpError(405, `use ${methods.join(" or ")}`, { allow: methods.join(", ") });
+    const allowed = methods.flatMap((m) => (m === "GET" ? ["GET", "HEAD"] : [m]));
+    if (!methods.includes(method)) throw new HttpError(405, `use ${allowed.join(" or ")}`, { allow: allowed.join(", ") });
   };
 
   if (path === "/") {
@@ -86,7 +111,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   const account = /^\/balances\/([^/]+)$/.exec(path)?.[1];
   if (account !== undefined) {
     allow("GET");
-    const balance = await getBalance(env.DB, decodeURIComponent(account));
+    const balance = await getBalance(env.DB, pathSegment(account));
     if (balance === null) throw new HttpError(404, "no such account");
     return json(balance);
   }
@@ -95,16 +120,12 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     if (path === "/admin/checkpoints") {
       allow("GET");
       const newest = await newestPosition(env.DB);
-      const checkpoints = [];
-      for await (const { name, position } of new D1CheckpointStore(env.DB).entries()) {
-        checkpoints.push({ name, position, lag: Math.max(0, newest - position) });
-      }
-      return json({ newest, checkpoints });
+      return json({ newest, checkpoints: await listCheckpoints(new D1CheckpointStore(env.DB), newest) });
     }
     const reset = /^\/admin\/projections\/([^/]+)\/reset$/.exec(path)?.[1];
     if (reset !== undefined) {
       allow("POST");
-      if (decodeURIComponent(reset) !== BALANCES) throw new HttpError(404, `no projection named ${reset}`);
+      if (pathSegment(reset) !== BALANCES) throw new HttpError(404, `no projection named ${reset}`);
       await resetBalances(env.DB);
       ctx.waitUntil(runInBackground(env.DB, "rebuild"));
       return json({ reset: BALANCES, rebuilding: true }, 202);
@@ -115,13 +136,12 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
-    try {
-      return await route(request, env, ctx);
-    } catch (error) {
+    const response = await route(request, env, ctx).catch((error: unknown) => {
       if (error instanceof HttpError) return json({ error: error.message }, error.status, error.headers);
       console.error("request failed", error);
       return json({ error: "internal error" }, 500);
-    }
+    });
+    return request.method === "HEAD" ? new Response(null, { status: response.status, headers: response.headers }) : response;
   },
 
   async scheduled(_controller, env): Promise<void> {

@@ -161,6 +161,87 @@ describe("the example Worker", () => {
     });
   });
 
+  describe("HTTP edges", () => {
+    it.each(["/balances/%E0%A4%A", "/balances/%", "/admin/projections/%/reset"])("a malformed percent-escape in %s is a 400", async (path) => {
+      const response = await send(path, { method: path.endsWith("reset") ? "POST" : "GET", headers: admin });
+      expect(response.status).toBe(400);
+      await expect(body(response)).resolves.toEqual({ error: "the path has a malformed percent-escape" });
+    });
+
+    it("the body limit counts bytes, not characters", async () => {
+      const text = JSON.stringify({ account: "a", amount: 1, note: "é".repeat(40 * 1024) }); // about 40 K characters, 80 KB
+      const response = await send("/events", { method: "POST", body: text, headers: { "content-type": "application/json" } });
+      expect(response.status).toBe(413);
+    });
+
+    it("a 5 MB body is refused without being read whole", async () => {
+      let pulled = 0;
+      const chunk = new Uint8Array(64 * 1024).fill(0x20);
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled += 1;
+          if (pulled > 80) controller.close();
+          else controller.enqueue(chunk);
+        },
+      });
+      const response = await send("/events", { method: "POST", body: stream, headers: { "content-type": "application/json" } });
+      expect(response.status).toBe(413);
+      expect(pulled).toBeLessThan(5); // stopped just past 64 KiB, not at 5 MB
+    });
+
+    it("a declared content-length over the limit is refused before reading", async () => {
+      const response = await send("/events", {
+        method: "POST",
+        body: "{}",
+        headers: { "content-type": "application/json", "content-length": String(5 * 1024 * 1024) },
+      });
+      expect(response.status).toBe(413);
+    });
+
+    it.each([
+      ["application/json; charset=utf-8", 201],
+      ["Application/JSON", 201],
+      ["application/jsonp", 415],
+      ["application/json-seq", 415],
+      ["text/plain", 415],
+    ] as const)("content-type %s → %i", async (type, status) => {
+      const response = await send("/events", { method: "POST", body: JSON.stringify({ account: "a", amount: 1 }), headers: { "content-type": type } });
+      expect(response.status).toBe(status);
+    });
+
+    it("HEAD works where GET does, with no body", async () => {
+      await post("/events", { account: "hal", amount: 4 });
+      for (const path of ["/", "/balances", "/balances/hal"]) {
+        const [get, head] = [await send(path), await send(path, { method: "HEAD" })];
+        expect(head.status, path).toBe(get.status);
+        expect(head.headers.get("content-type"), path).toBe(get.headers.get("content-type"));
+        expect(await head.text(), path).toBe("");
+      }
+      const wrong = await send("/events", { method: "GET" });
+      expect(wrong.headers.get("allow")).toBe("POST");
+      const allowed = await send("/balances", { method: "DELETE" });
+      expect(allowed.status).toBe(405);
+      expect(allowed.headers.get("allow")).toBe("GET, HEAD");
+    });
+
+    it.each(["bearer", "BEARER", "Bearer"])("the %s scheme is accepted (schemes are case-insensitive)", async (scheme) => {
+      const response = await send("/admin/checkpoints", { headers: { authorization: `${scheme} ${TOKEN}` } });
+      expect(response.status).toBe(200);
+    });
+
+    it("one corrupt checkpoint row is shown as corrupt, not a 500", async () => {
+      await env.DB.prepare("INSERT INTO checkpoints (name, position) VALUES ('a-broken', 'x'), ('b-fine', 3), ('c-negative', -1)").run();
+      const response = await send("/admin/checkpoints", { headers: admin });
+      expect(response.status).toBe(200);
+      const listing = await body<{ checkpoints: unknown[] }>(response);
+      expect(listing.checkpoints).toEqual([
+        { name: "a-broken", corrupt: true, stored: "x" },
+        { name: "b-fine", position: 3, lag: 0 },
+        { name: "c-negative", corrupt: true, stored: "-1" },
+      ]);
+    });
+  });
+
   it("its checkpoint migration is the package's SCHEMA", () => {
     const first = env.TEST_MIGRATIONS[0];
     expect(first?.name).toBe("0001_checkpoints.sql");
