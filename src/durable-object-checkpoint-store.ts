@@ -124,6 +124,15 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
     });
   }
 
+  /**
+   * Deletes the checkpoint of `name`, synchronously: inside your own
+   * `transactionSync`, clear a read model and its checkpoint together so that
+   * the rebuild starts from an empty read model.
+   */
+  resetSync(name: string): void {
+    this.storage.sql.exec(RESET_SQL, parseNamed("reset", name, undefined).name);
+  }
+
   /** Resolves when the checkpoint of `name` has reached `position`; see `waitForCheckpoint`. */
   waitFor(name: string, position: number, options?: WaitForOptions): Promise<LoadResult> {
     return waitForCheckpoint(this, name, position, options);

@@ -5,5 +5,7 @@ declare namespace Cloudflare {
     CHECKPOINT_OBJECTS: DurableObjectNamespace<import("./worker.js").CheckpointObject>;
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
     ADMIN_TOKEN?: string | undefined;
+    /** The example's account-history objects (the example suite only). */
+    ACCOUNT_HISTORY: DurableObjectNamespace<import("../example/src/account-history.js").AccountHistory>;
   }
 }

@@ -3,6 +3,7 @@
 // In your project, import from "@synapse-es/checkpointstore-d1".
 import { CorruptCheckpointError, D1CheckpointStore } from "../../src/index.js";
 import type { Env } from "./env.js";
+import { AccountHistory, HISTORY } from "./account-history.js";
 import { HttpError, json, pathSegment, readJson, requireAdmin } from "./http.js";
 import {
   appendEvents,
@@ -21,8 +22,10 @@ GET  /                                 this text
 POST /events                           append {"account": "alice", "amount": 5} (or an array of up to 100)
 GET  /balances?after=&limit=           the read model, in account order
 GET  /balances/:account                one account
+GET  /accounts/:account/history?limit=  its history, newest first (a projection in a Durable Object per account)
 GET  /admin/checkpoints                projections with position and lag   (Authorization: Bearer <ADMIN_TOKEN>)
 POST /admin/projections/:name/reset    clear a projection and rebuild it   (Authorization: Bearer <ADMIN_TOKEN>)
+POST /admin/projections/history/:account/reset   rebuild one account's history (Authorization: Bearer <ADMIN_TOKEN>)
 `;
 
 const ACCOUNT = /^[A-Za-z0-9._-]{1,64}$/;
@@ -74,6 +77,23 @@ async function listCheckpoints(store: D1CheckpointStore, newest: number): Promis
   return rows;
 }
 
+/** Tells each account's history object that it has new events (its alarm projects them). */
+async function notifyHistories(env: Env, events: readonly NewEvent[]): Promise<void> {
+  const accounts = [...new Set(events.map((event) => event.account))];
+  const results = await Promise.allSettled(accounts.map((account) => historyOf(env, account).notify(account)));
+  for (const result of results) if (result.status === "rejected") console.error("history notification failed", result.reason);
+}
+
+function historyOf(env: Env, account: string): DurableObjectStub<AccountHistory> {
+  return env.ACCOUNT_HISTORY.get(env.ACCOUNT_HISTORY.idFromName(account));
+}
+
+function parseAccount(raw: string): string {
+  const account = pathSegment(raw);
+  if (!ACCOUNT.test(account)) throw new HttpError(400, "account must be 1 to 64 of A-Z a-z 0-9 . _ -");
+  return account;
+}
+
 /** Runs the projection after the response; a failure is logged, and the cron catches up. */
 async function runInBackground(db: D1Database, why: string): Promise<void> {
   try {
@@ -101,6 +121,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     const events = parseEvents(await readJson(request));
     const positions = await appendEvents(env.DB, events);
     ctx.waitUntil(runInBackground(env.DB, "projection"));
+    ctx.waitUntil(notifyHistories(env, events));
     return json({ appended: positions }, 201);
   }
   if (path === "/balances") {
@@ -115,12 +136,27 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     if (balance === null) throw new HttpError(404, "no such account");
     return json(balance);
   }
+  const historyOfAccount = /^\/accounts\/([^/]+)\/history$/.exec(path)?.[1];
+  if (historyOfAccount !== undefined) {
+    allow("GET");
+    const account = parseAccount(historyOfAccount);
+    const view = await historyOf(env, account).view(parseLimit(url.searchParams.get("limit")));
+    if (view.position === 0 && view.lag === 0) throw new HttpError(404, "no such account");
+    return json({ ...view, account });
+  }
   if (path.startsWith("/admin/")) {
     await requireAdmin(request, env.ADMIN_TOKEN);
     if (path === "/admin/checkpoints") {
       allow("GET");
       const newest = await newestPosition(env.DB);
       return json({ newest, checkpoints: await listCheckpoints(new D1CheckpointStore(env.DB), newest) });
+    }
+    const rebuildHistory = /^\/admin\/projections\/history\/([^/]+)\/reset$/.exec(path)?.[1];
+    if (rebuildHistory !== undefined) {
+      allow("POST");
+      const account = parseAccount(rebuildHistory);
+      await historyOf(env, account).rebuild();
+      return json({ reset: HISTORY, account, rebuilding: true }, 202);
     }
     const reset = /^\/admin\/projections\/([^/]+)\/reset$/.exec(path)?.[1];
     if (reset !== undefined) {
@@ -133,6 +169,8 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   }
   throw new HttpError(404, "no such route: GET / lists them");
 }
+
+export { AccountHistory };
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {

@@ -1,7 +1,8 @@
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { SCHEMA } from "../../src/index.js";
+import type { AccountHistory, AccountHistoryView } from "../src/account-history.js";
 import worker from "../src/worker.js";
 
 const TOKEN = "test-admin-token";
@@ -158,6 +159,71 @@ describe("the example Worker", () => {
       const response = await send("/balances", {}, broken);
       expect(response.status).toBe(500);
       await expect(body(response)).resolves.toEqual({ error: "internal error" });
+    });
+  });
+
+  describe("the account-history projection, in a Durable Object per account", () => {
+    const stub = (account: string): DurableObjectStub<AccountHistory> => env.ACCOUNT_HISTORY.get(env.ACCOUNT_HISTORY.idFromName(account));
+
+    /** Runs the object's projection as its alarm does, until the account has no lag (the real alarm may run too). */
+    async function caughtUp(account: string): Promise<AccountHistoryView> {
+      for (let round = 0; round < 10; round++) {
+        await runInDurableObject(stub(account), (instance: AccountHistory) => instance.alarm());
+        const view = await body<AccountHistoryView>(await send(`/accounts/${account}/history`));
+        if (view.lag === 0) return view;
+      }
+      throw new Error(`the history of ${account} did not catch up`);
+    }
+
+    it("projects each account's events, with running balances, exactly once", async () => {
+      const appended = await body<{ appended: number[] }>(
+        await post("/events", [
+          { account: "ivy", amount: 5 },
+          { account: "jon", amount: 1 },
+          { account: "ivy", amount: -2 },
+        ]),
+      );
+      const [first, , third] = appended.appended;
+      await post("/events", { account: "ivy", amount: 10 }); // a second notification while the first may be pending
+      const ivy = await caughtUp("ivy");
+      expect(ivy.entries.map(({ amount, balance }) => ({ amount, balance }))).toEqual([
+        { amount: 10, balance: 13 },
+        { amount: -2, balance: 3 },
+        { amount: 5, balance: 5 },
+      ]);
+      expect(ivy.entries.at(-1)?.position).toBe(first);
+      expect(ivy.entries.at(-2)?.position).toBe(third);
+      expect(ivy.position).toBe(ivy.entries[0]?.position);
+      await runInDurableObject(stub("ivy"), (instance: AccountHistory) => instance.alarm()); // an overlapping trigger changes nothing
+      await expect(caughtUp("ivy")).resolves.toEqual(ivy);
+      await expect(caughtUp("jon")).resolves.toMatchObject({ account: "jon", lag: 0, entries: [{ amount: 1, balance: 1 }] });
+    });
+
+    it("reports its lag, and an unknown account is a 404", async () => {
+      await post("/events", { account: "kim", amount: 2 });
+      await caughtUp("kim");
+      await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('kim', 3), ('kim', 4)").run(); // not yet notified
+      const behind = await body<AccountHistoryView>(await send("/accounts/kim/history"));
+      expect(behind).toMatchObject({ lag: 2, entries: [{ amount: 2, balance: 2 }] });
+      expect((await send("/accounts/nobody/history")).status).toBe(404);
+      expect((await send("/accounts/a%20b/history")).status).toBe(400);
+    });
+
+    it("an admin reset rebuilds one account's history from the log", async () => {
+      await post("/events", [
+        { account: "lea", amount: 7 },
+        { account: "lea", amount: 1 },
+      ]);
+      const before = await caughtUp("lea");
+      await runInDurableObject(stub("lea"), (_instance, state) => {
+        state.storage.sql.exec("UPDATE history SET balance = 999"); // a corrupted read model
+      });
+      const denied = await send("/admin/projections/history/lea/reset", { method: "POST" });
+      expect(denied.status).toBe(401);
+      const response = await send("/admin/projections/history/lea/reset", { method: "POST", headers: admin });
+      expect(response.status).toBe(202);
+      await expect(body(response)).resolves.toEqual({ reset: "history", account: "lea", rebuilding: true });
+      await expect(caughtUp("lea")).resolves.toEqual(before);
     });
   });
 
