@@ -69,7 +69,7 @@ describe("npm start", () => {
     let history: { entries?: unknown[] } = {};
     for (let attempt = 0; attempt < 200 && (history.entries?.length ?? 0) === 0; attempt++) {
       const response = await fetch(`http://127.0.0.1:${port}/accounts/npm-start/history?limit=1`);
-      if (response.status === 200) history = (await response.json()) as { entries?: unknown[] };
+      if (response.status === 200) history = await response.json<{ entries?: unknown[] }>();
       else await response.body?.cancel();
     }
     expect(history.entries).toHaveLength(1);
