@@ -5,8 +5,6 @@ import { drizzle } from "drizzle-orm/d1";
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { D1CheckpointStore, ProjectionRunner, type CheckpointStore, type D1Client } from "../src/index.js";
 import { countD1, interceptD1 } from "../src/testing.js";
-import { durableObjectOperations } from "./durable-object.js";
-import { projectionWithLatency } from "./latency.js";
 import {
   count,
   interleave,
@@ -405,21 +403,4 @@ export async function runnerThroughput(db: D1Database, scale: BenchScale): Promi
     columns: ["variant", "events/s median (min–max)", "events/s vs save after every event"],
     rows: stats.map((s) => [s.label, rateWithSpread(s.rates), ratio(timeRatio(baseline, s))]),
   };
-}
-
-/** Every suite, in the order docs/benchmarks.md shows them. */
-export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
-  db: D1Database,
-  scale: BenchScale,
-  objects: DurableObjectNamespace<T>,
-): Promise<BenchTable[]> {
-  return [
-    await operations(db, scale, { D1CheckpointStore: new D1CheckpointStore(db) }),
-    await roundTrips(db),
-    await commitVersusSeparate(db, scale),
-    await runnerThroughput(db, scale),
-    await projectionWithLatency(db, scale),
-    await durableObjectOperations(objects, db, scale),
-    await listing(db, scale),
-  ];
 }

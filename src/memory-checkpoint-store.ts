@@ -17,6 +17,14 @@ import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
  * projections. It checks input exactly as the D1 store does, orders names as
  * SQLite does (by code point, not by UTF-16 unit) and pages the same way, so
  * a projection tested against it behaves the same on D1.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryCheckpointStore();
+ * await store.save("balances", 3);
+ * await store.save("balances", 4, { expected: 3 }); // conditional, as on D1
+ * expect(await store.load("balances")).toEqual({ position: 4, found: true });
+ * ```
  */
 export class MemoryCheckpointStore implements CheckpointStore {
   readonly #positions = new Map<string, number>();

@@ -41,6 +41,12 @@ export async function applySchema(db: D1Client): Promise<void> {
  * `{ migrate: false }` and still want the schema applied at a moment you choose.
  *
  * @throws {@link D1OperationError} when D1 fails, with the D1 error as `cause`.
+ *
+ * @example
+ * ```ts
+ * await migrate(env.DB, { retry: { attempts: 3 } });
+ * const store = new D1CheckpointStore(env.DB); // never migrates by itself
+ * ```
  */
 export async function migrate(db: D1Client, options?: MigrateOptions): Promise<void> {
   const { retry, signal } = checkOptions("migrate", undefined, options);

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { TABLE_ORDER } from "../bench/harness.js";
-import { allSuites, inMemoryOperations, SMOKE } from "../bench/suites.js";
+import { allSuites } from "../bench/all-suites.js";
+import { inMemoryOperations, SMOKE } from "../bench/suites.js";
 import { MemoryCheckpointStore } from "../src/index.js";
 
 // The benchmark harness at tiny size, so that `npm run bench` cannot rot.

@@ -1,7 +1,7 @@
 // The example Worker: an event log whose "balances" read model is a projection
 // kept exactly-once by @synapse-es/checkpointstore-d1.
 // In your project, import from "@synapse-es/checkpointstore-d1".
-import { CorruptCheckpointError, D1CheckpointStore } from "../../src/index.js";
+import { CheckpointTimeoutError, CorruptCheckpointError, D1CheckpointStore } from "../../src/index.js";
 import type { Env } from "./env.js";
 import { AccountHistory, HISTORY } from "./account-history.js";
 import { HttpError, json, pathSegment, readJson, requireAdmin } from "./http.js";
@@ -22,6 +22,8 @@ GET  /                                 this text
 POST /events                           append {"account": "alice", "amount": 5} (or an array of up to 100)
 GET  /balances?after=&limit=           the read model, in account order
 GET  /balances/:account                one account
+     ?min_position=N                   (on both) wait up to 2 s until the projection has applied position N
+
 GET  /accounts/:account/history?limit=  its history, newest first (a projection in a Durable Object per account)
 GET  /admin/checkpoints                projections with position and lag   (Authorization: Bearer <ADMIN_TOKEN>)
 POST /admin/projections/:name/reset    clear a projection and rebuild it   (Authorization: Bearer <ADMIN_TOKEN>)
@@ -44,6 +46,32 @@ function parseEvents(body: unknown): NewEvent[] {
     }
     return { account, amount };
   });
+}
+
+function parseMinPosition(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const position = Number(value);
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(position)) throw new HttpError(400, "min_position must be a non-negative integer");
+  return position;
+}
+
+/**
+ * Read-your-writes: with `?min_position=N` (a position `POST /events` answered),
+ * waits up to 2 s for the balances projection to reach N, kicking a run in case
+ * the one started by the append is gone; a 503 if it does not get there.
+ */
+async function awaitProjection(url: URL, request: Request, env: Env, ctx: ExecutionContext): Promise<Record<string, string>> {
+  const minimum = parseMinPosition(url.searchParams.get("min_position"));
+  if (minimum === undefined) return {};
+  const store = new D1CheckpointStore(env.DB);
+  if ((await store.load(BALANCES)).position < minimum) ctx.waitUntil(runInBackground(env.DB, "read-your-writes"));
+  try {
+    const { position } = await store.waitFor(BALANCES, minimum, { timeoutMs: 2000, signal: request.signal });
+    return { "x-projection-position": String(position) };
+  } catch (error) {
+    if (!(error instanceof CheckpointTimeoutError)) throw error;
+    throw new HttpError(503, `the balances projection has not reached position ${minimum} yet`, { "retry-after": "1" });
+  }
 }
 
 function parseLimit(value: string | null): number {
@@ -127,14 +155,18 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (path === "/balances") {
     allow("GET");
     const after = url.searchParams.get("after") ?? "";
-    return json({ balances: await listBalances(env.DB, after, parseLimit(url.searchParams.get("limit"))) });
+    const limit = parseLimit(url.searchParams.get("limit"));
+    const headers = await awaitProjection(url, request, env, ctx);
+    return json({ balances: await listBalances(env.DB, after, limit) }, 200, headers);
   }
   const account = /^\/balances\/([^/]+)$/.exec(path)?.[1];
   if (account !== undefined) {
     allow("GET");
-    const balance = await getBalance(env.DB, pathSegment(account));
+    const name = pathSegment(account);
+    const headers = await awaitProjection(url, request, env, ctx);
+    const balance = await getBalance(env.DB, name);
     if (balance === null) throw new HttpError(404, "no such account");
-    return json(balance);
+    return json(balance, 200, headers);
   }
   const historyOfAccount = /^\/accounts\/([^/]+)\/history$/.exec(path)?.[1];
   if (historyOfAccount !== undefined) {

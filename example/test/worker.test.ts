@@ -227,6 +227,33 @@ describe("the example Worker", () => {
     });
   });
 
+  describe("read-your-writes: ?min_position=", () => {
+    it("waits for the projection to apply the position an append answered, running it if needed", async () => {
+      // Appended behind the Worker's back: no run was started for them.
+      const { results } = await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('max', 4), ('max', 5) RETURNING position").all<{
+        position: number;
+      }>();
+      const newest = results.at(-1)?.position ?? 0;
+      const response = await send(`/balances/max?min_position=${newest}`);
+      expect(response.status).toBe(200);
+      expect(Number(response.headers.get("x-projection-position"))).toBeGreaterThanOrEqual(newest);
+      await expect(body(response)).resolves.toEqual({ account: "max", balance: 9, events: 2 });
+      const list = await send(`/balances?min_position=${newest}`);
+      expect(list.status).toBe(200);
+    });
+
+    it("answers 503 with retry-after when the projection does not get there in time", async () => {
+      const response = await send("/balances?min_position=999999999");
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("1");
+      await expect(body(response)).resolves.toEqual({ error: "the balances projection has not reached position 999999999 yet" });
+    });
+
+    it.each(["-1", "1.5", "x", ""])("min_position=%s is a 400", async (value) => {
+      expect((await send(`/balances?min_position=${value}`)).status).toBe(400);
+    });
+  });
+
   describe("HTTP edges", () => {
     it.each(["/balances/%E0%A4%A", "/balances/%", "/admin/projections/%/reset"])("a malformed percent-escape in %s is a 400", async (path) => {
       const response = await send(path, { method: path.endsWith("reset") ? "POST" : "GET", headers: admin });

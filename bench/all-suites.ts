@@ -1,0 +1,25 @@
+// Every workerd suite in the order docs/benchmarks.md shows them: for the
+// smoke run in npm test. (bench/suites.ts stays importable from Node, where the
+// in-memory store is measured; the Durable Object suite needs cloudflare:test.)
+import { durableObjectOperations } from "./durable-object.js";
+import type { BenchTable } from "./harness.js";
+import { projectionWithLatency } from "./latency.js";
+import { commitVersusSeparate, listing, operations, roundTrips, runnerThroughput, type BenchScale } from "./suites.js";
+import { D1CheckpointStore } from "../src/index.js";
+
+/** Every suite, in the order docs/benchmarks.md shows them. */
+export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
+  db: D1Database,
+  scale: BenchScale,
+  objects: DurableObjectNamespace<T>,
+): Promise<BenchTable[]> {
+  return [
+    await operations(db, scale, { D1CheckpointStore: new D1CheckpointStore(db) }),
+    await roundTrips(db),
+    await commitVersusSeparate(db, scale),
+    await runnerThroughput(db, scale),
+    await projectionWithLatency(db, scale),
+    await durableObjectOperations(objects, db, scale),
+    await listing(db, scale),
+  ];
+}
