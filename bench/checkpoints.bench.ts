@@ -2,7 +2,6 @@
 // The Node-side reporter (bench/markdown-reporter.ts) writes docs/benchmarks.md.
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
-import { durableObjectOperations } from "./durable-object.js";
 import { projectionWithLatency } from "./latency.js";
 import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
 import { D1CheckpointStore } from "../src/index.js";
@@ -28,10 +27,6 @@ describe("checkpointstore-d1 benchmarks", () => {
 
   it("latency", { timeout: 20 * minutes }, async ({ task }) => {
     task.meta.benchTable = await projectionWithLatency(env.DB, FULL);
-  });
-
-  it("durable object", { timeout: 20 * minutes }, async ({ task }) => {
-    task.meta.benchTable = await durableObjectOperations(env.CHECKPOINT_OBJECTS, env.DB, FULL);
   });
 
   it("listing", { timeout: 60 * minutes }, async ({ task }) => {

@@ -16,8 +16,16 @@ const ADD = "INSERT INTO bench_do_totals (k, total) VALUES (?1, 1) ON CONFLICT (
 
 type Operation = "save" | "load" | "commit";
 
-/** Operations per timed run inside the object: enough that the clock's millisecond steps and the call's overhead wash out. */
+/**
+ * Operations per timed run inside the object: enough that the clock's
+ * millisecond steps and the call's overhead wash out, few enough (tens of
+ * milliseconds) that many short interleaved runs pair the variants closely in
+ * time: this machine's speed drifts by tens of percent within seconds.
+ */
 const INSIDE_FACTOR = 50;
+
+/** Runs of each variant, as a multiple of the scale's: short runs, many of them. */
+const RUNS_FACTOR = 4;
 
 /** `ops × INSIDE_FACTOR` operations inside the object, as one timed run. */
 function inside<T extends Rpc.DurableObjectBranded | undefined>(
@@ -39,11 +47,10 @@ function perOperationRatio(variant: VariantStats, baseline: VariantStats): numbe
   return median(variant.rates.map((rate, run) => (baseline.rates[run] ?? rate) / rate));
 }
 
-function writes(k: string): SqlWrites {
-  return (sql) => {
-    sql.exec(ADD, k);
-  };
-}
+/** The read-model write of a store commit, made once, as a projection makes one per batch. */
+const addStore: SqlWrites = (sql) => {
+  sql.exec(ADD, "store");
+};
 
 /** save, load and commit on a Durable Object's SQLite: the store, raw `sql.exec`, and the D1 store for comparison. */
 export async function durableObjectOperations<T extends Rpc.DurableObjectBranded | undefined>(
@@ -90,7 +97,7 @@ export async function durableObjectOperations<T extends Rpc.DurableObjectBranded
         if (operation === "save") return doStore.save(name, i);
         if (operation === "load") return doStore.load(name);
         const position = next("store");
-        return doStore.commit("commits/store", position, writes("store"), { expected: position - 1 });
+        return doStore.commit("commits/store", position, addStore, { expected: position - 1 });
       }),
     };
     const viaD1: Variant = {
@@ -115,7 +122,7 @@ export async function durableObjectOperations<T extends Rpc.DurableObjectBranded
       await d1.save("commits/d1", 0);
       positions.clear();
     }
-    const stats = await interleave([raw, store, viaD1], scale.runs);
+    const stats = await interleave([raw, store, viaD1], scale.runs * RUNS_FACTOR + 1);
     const baseline = stats[0] as VariantStats;
     for (const s of stats) rows.push([operation, s.label, rateWithSpread(s.rates), ratio(perOperationRatio(s, baseline))]);
   }
@@ -124,7 +131,7 @@ export async function durableObjectOperations<T extends Rpc.DurableObjectBranded
     title: "Durable Object store",
     note:
       `${scale.ops * INSIDE_FACTOR} sequential operations per run inside one Durable Object (one runInDurableObject call per run, timed from outside: ` +
-      `inside workerd the clock only moves across I/O), ${scale.ops} per run through the D1 store; ${scale.runs} runs interleaved; ratio = the median over runs of ` +
+      `inside workerd the clock only moves across I/O), ${scale.ops} per run through the D1 store; ${scale.runs * RUNS_FACTOR + 1} short runs interleaved; ratio = the median over runs of ` +
       `(variant time per operation / raw sql.exec time per operation in the same run). A commit writes one read-model row with the checkpoint, in one transaction. ` +
       `The D1 store's figures are local D1 (another process, not the network): production D1 adds a network round trip to each.`,
     columns: ["operation", "variant", "ops/s median (min–max)", "time per operation vs raw sql.exec"],

@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import path from "node:path";
-import type { Reporter, TestCase } from "vitest/node";
+import type { Reporter, TestCase, TestModule, TestRunEndReason } from "vitest/node";
 import { TABLE_ORDER, type BenchTable } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -33,8 +33,9 @@ export default class MarkdownReporter implements Reporter {
     if (table !== undefined) this.#tables.push(table);
   }
 
-  onTestRunEnd(): void {
-    if (this.#failed || this.#tables.length === 0) return;
+  onTestRunEnd(_modules: readonly TestModule[], errors: readonly unknown[], reason: TestRunEndReason): void {
+    // A failed file (an import error, say) has no failed test case: the run's reason says it.
+    if (reason !== "passed" || errors.length > 0 || this.#failed || this.#tables.length === 0) return;
     const cpu = cpus();
     const header = [
       "# Benchmarks",
