@@ -23,6 +23,20 @@ describe("commit: read model and checkpoint in one batch", () => {
     expect((await ledgerTotals()).applied).toBe(3);
   });
 
+  it("accepts statements prepared on the binding, a session or a counting wrapper, whichever the store wraps", async () => {
+    await appendEvents(4);
+    const session = env.DB.withSession("first-primary");
+    const counted = countD1(env.DB);
+    const events = await readLedger(0, 4);
+    const [a, b, c, d] = events;
+    if (a === undefined || b === undefined || c === undefined || d === undefined) throw new Error("4 events expected");
+    await new D1CheckpointStore(session).commit("ledger", 1, [creditStatement(a, env.DB)], { expected: null });
+    await new D1CheckpointStore(env.DB).commit("ledger", 2, [creditStatement(b, session)], { expected: 1 });
+    await new D1CheckpointStore(counted.db).commit("ledger", 3, [creditStatement(c, env.DB)], { expected: 2 });
+    await new D1CheckpointStore(env.DB).commit("ledger", 4, [creditStatement(d, counted.db)], { expected: 3 });
+    expect((await ledgerTotals()).applied).toBe(4);
+  });
+
   it("a failing read-model statement leaves the checkpoint unchanged", async () => {
     const store = new D1CheckpointStore(env.DB);
     await store.save("ledger", 5);
