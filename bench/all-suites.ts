@@ -4,6 +4,7 @@
 import { durableObjectOperations } from "./durable-object.js";
 import type { BenchTable } from "./harness.js";
 import { projectionWithLatency } from "./latency.js";
+import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, listing, operations, roundTrips, runnerThroughput, type BenchScale } from "./suites.js";
 import { D1CheckpointStore } from "../src/index.js";
 
@@ -19,6 +20,7 @@ export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
     await commitVersusSeparate(db, scale),
     await runnerThroughput(db, scale),
     await projectionWithLatency(db, scale),
+    await overlappingRunners(db, scale),
     await durableObjectOperations(objects, db, scale),
     await listing(db, scale),
   ];

@@ -3,6 +3,7 @@
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { projectionWithLatency } from "./latency.js";
+import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
 import { D1CheckpointStore } from "../src/index.js";
 
@@ -27,6 +28,10 @@ describe("checkpointstore-d1 benchmarks", () => {
 
   it("latency", { timeout: 20 * minutes }, async ({ task }) => {
     task.meta.benchTable = await projectionWithLatency(env.DB, FULL);
+  });
+
+  it("overlap", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await overlappingRunners(env.DB, FULL);
   });
 
   it("listing", { timeout: 60 * minutes }, async ({ task }) => {

@@ -35,6 +35,7 @@ export const TABLE_ORDER: readonly string[] = [
   "commit against two separate calls",
   "Projection throughput",
   "Projection with network latency",
+  "Overlapping runners",
   "Durable Object store",
   "Listing every checkpoint: keyset against OFFSET",
 ];

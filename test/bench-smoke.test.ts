@@ -15,7 +15,13 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     expect(table.rows.length).toBeGreaterThan(0);
     for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
   }
-  const [operations, roundTrips, , runner, latency, durableObject, listing] = tables;
+  const [operations, roundTrips, , runner, latency, overlap, durableObject, listing] = tables;
+  expect(overlap?.rows.map((r) => `${r[0]}: ${r[1]}`)).toEqual([
+    "readEvents: 1 appender, each run awaited",
+    "readEvents: 16 appenders, runs in the background",
+    "eventsQuery: 1 appender, each run awaited",
+    "eventsQuery: 16 appenders, runs in the background",
+  ]);
   expect(durableObject?.rows.map((r) => `${r[0]} ${r[1]}`)).toEqual(
     ["save", "load", "commit"].flatMap((op) => [`${op} raw sql.exec`, `${op} DurableObjectCheckpointStore`, `${op} D1CheckpointStore (local D1)`]),
   );
