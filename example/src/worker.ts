@@ -97,8 +97,9 @@ async function listCheckpoints(store: D1CheckpointStore, newest: number): Promis
       for await (const { name, position } of store.entries({ after })) rows.push({ name, position, lag: Math.max(0, newest - position) });
       done = true;
     } catch (error) {
-      if (!(error instanceof CorruptCheckpointError)) throw error;
-      rows.push({ name: error.checkpoint ?? "", corrupt: true, stored: String(error.value) });
+      // Each resumption starts strictly after the corrupt row, so this ends within one pass over the table.
+      if (!(error instanceof CorruptCheckpointError) || error.checkpoint === undefined) throw error;
+      rows.push({ name: error.checkpoint, corrupt: true, stored: String(error.value) });
       after = error.checkpoint;
     }
   }
