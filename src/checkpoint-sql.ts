@@ -51,8 +51,8 @@ export const LOAD_SQL = "SELECT position FROM checkpoints WHERE name = ?1";
 /** Delete: ?1 name. */
 export const RESET_SQL = "DELETE FROM checkpoints WHERE name = ?1";
 
-/** Rows returned by a page query. */
-export type PageColumns = "name" | "name, position";
+/** The columns a page query returns before the raw-name column: `"name"`, `"name, position"`, or a status page's. */
+export type PageColumns = string;
 
 /**
  * The page column that tells a valid name from one written by another tool:

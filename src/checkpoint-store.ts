@@ -1,3 +1,5 @@
+import type { ParkRequest } from "./parked-events.js";
+
 /** What `load` resolves to. */
 export interface LoadResult {
   /** The saved position, or `0` when there is none. */
@@ -34,6 +36,17 @@ export interface SaveOptions extends OperationOptions {
    * Omitted: an unconditional upsert.
    */
   readonly expected?: number | null | undefined;
+}
+
+/** Options of `commit`: a save's options, and events to park in the same transaction. */
+export interface CommitOptions extends SaveOptions {
+  /**
+   * Events the projection could not apply, parked in the same transaction
+   * (table `parked_events`, migration 0002): listed by `parked()`, replayed
+   * by `replayParked()` or `ProjectionRunner.replay`. Positions must not be
+   * beyond the committed position.
+   */
+  readonly parked?: readonly ParkRequest[] | undefined;
 }
 
 /** Options of `names()` and `entries()`. */
@@ -92,5 +105,12 @@ export interface ProjectionStore<Writes> {
    * `expected`, rejects with `CheckpointConflictError` and applies nothing
    * when the stored checkpoint is not `expected` (`null`: none may exist).
    */
-  commit(name: string, position: number, writes: Writes, options?: SaveOptions): Promise<void>;
+  commit(name: string, position: number, writes: Writes, options?: CommitOptions): Promise<void>;
+  /**
+   * Applies `writes` for the parked event at `position` and removes it from
+   * the parked events, atomically, without moving the checkpoint. Resolves
+   * `false` and applies nothing when no such event is parked (another replay
+   * or a reset took it).
+   */
+  replayParked(name: string, position: number, writes: Writes, options?: OperationOptions): Promise<boolean>;
 }

@@ -1,6 +1,7 @@
 import type {
   CheckpointEntry,
   CheckpointStore,
+  CommitOptions,
   ListOptions,
   LoadResult,
   OperationOptions,
@@ -22,12 +23,39 @@ import {
 import type { D1Client } from "./d1-client.js";
 import { CheckpointConflictError, CheckpointTypeError, D1OperationError, type CheckpointOperation } from "./errors.js";
 import { keysetPages, parseListOptions, type KeysetOptions, type Page, type PageRequest } from "./keyset.js";
+import {
+  checkParkRequests,
+  IS_PARKED_SQL,
+  isNotParked,
+  PARK_SQL,
+  PARKED_PAGE_SQL,
+  parkedPages,
+  parseParkedList,
+  REPLAY_GUARD_SQL,
+  UNPARK_SQL,
+  type ParkedEvent,
+  type ParkedListOptions,
+  type ParkedRow,
+  type ParkRequest,
+} from "./parked-events.js";
+import {
+  newestOf,
+  projectionStatus,
+  STATUS_COLUMNS,
+  STATUS_SQL,
+  type ProjectionStatus,
+  type StatusListOptions,
+  type StatusOptions,
+  type StatusRow,
+} from "./projection-status.js";
+import { checkLease, CLAIM_SQL, DROP_SQL, RELEASE_SQL, RENEW_SQL, YIELD_SQL, type RunLease } from "./run-lease.js";
 import { resolveRetry, withRetry, type CheckVerdict, type RetriedCall, type RetryOptions, type RetryPolicy } from "./retry.js";
 import { applySchema } from "./schema.js";
 import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
 import {
   checkBoolean,
   checkFunction,
+  checkPosition,
   checkOptions,
   checkWrites,
   parseNamed,
@@ -54,6 +82,16 @@ export interface CreateOptions extends D1CheckpointStoreOptions {
    * `wrangler d1 migrations apply` or your own tooling.
    */
   readonly migrate?: boolean | undefined;
+}
+
+/** Options of {@link D1CheckpointStore.loadAndQuery}. */
+export interface LoadAndQueryOptions extends OperationOptions {
+  /**
+   * Claims a run lease in the same round trip (migration 0002): when another
+   * run holds one, `leased` is `false`, that run is told to look again before
+   * it lets go, and no rows are returned.
+   */
+  readonly lease?: RunLease | undefined;
 }
 
 /** D1 clients whose schema this isolate has applied; a Worker builds a store per request. */
@@ -254,10 +292,11 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     name: string,
     position: number,
     statements: readonly D1PreparedStatement[],
-    options?: SaveOptions,
+    options?: CommitOptions,
   ): Promise<void> {
     const args = parseSave("commit", name, position, options);
-    await this.#write("commit", args, this.#checkStatements("commit", args.name, statements));
+    const writes = this.#checkStatements("commit", args.name, statements);
+    await this.#write("commit", args, writes, undefined, checkParkRequests("commit", args.name, options?.parked, args.position));
   }
 
   /**
@@ -279,11 +318,12 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     position: number,
     statements: readonly D1PreparedStatement[],
     query: D1PreparedStatement,
-    options?: SaveOptions,
+    options?: CommitOptions,
   ): Promise<Row[]> {
     const args = parseSave("commit", name, position, options);
     const writes = this.#checkStatements("commit", args.name, statements);
-    return this.#write<Row>("commit", args, writes, this.#checkQuery("commit", args.name, query));
+    const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
+    return this.#write<Row>("commit", args, writes, this.#checkQuery("commit", args.name, query), parked);
   }
 
   /**
@@ -298,10 +338,11 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
   async loadAndQuery<Row>(
     name: string,
     query: (after: number) => D1PreparedStatement,
-    options?: OperationOptions,
-  ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[] }> {
+    options?: LoadAndQueryOptions,
+  ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }> {
     const { name: valid, signal } = parseNamed("load", name, options);
     checkFunction("load", valid, query, "query", true);
+    const lease = options?.lease === undefined ? undefined : checkLease(valid, options.lease);
     const guess = rememberedPositions.get(this.db)?.get(valid);
     const read = (after: number): Promise<Row[]> => {
       const statement = this.#checkQuery("load", valid, query(after));
@@ -313,24 +354,173 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
         send: async () => (await statement.all<Row>()).results,
       });
     };
-    if (guess === undefined) {
+    if (guess === undefined && lease === undefined) {
       const checkpoint = await this.load(valid, { signal });
-      return { checkpoint, rows: await read(checkpoint.position) };
+      return { checkpoint, rows: await read(checkpoint.position), leased: true };
     }
-    const guessed = this.#checkQuery("load", valid, query(guess));
-    const { checkpoint, rows } = await this.#call({
+    const claim =
+      lease === undefined
+        ? []
+        : [this.db.prepare(CLAIM_SQL).bind(valid, lease.holder, lease.ttlMs), this.db.prepare(YIELD_SQL).bind(valid, lease.holder)];
+    const guessed = guess === undefined ? [] : [this.#checkQuery("load", valid, query(guess))];
+    const { checkpoint, rows, leased } = await this.#call({
       operation: "load",
+      checkpoint: valid,
+      signal,
+      // Claiming again is harmless: the holder's own claim is not expired, so it stays the holder.
+      kind: lease === undefined ? "read" : "idempotent",
+      send: async () => {
+        const results = await this.db.batch([...claim, this.db.prepare(LOAD_SQL).bind(valid), ...guessed]);
+        const checkpoint = loadResult("load", valid, results[claim.length]?.results[0] as PositionRow | undefined);
+        const leased = lease === undefined || (results[1]?.results.length ?? 0) === 0;
+        return { checkpoint, rows: (results[claim.length + 1]?.results ?? []) as Row[], leased };
+      },
+    });
+    rememberPosition(this.db, valid, checkpoint.position);
+    if (!leased) return { checkpoint, rows: [], leased };
+    return { checkpoint, rows: checkpoint.position === guess ? rows : await read(checkpoint.position), leased };
+  }
+
+  /**
+   * The parked events of `name`, ascending by position, one round trip per
+   * page (`WHERE name = ? AND position > ? ORDER BY position LIMIT ?`).
+   *
+   * @example
+   * ```ts
+   * for await (const event of store.parked("balances")) console.log(event.position, event.error);
+   * ```
+   */
+  parked(name: string, options?: ParkedListOptions): AsyncIterableIterator<ParkedEvent> {
+    const listing = parseParkedList(name, options);
+    return parkedPages(listing, (after, limit) =>
+      this.#call({
+        operation: "parked",
+        checkpoint: listing.name,
+        signal: listing.signal,
+        kind: "read",
+        send: async () => (await this.db.prepare(PARKED_PAGE_SQL).bind(listing.name, after, limit).all<ParkedRow>()).results,
+      }),
+    );
+  }
+
+  /**
+   * Applies `statements` for the parked event at `position` of `name` and
+   * removes it from the parked events, in one batch (one round trip, one
+   * transaction), without moving the checkpoint. Resolves `false`, applying
+   * nothing, when no such event is parked. `ProjectionRunner.replay` builds
+   * the statements with the projection for you.
+   */
+  async replayParked(name: string, position: number, statements: readonly D1PreparedStatement[], options?: OperationOptions): Promise<boolean> {
+    const { name: valid, position: at, signal } = parseSave("replay", name, position, options);
+    const writes = this.#checkStatements("replay", valid, statements);
+    const batch = [this.db.prepare(REPLAY_GUARD_SQL).bind(valid, at), this.db.prepare(UNPARK_SQL).bind(valid, at), ...writes];
+    return this.#call({
+      operation: "replay",
+      checkpoint: valid,
+      signal,
+      kind: "checked",
+      send: async () => {
+        try {
+          await this.db.batch(batch);
+          return true;
+        } catch (error) {
+          if (isNotParked(error)) return false;
+          throw error;
+        }
+      },
+      check: async () =>
+        (await this.db.prepare(IS_PARKED_SQL).bind(valid, at).first()) === null
+          ? { landed: "unknown", found: `the event at position ${at} is no longer parked` }
+          : { landed: false },
+    });
+  }
+
+  /**
+   * The status of `name`: position, whether a checkpoint exists, lag behind
+   * `options.newest`, when the checkpoint last moved and how many events it
+   * parked. One round trip (with a `newest` query, in the same batch).
+   *
+   * @example
+   * ```ts
+   * const status = await store.status("balances", { newest: env.DB.prepare("SELECT MAX(position) FROM events") });
+   * console.log(status.lag, status.sinceMovedMs, status.parked);
+   * ```
+   */
+  async status(name: string, options?: StatusOptions<number | D1PreparedStatement>): Promise<ProjectionStatus> {
+    const { name: valid, signal } = parseNamed("status", name, options);
+    const newest = this.#parseNewest(valid, options?.newest);
+    const statement = this.db.prepare(STATUS_SQL).bind(valid);
+    return this.#call({
+      operation: "status",
       checkpoint: valid,
       signal,
       kind: "read",
       send: async () => {
-        const [loaded, events] = await this.db.batch([this.db.prepare(LOAD_SQL).bind(valid), guessed]);
-        const checkpoint = loadResult("load", valid, loaded?.results[0] as PositionRow | undefined);
-        return { checkpoint, rows: (events?.results ?? []) as Row[] };
+        if (typeof newest !== "object") return projectionStatus("status", valid, (await statement.first<StatusRow>()) ?? {}, newest);
+        const [row, last] = await this.db.batch<Record<string, unknown>>([statement, newest]);
+        return projectionStatus("status", valid, row?.results[0] ?? {}, newestOf("status", valid, last?.results[0]));
       },
     });
-    rememberPosition(this.db, valid, checkpoint.position);
-    return { checkpoint, rows: checkpoint.position === guess ? rows : await read(checkpoint.position) };
+  }
+
+  /**
+   * The status of every checkpoint in name order, paged as
+   * {@link D1CheckpointStore.entries} (a `newest` query rides with the first page).
+   */
+  statuses(options?: StatusListOptions<number | D1PreparedStatement>): AsyncIterableIterator<ProjectionStatus> {
+    const listing = parseListOptions("status", options);
+    let newest = this.#parseNewest(undefined, options?.newest);
+    const pages = this.#pages<ProjectionStatus>("status", STATUS_COLUMNS, listing, (row, name) =>
+      projectionStatus("status", name, row, typeof newest === "object" ? undefined : newest),
+    );
+    return keysetPages(listing, async (request) => {
+      if (typeof newest === "object") {
+        const query = newest;
+        const [last] = await this.#call({
+          operation: "status",
+          checkpoint: undefined,
+          signal: listing.signal,
+          kind: "read",
+          send: async () => (await query.all()).results,
+        });
+        newest = newestOf("status", undefined, last);
+      }
+      return pages(request);
+    });
+  }
+
+  /**
+   * Lets go of a run's lease after its last batch, and runs `query` (the next
+   * events) in the same round trip. `held: true` means another run noted new
+   * work meanwhile: the lease is still this run's, renewed, and `rows` are
+   * the events to go on with. With `drop`, lets go whatever was noted.
+   * `ProjectionRunner` calls it for runners with a `lease`.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  async releaseLease<Row>(
+    name: string,
+    lease: RunLease,
+    query: D1PreparedStatement | undefined,
+    options?: OperationOptions & { readonly drop?: boolean | undefined },
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }> {
+    const { name: valid, signal } = parseNamed("run", name, options);
+    const drop = checkBoolean("run", valid, options?.drop, "options.drop", false);
+    const statements = drop
+      ? [this.db.prepare(DROP_SQL).bind(valid, lease.holder)]
+      : [
+          this.db.prepare(RELEASE_SQL).bind(valid, lease.holder),
+          this.db.prepare(RENEW_SQL).bind(valid, lease.holder, lease.ttlMs),
+          ...(query === undefined ? [] : [this.#checkQuery("run", valid, query)]),
+        ];
+    const results = await this.#call({ operation: "run", checkpoint: valid, signal, kind: "idempotent", send: () => this.db.batch<Row>(statements) });
+    const held = !drop && (results[1]?.results.length ?? 0) > 0;
+    return { held, rows: held && query !== undefined ? (results[2]?.results ?? []) : [] };
+  }
+
+  #parseNewest(name: string | undefined, value: unknown): number | D1PreparedStatement | undefined {
+    if (value === undefined) return undefined;
+    if (typeof value === "number" || typeof value === "bigint") return checkPosition("status", name, value, "options.newest");
+    return this.#checkQuery("status", name ?? "", value, "options.newest");
   }
 
   #call<T>(call: RetriedCall<T>): Promise<T> {
@@ -344,9 +534,9 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     return checkWrites(operation, name, statements, isStatement, "D1PreparedStatement (from db.prepare)", argument);
   }
 
-  #checkQuery(operation: CheckpointOperation, name: string, query: unknown): D1PreparedStatement {
-    const [statement] = this.#checkStatements(operation, name, [query], "query");
-    if (statement === undefined) throw new CheckpointTypeError(operation, name, "query", "must be a D1PreparedStatement");
+  #checkQuery(operation: CheckpointOperation, name: string, query: unknown, argument = "query"): D1PreparedStatement {
+    const [statement] = this.#checkStatements(operation, name, [query], argument);
+    if (statement === undefined) throw new CheckpointTypeError(operation, name, argument, "must be a D1PreparedStatement");
     return statement;
   }
 
@@ -392,10 +582,12 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     args: SaveArguments,
     statements: readonly D1PreparedStatement[],
     query?: D1PreparedStatement,
+    parked: readonly ParkRequest[] = [],
   ): Promise<Row[]> {
     const { name, position, expected, signal } = args;
     const checkpoint = this.#saveStatement(name, position, expected);
-    const batch = query === undefined ? [checkpoint, ...statements] : [checkpoint, ...statements, query];
+    const parks = parked.map((event) => this.db.prepare(PARK_SQL).bind(name, event.position, event.error));
+    const batch = [checkpoint, ...parks, ...statements, ...(query === undefined ? [] : [query])];
     const send = async (): Promise<Row[]> => {
       try {
         if (batch.length === 1) {
@@ -414,12 +606,10 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
       const at = current.found ? current.position : null;
       if (at === position) return { landed: true, value: query === undefined ? [] : (await query.all<Row>()).results };
       if (at === expected) return { landed: false };
-      return { landed: "unknown", found: at === null ? "no checkpoint" : `position ${at}` };
+      return { landed: "unknown", found: `the checkpoint is now at ${at === null ? "no checkpoint" : `position ${at}`}` };
     };
-    const kind =
-      expected === undefined
-        ? statements.length === 0 ? "idempotent" : "once"
-        : expected !== position || statements.length === 0 ? "checked" : "once";
+    const alone = statements.length === 0 && parks.length === 0;
+    const kind = expected === undefined ? (alone ? "idempotent" : "once") : expected !== position || alone ? "checked" : "once";
     const rows = await this.#call({ operation, checkpoint: name, signal, kind, send, check });
     rememberPosition(this.db, name, position);
     return rows;
@@ -453,7 +643,8 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
       });
     // An unconditional save cannot fail that way: the failure is theirs.
     if (expected === undefined) return theirs();
-    if (others.length === 0) return new CheckpointConflictError(operation, name, expected, { cause: error });
+    // Ours runs first and alone decides when nothing else could fail that way.
+    if (statements.length === 0) return new CheckpointConflictError(operation, name, expected, { cause: error });
     let current: LoadResult;
     try {
       current = await this.#load(operation, name);
@@ -462,7 +653,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
         attempts: 1,
         transient: false,
         outcomeUnknown: false,
-        reason: `a checkpoint condition failed (this one's, or one of ${others.join(", ")}), and the load that would tell which failed too (${cause instanceof Error ? cause.message : String(cause)}); nothing was applied`,
+        reason: `a checkpoint condition failed (this one's, or one among the statements${others.length === 0 ? "" : `: ${others.join(", ")}`}), and the load that would tell which failed too (${cause instanceof Error ? cause.message : String(cause)}); nothing was applied`,
       });
     }
     const at = current.found ? current.position : null;

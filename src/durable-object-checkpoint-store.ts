@@ -1,6 +1,7 @@
 import type {
   CheckpointEntry,
   CheckpointStore,
+  CommitOptions,
   ListOptions,
   LoadResult,
   OperationOptions,
@@ -10,8 +11,22 @@ import type {
 import { isConflictMarker, LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, RESET_SQL, saveSql, type PageColumns, type PageRow } from "./checkpoint-sql.js";
 import { CheckpointConflictError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "./keyset.js";
+import {
+  checkParkRequests,
+  IS_PARKED_SQL,
+  PARK_SQL,
+  PARKED_PAGE_SQL,
+  parkedPages,
+  parseParkedList,
+  UNPARK_SQL,
+  type ParkedEvent,
+  type ParkedListOptions,
+  type ParkedRow,
+  type ParkRequest,
+} from "./parked-events.js";
+import { projectionStatus, STATUS_COLUMNS, STATUS_SQL, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "./projection-status.js";
 import { schemaStatements } from "./schema.js";
-import { checkFunction, parseNamed, parseSave, toPosition, type SaveArguments } from "./validate.js";
+import { checkFunction, checkPosition, parseNamed, parseSave, toPosition, type SaveArguments } from "./validate.js";
 import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
 
 /**
@@ -28,6 +43,19 @@ function settle<T>(work: () => T): Promise<T> {
   return new Promise<T>((resolve) => {
     resolve(work()); // a throw in the executor rejects with the thrown value, as it is
   });
+}
+
+/**
+ * Runs the caller's writes inside the transaction. They must be synchronous:
+ * an async function's writes after its first `await` would escape the
+ * transaction, so a returned promise throws (and rolls everything back).
+ */
+function runWrites(sql: SqlStorage, write: SqlWrites): void {
+  const run: (sql: SqlStorage) => unknown = write;
+  const result = run(sql);
+  if (typeof (result as { then?: unknown } | null | undefined)?.then === "function") {
+    throw new TypeError("the write function returned a promise: read-model writes must be synchronous sql.exec calls (nothing was applied)");
+  }
 }
 
 function isSqlStorage(value: unknown): value is DurableObjectStorage {
@@ -160,26 +188,78 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
    * before `write` runs. Anything `write` throws rolls the whole transaction
    * back and is rethrown as it is.
    */
-  commit(name: string, position: number, write: SqlWrites, options?: SaveOptions): Promise<void> {
+  commit(name: string, position: number, write: SqlWrites, options?: CommitOptions): Promise<void> {
     return settle(() => {
       const args = parseSave("commit", name, position, options);
       const writes = checkFunction("commit", args.name, write, "write", true);
+      const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
       args.signal?.throwIfAborted();
-      this.#commit("commit", args, writes);
+      this.#commit("commit", args, writes, parked);
     });
   }
 
   /** {@link DurableObjectCheckpointStore.commit}, synchronously: for code inside the object (no signal). */
-  commitSync(name: string, position: number, write: SqlWrites, options?: Omit<SaveOptions, "signal">): void {
+  commitSync(name: string, position: number, write: SqlWrites, options?: Omit<CommitOptions, "signal">): void {
     const args = parseSave("commit", name, position, options);
-    this.#commit("commit", args, checkFunction("commit", args.name, write, "write", true));
+    const writes = checkFunction("commit", args.name, write, "write", true);
+    this.#commit("commit", args, writes, checkParkRequests("commit", args.name, options?.parked, args.position));
+  }
+
+  /**
+   * Runs `write` for the parked event at `position` of `name` and removes it
+   * from the parked events, in one `transactionSync`, without moving the
+   * checkpoint. Resolves `false`, running nothing, when no such event is parked.
+   */
+  replayParked(name: string, position: number, write: SqlWrites, options?: OperationOptions): Promise<boolean> {
+    return settle(() => {
+      const { name: valid, position: at, signal } = parseSave("replay", name, position, options);
+      const writes = checkFunction("replay", valid, write, "write", true);
+      signal?.throwIfAborted();
+      return this.storage.transactionSync(() => {
+        if (this.storage.sql.exec(IS_PARKED_SQL, valid, at).toArray().length === 0) return false;
+        this.storage.sql.exec(UNPARK_SQL, valid, at);
+        runWrites(this.storage.sql, writes);
+        return true;
+      });
+    });
+  }
+
+  /** The parked events of `name`, ascending by position, page by page. */
+  parked(name: string, options?: ParkedListOptions): AsyncIterableIterator<ParkedEvent> {
+    const listing = parseParkedList(name, options);
+    return parkedPages(listing, (after, limit) =>
+      Promise.resolve(this.storage.sql.exec(PARKED_PAGE_SQL, listing.name, after, limit).toArray() as unknown as ParkedRow[]),
+    );
+  }
+
+  /** The status of `name` (see `ProjectionStatus`); `newest` is a number here. */
+  status(name: string, options?: StatusOptions): Promise<ProjectionStatus> {
+    return settle(() => {
+      const { name: valid, signal } = parseNamed("status", name, options);
+      const newest = options?.newest === undefined ? undefined : checkPosition("status", valid, options.newest, "options.newest");
+      signal?.throwIfAborted();
+      const row = this.storage.sql.exec(STATUS_SQL, valid).toArray()[0] as StatusRow | undefined;
+      return projectionStatus("status", valid, row ?? {}, newest);
+    });
+  }
+
+  /** The status of every checkpoint in name order, paged as `entries()`. */
+  statuses(options?: StatusListOptions): AsyncIterableIterator<ProjectionStatus> {
+    const listing = parseListOptions("status", options);
+    const newest = options?.newest === undefined ? undefined : checkPosition("status", undefined, options.newest, "options.newest");
+    return keysetPages(listing, this.#pages(STATUS_COLUMNS, (row, name) => projectionStatus("status", name, row, newest)));
   }
 
   #load(operation: CheckpointOperation, name: string): LoadResult {
     return loadResult(operation, name, this.storage.sql.exec<{ position: SqlStorageValue }>(LOAD_SQL, name).toArray()[0]);
   }
 
-  #commit(operation: "save" | "commit", { name, position, expected }: SaveArguments, write: SqlWrites | undefined): void {
+  #commit(
+    operation: "save" | "commit",
+    { name, position, expected }: SaveArguments,
+    write: SqlWrites | undefined,
+    parked: readonly ParkRequest[] = [],
+  ): void {
     const { sql, bindings } = saveSql(name, position, expected);
     const save = (): void => {
       try {
@@ -190,11 +270,12 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
       }
     };
     // One statement is atomic by itself; with writes, one transaction holds both.
-    if (write === undefined) save();
+    if (write === undefined && parked.length === 0) save();
     else {
       this.storage.transactionSync(() => {
         save();
-        write(this.storage.sql);
+        for (const event of parked) this.storage.sql.exec(PARK_SQL, name, event.position, event.error);
+        if (write !== undefined) runWrites(this.storage.sql, write);
       });
     }
   }

@@ -11,7 +11,10 @@ export type CheckpointOperation =
   | "resetStatement"
   | "configure"
   | "run"
-  | "waitFor";
+  | "waitFor"
+  | "parked"
+  | "replay"
+  | "status";
 
 function describe(operation: CheckpointOperation, checkpoint: string | undefined): string {
   return checkpoint === undefined ? operation : `${operation}(${JSON.stringify(checkpoint)})`;

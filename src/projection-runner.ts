@@ -1,6 +1,8 @@
-import type { LoadResult, OperationOptions, ProjectionStore, SaveOptions } from "./checkpoint-store.js";
+import type { CommitOptions, LoadResult, OperationOptions, ProjectionStore } from "./checkpoint-store.js";
 import { CheckpointConflictError, CheckpointStoreError, CheckpointTypeError, messageOf } from "./errors.js";
-import { checkFunction, checkInteger, checkName, checkOptions, checkSignal } from "./validate.js";
+import type { ParkRequest } from "./parked-events.js";
+import { DEFAULT_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
+import { checkFunction, checkInteger, checkName, checkOptions, checkPosition, checkSignal } from "./validate.js";
 
 const DEFAULT_BATCH_SIZE = 100;
 const MAX_BATCH_SIZE = 10_000;
@@ -11,8 +13,12 @@ export interface PositionedEvent {
   readonly position: number;
 }
 
-/** What `onError` decides for an event that `project` rejected. */
-export type EventErrorDecision = "skip" | "stop";
+/**
+ * What `onError` decides for an event that `project` rejected: `"skip"` it,
+ * `"park"` it (recorded in `parked_events` in the same transaction, for a
+ * later replay), or `"stop"` the run.
+ */
+export type EventErrorDecision = "skip" | "park" | "stop";
 
 /**
  * A store that can ride a query along with its load and its commits, in the
@@ -26,15 +32,27 @@ export interface PipelinedProjectionStore extends ProjectionStore<readonly D1Pre
     position: number,
     statements: readonly D1PreparedStatement[],
     query: D1PreparedStatement,
-    options?: SaveOptions,
+    options?: CommitOptions,
   ): Promise<Row[]>;
-  /** Loads the checkpoint and runs `query(checkpoint.position)`: in one round trip when it can guess the position. */
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- as above
+  /**
+   * Loads the checkpoint and runs `query(checkpoint.position)`: in one round
+   * trip when it can guess the position. With `lease`, claims a run lease in
+   * the same round trip; `leased: false` when another run holds it.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
   loadAndQuery<Row>(
     name: string,
     query: (after: number) => D1PreparedStatement,
-    options?: OperationOptions,
-  ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[] }>;
+    options?: OperationOptions & { readonly lease?: RunLease | undefined },
+  ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }>;
+  /** Lets go of a run lease (see `D1CheckpointStore.releaseLease`). */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- as above
+  releaseLease<Row>(
+    name: string,
+    lease: RunLease,
+    query: D1PreparedStatement | undefined,
+    options?: OperationOptions & { readonly drop?: boolean | undefined },
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
 }
 
 /** What every runner is configured with, whatever its event source. */
@@ -52,8 +70,10 @@ export interface RunnerCommon<Event extends PositionedEvent, Writes> {
   readonly batchSize?: number | undefined;
   /**
    * Called when `project` throws for an event: `"skip"` leaves the event out
-   * (the checkpoint still moves past it), `"stop"` (the default without a
-   * hook) ends the run with a {@link ProjectionError}.
+   * (the checkpoint still moves past it), `"park"` leaves it out and records
+   * it in the parked events in the same commit (list them with the store's
+   * `parked()`, apply them later with {@link ProjectionRunner.replay}),
+   * `"stop"` (the default without a hook) ends the run with a {@link ProjectionError}.
    */
   readonly onError?: ((error: unknown, event: Event) => EventErrorDecision | Promise<EventErrorDecision>) | undefined;
 }
@@ -85,6 +105,17 @@ export interface EventsQuerySource<Event extends PositionedEvent> extends Runner
   readonly eventsQuery: (after: number, limit: number) => D1PreparedStatement;
   /** Not with `eventsQuery`. */
   readonly readEvents?: undefined;
+  /**
+   * Lets only one run at a time project: each run first claims a lease in
+   * the same round trip as its load (table `projection_leases`, migration
+   * 0002); a run that finds another's lease stops there (`yielded: true`)
+   * after noting that work is pending, and the holder looks again before it
+   * lets go. Use it where many invocations start runs at once (a run per
+   * append); exactly-once never depends on it. `true` for a 30 s lease, or
+   * `{ ttlMs }`: how long a run may take before another may take over.
+   * Default: no lease.
+   */
+  readonly lease?: boolean | { readonly ttlMs?: number | undefined } | undefined;
 }
 
 /** Configuration of a {@link ProjectionRunner}: exactly one of `readEvents` and `eventsQuery`. */
@@ -116,12 +147,16 @@ export interface RunSummary {
   readonly events: number;
   /** Positions `onError` chose to skip, in batches that committed. */
   readonly skipped: readonly number[];
+  /** Positions `onError` chose to park, in batches that committed. */
+  readonly parked: readonly number[];
   /** Batches committed. */
   readonly batches: number;
   /** Whether the run stopped because another invocation had moved the checkpoint. */
   readonly conflict: boolean;
   /** Whether the run saw the end of the log (a batch shorter than `batchSize`). */
   readonly caughtUp: boolean;
+  /** Whether the run stopped after its first round trip because another run held the lease (only with `lease`). */
+  readonly yielded: boolean;
 }
 
 /** `project` threw for an event, or the event source broke its contract. */
@@ -146,6 +181,7 @@ interface Config<Event extends PositionedEvent, Writes> {
   readonly onError: ((error: unknown, event: Event) => EventErrorDecision | Promise<EventErrorDecision>) | undefined;
   readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
   readonly eventsQuery: ((after: number, limit: number) => D1PreparedStatement) | undefined;
+  readonly leaseTtlMs: number | undefined;
 }
 
 /**
@@ -174,8 +210,8 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
 
   /** Checks the configuration; nothing is sent until {@link ProjectionRunner.run}. */
   constructor(options: ProjectionRunnerOptions<Event, Writes>) {
-    type Loose = Partial<Omit<ReadEventsSource<Event, Writes>, "eventsQuery">> &
-      Partial<Pick<EventsQuerySource<Event>, "eventsQuery">>;
+    type Loose = Partial<Omit<ReadEventsSource<Event, Writes>, "eventsQuery" | "lease">> &
+      Partial<Pick<EventsQuerySource<Event>, "eventsQuery" | "lease">>;
     const given: unknown = options;
     if (given === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
     const raw = checkOptions("configure", undefined, given as Loose);
@@ -191,9 +227,10 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     if ((readEvents === undefined) === (eventsQuery === undefined)) {
       throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
     }
-    if (eventsQuery !== undefined && (!has("commitAndQuery") || !has("loadAndQuery"))) {
+    if (eventsQuery !== undefined && (!has("commitAndQuery") || !has("loadAndQuery") || !has("releaseLease"))) {
       throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
     }
+    const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
     this.#config = {
       name,
       store: raw.store as ProjectionStore<Writes>,
@@ -202,10 +239,11 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
         max: MAX_BATCH_SIZE,
         fallback: DEFAULT_BATCH_SIZE,
       }),
-      project: checkFunction("configure", name, raw.project, "options.project", true) as Config<Event, Writes>["project"],
+      project: checkFunction<Config<Event, Writes>["project"]>("configure", name, raw.project, "options.project", true),
       onError: checkFunction("configure", name, raw.onError, "options.onError"),
       readEvents,
       eventsQuery,
+      leaseTtlMs,
     };
   }
 
@@ -216,7 +254,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
 
   /** Projects events until caught up, `maxBatches` is reached, or another run gets ahead. */
   async run(options?: RunOptions): Promise<RunSummary> {
-    const { name, batchSize } = this.#config;
+    const { name, batchSize, leaseTtlMs, eventsQuery } = this.#config;
     const { maxBatches: limit, signal: rawSignal } = checkOptions("run", name, options);
     const maxBatches = checkInteger("run", name, limit, "options.maxBatches", {
       min: 1,
@@ -224,63 +262,129 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       fallback: Number.POSITIVE_INFINITY,
     });
     const signal = checkSignal("run", name, rawSignal);
+    const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
 
-    const { checkpoint: start, events: first } = await this.#start(signal);
+    const { checkpoint: start, events: first, leased } = await this.#start(signal, lease);
     let expected: number | null = start.found ? start.position : null;
     let position = start.position;
     let batch: readonly Event[] | undefined = first;
     let events = 0;
     let batches = 0;
     const skipped: number[] = [];
-    const summary = (conflict: boolean, caughtUp: boolean): RunSummary => ({
+    const parked: number[] = [];
+    const summary = (end: "conflict" | "caughtUp" | "budget" | "yielded"): RunSummary => ({
       name,
       from: start.position,
       to: position,
       events,
       skipped,
+      parked,
       batches,
-      conflict,
-      caughtUp,
+      conflict: end === "conflict",
+      caughtUp: end === "caughtUp",
+      yielded: end === "yielded",
     });
+    if (!leased) return summary("yielded");
 
-    while (batches < maxBatches) {
-      signal?.throwIfAborted();
-      batch ??= await this.#read(position, signal);
-      checkBatch(name, position, batch, batchSize);
-      const last = batch.at(-1);
-      if (last === undefined) return summary(false, true);
+    let released = lease === undefined;
+    try {
+      for (;;) {
+        const end = await (async (): Promise<"conflict" | "caughtUp" | "budget"> => {
+          while (batches < maxBatches) {
+            signal?.throwIfAborted();
+            batch ??= await this.#read(position, signal);
+            checkBatch(name, position, batch, batchSize);
+            const last = batch.at(-1);
+            if (last === undefined) return "caughtUp";
 
-      const projected = await this.#project(batch);
-      const more = batch.length === batchSize && batches + 1 < maxBatches;
-      let next: readonly Event[] | undefined;
-      try {
-        next = await this.#commit(last.position, projected.writes, expected, more, signal);
-      } catch (error) {
-        if (error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit") {
-          return summary(true, false);
+            const projected = await this.#project(batch);
+            const more = batch.length === batchSize && batches + 1 < maxBatches;
+            let next: readonly Event[] | undefined;
+            try {
+              next = await this.#commit(last.position, projected.writes, expected, projected.parked, more, signal);
+            } catch (error) {
+              if (error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit") return "conflict";
+              throw error;
+            }
+            expected = position = last.position;
+            events += batch.length - projected.skipped.length - projected.parked.length;
+            skipped.push(...projected.skipped);
+            parked.push(...projected.parked.map((event) => event.position));
+            batches += 1;
+            if (batch.length < batchSize) return "caughtUp";
+            batch = next;
+          }
+          return "budget";
+        })();
+        if (end !== "caughtUp" || lease === undefined || eventsQuery === undefined) return summary(end);
+        // Caught up: let go of the lease, unless another run noted work meanwhile (then go on with it).
+        const { held, rows } = await this.#pipelined().releaseLease<Event>(name, lease, eventsQuery(position, batchSize), { signal });
+        if (!held) {
+          released = true;
+          return summary("caughtUp");
         }
-        throw error;
+        batch = rows;
       }
-      expected = position = last.position;
-      events += batch.length - projected.skipped.length;
-      skipped.push(...projected.skipped);
-      batches += 1;
-      if (batch.length < batchSize) return summary(false, true);
-      batch = next;
+    } finally {
+      if (!released && lease !== undefined) {
+        // Ending early (the batch budget, a conflict, an error): let go now rather than when the lease expires.
+        await this.#pipelined()
+          .releaseLease(name, lease, undefined, { drop: true })
+          .catch(() => undefined);
+      }
     }
-    return summary(false, false);
   }
 
-  /** The checkpoint, and with `eventsQuery` the first events when they could ride along. */
-  async #start(signal: AbortSignal | undefined): Promise<{ checkpoint: LoadResult; events: readonly Event[] | undefined }> {
+  /**
+   * Projects the parked event at `position` again and, when `project`
+   * accepts it, applies its writes and removes it from the parked events in
+   * one transaction, without moving the checkpoint. Resolves `true` when it
+   * did, `false` when no such event is parked (nothing applied). When
+   * `project` rejects it again it stays parked and this rejects with a
+   * {@link ProjectionError}. The event is read again from the event source
+   * (`readEvents(position - 1, 1)`, or `eventsQuery(position - 1, 1)`).
+   *
+   * @example
+   * ```ts
+   * for await (const event of store.parked("balances")) await runner.replay(event.position);
+   * ```
+   */
+  async replay(position: number, options?: OperationOptions): Promise<boolean> {
+    const { name, store, readEvents, eventsQuery } = this.#config;
+    const at = checkPosition("replay", name, position);
+    const signal = checkSignal("replay", name, checkOptions("replay", name, options).signal);
+    signal?.throwIfAborted();
+    const found: readonly Event[] =
+      readEvents !== undefined ? await readEvents(at - 1, 1) : (await eventsQuery?.(at - 1, 1).all<Event>())?.results ?? [];
+    const event = Array.isArray(found) ? (found[0] as Event | undefined) : undefined;
+    if (event?.position !== at) {
+      throw new ProjectionError(name, at, `the event source has no event at position ${at} (it returned ${String(event?.position ?? "nothing")})`);
+    }
+    let writes: Writes;
+    try {
+      writes = await this.#config.project([event]);
+    } catch (error) {
+      throw new ProjectionError(name, at, `project rejected the parked event at position ${at} again: ${messageOf(error)}`, { cause: error });
+    }
+    return store.replayParked(name, at, writes, { signal });
+  }
+
+  #pipelined(): PipelinedProjectionStore {
+    return this.#config.store as unknown as PipelinedProjectionStore;
+  }
+
+  /** The checkpoint, and with `eventsQuery` the first events when they could ride along, and whether the lease is this run's. */
+  async #start(
+    signal: AbortSignal | undefined,
+    lease?: RunLease,
+  ): Promise<{ checkpoint: LoadResult; events: readonly Event[] | undefined; leased: boolean }> {
     const { name, store, eventsQuery, batchSize } = this.#config;
-    if (eventsQuery === undefined) return { checkpoint: await store.load(name, { signal }), events: undefined };
-    const { checkpoint, rows } = await (store as unknown as PipelinedProjectionStore).loadAndQuery<Event>(
-      name,
-      (guess) => eventsQuery(guess, batchSize),
-      { signal },
-    );
-    return { checkpoint, events: rows };
+    if (eventsQuery === undefined) return { checkpoint: await store.load(name, { signal }), events: undefined, leased: true };
+    const { checkpoint, rows, leased } = await this.#pipelined().loadAndQuery<Event>(name, (guess) => eventsQuery(guess, batchSize), {
+      signal,
+      lease,
+    });
+    return { checkpoint, events: rows, leased };
   }
 
   async #read(after: number, signal: AbortSignal | undefined): Promise<readonly Event[]> {
@@ -295,62 +399,74 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     position: number,
     writes: Writes,
     expected: number | null,
+    parked: readonly ParkRequest[],
     more: boolean,
     signal: AbortSignal | undefined,
   ): Promise<readonly Event[] | undefined> {
     const { name, store, eventsQuery, batchSize } = this.#config;
+    const options: CommitOptions = parked.length === 0 ? { expected, signal } : { expected, signal, parked };
     if (eventsQuery === undefined || !more) {
-      await store.commit(name, position, writes, { expected, signal });
+      await store.commit(name, position, writes, options);
       return undefined;
     }
-    return (store as unknown as PipelinedProjectionStore).commitAndQuery<Event>(
-      name,
-      position,
-      writes as readonly D1PreparedStatement[],
-      eventsQuery(position, batchSize),
-      { expected, signal },
-    );
+    return this.#pipelined().commitAndQuery<Event>(name, position, writes as readonly D1PreparedStatement[], eventsQuery(position, batchSize), options);
   }
 
   /** Projects a batch; when it throws, finds the events at fault and asks `onError`. */
-  async #project(batch: readonly Event[]): Promise<{ writes: Writes; skipped: number[] }> {
+  async #project(batch: readonly Event[]): Promise<{ writes: Writes; skipped: number[]; parked: ParkRequest[] }> {
     const { project, onError, name } = this.#config;
     try {
-      return { writes: await project(batch), skipped: [] };
+      return { writes: await project(batch), skipped: [], parked: [] };
     } catch (batchError) {
       const kept: Event[] = [];
       const skipped: number[] = [];
+      const parked: ParkRequest[] = [];
       for (const event of batch) {
         try {
           await project([event]);
           kept.push(event);
         } catch (error) {
           const decision = onError === undefined ? "stop" : await onError(error, event);
-          if (decision !== "skip") {
+          if (decision === "skip") skipped.push(event.position);
+          else if (decision === "park") parked.push({ position: event.position, error: messageOf(error) });
+          else {
             throw new ProjectionError(name, event.position, `project rejected the event at position ${event.position}: ${messageOf(error)}`, {
               cause: error,
             });
           }
-          skipped.push(event.position);
         }
       }
-      if (skipped.length === 0) {
+      const left = [...skipped, ...parked.map((event) => event.position)].sort((a, b) => a - b);
+      if (left.length === 0) {
         throw new ProjectionError(name, undefined, `project rejected a batch but none of its events alone: ${messageOf(batchError)}`, {
           cause: batchError,
         });
       }
       try {
-        return { writes: await project(kept), skipped };
+        return { writes: await project(kept), skipped, parked };
       } catch (error) {
         throw new ProjectionError(
           name,
           undefined,
-          `project rejected the ${kept.length} events it had accepted one by one, after skipping ${skipped.join(", ")}: ${messageOf(error)}`,
+          `project rejected the ${kept.length} events it had accepted one by one, after skipping ${left.join(", ")}: ${messageOf(error)}`,
           { cause: error },
         );
       }
     }
   }
+}
+
+/** The lease of a runner's options, checked: its TTL in milliseconds, or `undefined` for none. */
+function parseLease(name: string, value: unknown, pipelined: boolean): number | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (!pipelined) throw new CheckpointTypeError("configure", name, "options.lease", "needs eventsQuery (the lease is claimed in the load's batch)");
+  if (value === true) return DEFAULT_LEASE_TTL_MS;
+  if (typeof value !== "object" || value === null) throw new CheckpointTypeError("configure", name, "options.lease", "must be a boolean or { ttlMs }");
+  return checkInteger("configure", name, (value as { ttlMs?: unknown }).ttlMs, "options.lease.ttlMs", {
+    min: 1,
+    max: 3_600_000,
+    fallback: DEFAULT_LEASE_TTL_MS,
+  });
 }
 
 /** The event source must return at most `limit` events after `after`, strictly ascending. */

@@ -119,7 +119,7 @@ export type CheckVerdict<T> =
   | { readonly landed: true; readonly value: T }
   /** The write is not there: send it again. */
   | { readonly landed: false }
-  /** The check cannot tell: the outcome is unknown; `found` says what it saw. */
+  /** The check cannot tell: the outcome is unknown; `found` says what it saw, as a clause ("the checkpoint is now at position 7"). */
   | { readonly landed: "unknown"; readonly found: string };
 
 /**
@@ -174,7 +174,7 @@ export async function withRetry<T>(policy: RetryPolicy, call: RetriedCall<T>): P
         if (verdict.landed === "unknown") {
           throw unknownOutcome(lastError, attempt, {
             transient: true,
-            reason: `D1 failed (${messageOf(lastError)}) and the checkpoint is now at ${verdict.found}, so whether this write was applied cannot be told`,
+            reason: `D1 failed (${messageOf(lastError)}) and ${verdict.found}, so whether this write was applied cannot be told`,
           });
         }
         maybeLanded = mustCheck = false; // still where it was: it did not land

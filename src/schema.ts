@@ -3,17 +3,47 @@ import { resolveRetry, withRetry, type RetryOptions } from "./retry.js";
 import { checkOptions, checkSignal } from "./validate.js";
 
 /**
- * The DDL the store needs, byte for byte the statements of
- * `migrations/0001_checkpoints.sql` (a test proves they agree).
+ * The DDL the store needs, byte for byte `migrations/0001_checkpoints.sql`
+ * followed by `migrations/0002_projection_operations.sql` (a test proves they
+ * agree).
  *
- * It is the schema of synapse's Go SQLite checkpoint store, unchanged, so a
- * D1 export stays readable by the Go store and the other way round. Feed it
+ * The `checkpoints` table is the schema of synapse's Go SQLite checkpoint
+ * store, unchanged, so a D1 export stays readable by the Go store and the
+ * other way round. Migration 0002 adds tables beside it (parked events, when
+ * each checkpoint last moved, run leases) and triggers that keep them in step
+ * whoever writes a checkpoint; the store's save, load, reset and listing work
+ * without it. Feed it
  * to your own migration tooling, or let `wrangler d1 migrations apply` apply
  * the file from this package's `migrations/` folder.
  */
 export const SCHEMA: string = `CREATE TABLE IF NOT EXISTS checkpoints (
     name     TEXT    PRIMARY KEY,
     position INTEGER NOT NULL
+);
+-- Operating projections: parked events, when each checkpoint last moved, and
+-- run leases. The checkpoints table of 0001 is unchanged, so synapse's Go
+-- store still reads and writes it; the triggers keep checkpoint_moves current
+-- whoever writes a checkpoint, and a reset takes the checkpoint's parked
+-- events and its move time with it.
+CREATE TABLE IF NOT EXISTS parked_events (
+    name      TEXT    NOT NULL,
+    position  INTEGER NOT NULL,
+    error     TEXT    NOT NULL,
+    parked_at INTEGER NOT NULL,
+    PRIMARY KEY (name, position)
+);
+CREATE TABLE IF NOT EXISTS checkpoint_moves (
+    name     TEXT    PRIMARY KEY,
+    moved_at INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS checkpoint_inserted AFTER INSERT ON checkpoints BEGIN DELETE FROM checkpoint_moves WHERE name = NEW.name; INSERT INTO checkpoint_moves (name, moved_at) VALUES (NEW.name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)); END;
+CREATE TRIGGER IF NOT EXISTS checkpoint_moved AFTER UPDATE OF position ON checkpoints WHEN NEW.position IS NOT OLD.position BEGIN DELETE FROM checkpoint_moves WHERE name = NEW.name; INSERT INTO checkpoint_moves (name, moved_at) VALUES (NEW.name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)); END;
+CREATE TRIGGER IF NOT EXISTS checkpoint_deleted AFTER DELETE ON checkpoints BEGIN DELETE FROM checkpoint_moves WHERE name = OLD.name; DELETE FROM parked_events WHERE name = OLD.name; END;
+CREATE TABLE IF NOT EXISTS projection_leases (
+    name       TEXT    PRIMARY KEY,
+    holder     TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL,
+    pending    INTEGER NOT NULL DEFAULT 0
 );
 `;
 

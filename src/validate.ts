@@ -154,6 +154,20 @@ export function checkFunction<F extends (...args: never[]) => unknown>(
   checkpoint: string | undefined,
   value: F | undefined,
   argument: string,
+  required: true,
+): F;
+export function checkFunction<F extends (...args: never[]) => unknown>(
+  operation: CheckpointOperation,
+  checkpoint: string | undefined,
+  value: F | undefined,
+  argument: string,
+  required?: boolean,
+): F | undefined;
+export function checkFunction<F extends (...args: never[]) => unknown>(
+  operation: CheckpointOperation,
+  checkpoint: string | undefined,
+  value: F | undefined,
+  argument: string,
   required = false,
 ): F | undefined {
   const candidate: unknown = value;

@@ -33,9 +33,11 @@ describe("ProjectionRunner", () => {
       to: 25,
       events: 25,
       skipped: [],
+      parked: [],
       batches: 3,
       conflict: false,
       caughtUp: true,
+      yielded: false,
     });
     expect(await ledgerTotals()).toEqual({ sum, applied: 25 });
     await expect(store.load("ledger")).resolves.toEqual({ position: 25, found: true });
