@@ -51,11 +51,21 @@ function settle<T>(work: () => T): Promise<T> {
  * transaction, so a returned promise throws (and rolls everything back).
  */
 function runWrites(sql: SqlStorage, write: SqlWrites): void {
+  // (An async function is refused before the transaction by checkSyncWrites.)
   const run: (sql: SqlStorage) => unknown = write;
   const result = run(sql);
   if (typeof (result as { then?: unknown } | null | undefined)?.then === "function") {
     throw new TypeError("the write function returned a promise: read-model writes must be synchronous sql.exec calls (nothing was applied)");
   }
+}
+
+/** Checks the writes callback: a function, and not an `async` one, whose writes after an `await` would escape the transaction. */
+function checkSyncWrites(operation: CheckpointOperation, name: string, write: SqlWrites): SqlWrites {
+  const checked = checkFunction(operation, name, write, "write", true);
+  if (Object.prototype.toString.call(checked) === "[object AsyncFunction]") {
+    throw new CheckpointTypeError(operation, name, "write", "must be a synchronous function: the writes of an async one after its first await would escape the transaction");
+  }
+  return checked;
 }
 
 function isSqlStorage(value: unknown): value is DurableObjectStorage {
@@ -191,7 +201,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
   commit(name: string, position: number, write: SqlWrites, options?: CommitOptions): Promise<void> {
     return settle(() => {
       const args = parseSave("commit", name, position, options);
-      const writes = checkFunction("commit", args.name, write, "write", true);
+      const writes = checkSyncWrites("commit", args.name, write);
       const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
       args.signal?.throwIfAborted();
       this.#commit("commit", args, writes, parked);
@@ -201,7 +211,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
   /** {@link DurableObjectCheckpointStore.commit}, synchronously: for code inside the object (no signal). */
   commitSync(name: string, position: number, write: SqlWrites, options?: Omit<CommitOptions, "signal">): void {
     const args = parseSave("commit", name, position, options);
-    const writes = checkFunction("commit", args.name, write, "write", true);
+    const writes = checkSyncWrites("commit", args.name, write);
     this.#commit("commit", args, writes, checkParkRequests("commit", args.name, options?.parked, args.position));
   }
 
@@ -213,7 +223,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
   replayParked(name: string, position: number, write: SqlWrites, options?: OperationOptions): Promise<boolean> {
     return settle(() => {
       const { name: valid, position: at, signal } = parseSave("replay", name, position, options);
-      const writes = checkFunction("replay", valid, write, "write", true);
+      const writes = checkSyncWrites("replay", valid, write);
       signal?.throwIfAborted();
       return this.storage.transactionSync(() => {
         if (this.storage.sql.exec(IS_PARKED_SQL, valid, at).toArray().length === 0) return false;

@@ -162,4 +162,58 @@ describe("DurableObjectCheckpointStore", () => {
       expect(state(storage).totals).toEqual([{ k: "sum", total: 55 }]);
     });
   });
+
+  it("parks, lists, replays and reports status as the D1 store does", async () => {
+    const poison = new Set([3]);
+    const runner = (store: DurableObjectCheckpointStore, storage: DurableObjectStorage): ProjectionRunner<{ position: number; v: number }, SqlWrites> =>
+      new ProjectionRunner<{ position: number; v: number }, SqlWrites>({
+        name: "totals",
+        store,
+        readEvents: (after, limit) =>
+          Promise.resolve(storage.sql.exec<{ position: number; v: number }>("SELECT position, v FROM log WHERE position > ?1 ORDER BY position LIMIT ?2", after, limit).toArray()),
+        project: (events) => {
+          for (const event of events) if (poison.has(event.position)) throw new Error(`poison ${event.position}`);
+          return (sql) => {
+            for (const event of events) add("sum", event.v)(sql);
+          };
+        },
+        onError: () => "park",
+      });
+    await inObject(freshObject(), async (store, storage) => {
+      storage.sql.exec("CREATE TABLE log (position INTEGER PRIMARY KEY, v INTEGER NOT NULL)");
+      for (let p = 1; p <= 5; p++) storage.sql.exec("INSERT INTO log VALUES (?1, ?2)", p, p);
+      await expect(runner(store, storage).run()).resolves.toMatchObject({ to: 5, events: 4, parked: [3] });
+      expect(state(storage).totals).toEqual([{ k: "sum", total: 12 }]);
+      const parked = await collect(store.parked("totals"));
+      expect(parked.map(({ position, error }) => ({ position, error }))).toEqual([{ position: 3, error: "poison 3" }]);
+      await expect(store.status("totals", { newest: 9 })).resolves.toMatchObject({ found: true, position: 5, lag: 4, parked: 1 });
+      expect((await store.status("totals")).movedAt).toBeInstanceOf(Date);
+      expect((await collect(store.statuses())).map((s) => [s.name, s.parked])).toEqual([["totals", 1]]);
+
+      await expect(runner(store, storage).replay(3)).rejects.toMatchObject({ name: "ProjectionError", position: 3 });
+      poison.clear();
+      await expect(runner(store, storage).replay(3)).resolves.toBe(true);
+      await expect(runner(store, storage).replay(3)).resolves.toBe(false);
+      expect(state(storage).totals).toEqual([{ k: "sum", total: 15 }]);
+      await expect(store.status("totals")).resolves.toMatchObject({ position: 5, parked: 0 });
+    });
+  });
+
+  it("refuses async writes before running them, and a returned promise rolls everything back", async () => {
+    await inObject(freshObject(), async (store, storage) => {
+      const sneaky = any(async (sql: SqlStorage) => {
+        await Promise.resolve();
+        add("late", 1)(sql);
+      });
+      await expect(store.commit("totals", 1, sneaky)).rejects.toMatchObject({ name: "CheckpointTypeError", argument: "write" });
+      expect(() => { store.commitSync("totals", 1, sneaky); }).toThrow(CheckpointTypeError);
+      const thenable = any((sql: SqlStorage) => {
+        add("early", 1)(sql);
+        return Promise.resolve();
+      });
+      await expect(store.commit("totals", 1, thenable)).rejects.toThrow("must be synchronous");
+      await expect(store.load("totals")).resolves.toEqual({ position: 0, found: false });
+      expect(state(storage).totals).toEqual([]);
+    });
+  });
 });

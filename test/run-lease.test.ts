@@ -1,0 +1,111 @@
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { CheckpointRangeError, CheckpointTypeError, D1CheckpointStore, ProjectionRunner, type D1Client } from "../src/index.js";
+import { countD1 } from "../src/testing.js";
+import { appendEvents, creditStatement, ledgerTotals, readLedger, resetLedger, type LedgerEvent } from "./support/ledger.js";
+
+// Run leases: a runner with `lease` claims it in the load's round trip; a run
+// that finds another's lease stops there and notes pending work, which the
+// holder picks up before it lets go. Exactly-once never depends on it.
+
+beforeEach(async () => {
+  await resetLedger();
+  await env.DB.prepare("DELETE FROM projection_leases").run();
+});
+
+function leased(db: D1Client, options: { batchSize?: number; beforeProject?: () => Promise<void> } = {}): ProjectionRunner<LedgerEvent> {
+  let hook = options.beforeProject;
+  return new ProjectionRunner<LedgerEvent>({
+    name: "ledger",
+    store: new D1CheckpointStore(db),
+    batchSize: options.batchSize ?? 10,
+    lease: { ttlMs: 60_000 },
+    eventsQuery: (after, limit) =>
+      db.prepare("SELECT position, account, amount FROM ledger_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+    project: async (events) => {
+      const once = hook;
+      hook = undefined;
+      await once?.();
+      return events.map((event) => creditStatement(event, db));
+    },
+  });
+}
+
+async function leaseRows(): Promise<{ name: string; pending: number }[]> {
+  return (await env.DB.prepare("SELECT name, pending FROM projection_leases").all<{ name: string; pending: number }>()).results;
+}
+
+describe("run leases", () => {
+  it("a lone run claims the lease with its load, and lets go when caught up", async () => {
+    const sum = await appendEvents(25);
+    const counted = countD1(env.DB);
+    await leased(counted.db).run({ maxBatches: 1 }); // this isolate has seen the projection on this binding
+    counted.clear();
+    await expect(leased(counted.db).run()).resolves.toMatchObject({ from: 10, to: 25, caughtUp: true, yielded: false });
+    expect(counted.calls[0]?.sql.map((sql) => sql.split(" ", 3).join(" "))).toEqual([
+      "INSERT INTO projection_leases",
+      "UPDATE projection_leases SET",
+      "SELECT position FROM",
+      "SELECT position, account,",
+    ]);
+    expect(counted.calls.at(-1)?.sql[0]).toMatch(/^DELETE FROM projection_leases/); // the release, with the next read
+    expect(await leaseRows()).toEqual([]);
+    expect(await ledgerTotals()).toEqual({ sum, applied: 25 });
+  });
+
+  it("a run that finds another's lease stops after one round trip and notes pending work", async () => {
+    await appendEvents(5);
+    await env.DB.prepare("INSERT INTO projection_leases (name, holder, expires_at) VALUES ('ledger', 'someone', 9e15)").run();
+    const counted = countD1(env.DB);
+    await expect(leased(counted.db).run()).resolves.toMatchObject({ yielded: true, events: 0, batches: 0, caughtUp: false, conflict: false });
+    expect(counted.calls).toHaveLength(1);
+    expect(await leaseRows()).toEqual([{ name: "ledger", pending: 1 }]);
+    expect((await ledgerTotals()).applied).toBe(0);
+  });
+
+  it("an expired lease is taken over", async () => {
+    await appendEvents(5);
+    await env.DB.prepare("INSERT INTO projection_leases (name, holder, expires_at) VALUES ('ledger', 'crashed', 0)").run();
+    await expect(leased(env.DB).run()).resolves.toMatchObject({ yielded: false, to: 5, caughtUp: true });
+    expect(await leaseRows()).toEqual([]);
+  });
+
+  it("the holder picks up what a yielding run noted, so no append waits for the cron", async () => {
+    await appendEvents(5);
+    // While the holder projects its first batch, 3 events are appended and their run yields.
+    const holder = leased(env.DB, {
+      beforeProject: async () => {
+        await appendEvents(3);
+        await expect(leased(env.DB).run()).resolves.toMatchObject({ yielded: true });
+      },
+    });
+    await expect(holder.run()).resolves.toMatchObject({ to: 8, events: 8, caughtUp: true, yielded: false });
+    expect(await leaseRows()).toEqual([]);
+    expect((await ledgerTotals()).applied).toBe(8);
+  });
+
+  it("a run that ends on its batch budget lets go at once", async () => {
+    await appendEvents(30);
+    await expect(leased(env.DB).run({ maxBatches: 1 })).resolves.toMatchObject({ to: 10, caughtUp: false });
+    expect(await leaseRows()).toEqual([]);
+    await expect(leased(env.DB).run()).resolves.toMatchObject({ from: 10, to: 30, yielded: false });
+  });
+
+  it("16 runs started at once apply every event exactly once and leave no lease", async () => {
+    const sum = await appendEvents(40);
+    const summaries = await Promise.all(Array.from({ length: 16 }, () => leased(env.DB).run()));
+    await leased(env.DB).run(); // whatever a yielded run left to the holder was picked up; this finds nothing new
+    expect(summaries.reduce((n, s) => n + s.events, 0)).toBe(40);
+    expect(await ledgerTotals()).toEqual({ sum, applied: 40 });
+    expect(await leaseRows()).toEqual([]);
+  });
+
+  it("needs eventsQuery and a sane ttl", () => {
+    const store = new D1CheckpointStore(env.DB);
+    const base = { name: "ledger", store, project: () => [] };
+    expect(() => new ProjectionRunner({ ...base, readEvents: (a: number, l: number) => readLedger(a, l), lease: true } as never)).toThrow(CheckpointTypeError);
+    const query = (after: number): D1PreparedStatement => env.DB.prepare("SELECT ?1 AS position WHERE 0").bind(after);
+    expect(() => new ProjectionRunner({ ...base, eventsQuery: query, lease: { ttlMs: 0 } })).toThrow(CheckpointRangeError);
+    expect(() => new ProjectionRunner({ ...base, eventsQuery: query, lease: "yes" as never })).toThrow(CheckpointTypeError);
+  });
+});
