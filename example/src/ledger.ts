@@ -2,11 +2,13 @@
 // In your project, import from "@synapse-es/checkpointstore-d1".
 import { D1CheckpointStore, ProjectionRunner, type RunSummary } from "../../src/index.js";
 
-/** One event of the log. */
+/** One event of the log, as the balances projection reads it. */
 export interface LedgerEvent {
   readonly position: number;
   readonly account: string;
   readonly amount: number;
+  /** 1 when the account is on hold (table `holds`): the projection parks the event. */
+  readonly held?: number;
 }
 
 /** An event as a client posts it. */
@@ -26,10 +28,12 @@ export interface Balance {
 export const BALANCES = "balances";
 
 /**
- * Events per batch. A batch costs 1 read + 1 batch() of (1 checkpoint + at most
- * one statement per account in it) queries, so at most 102 queries; with
- * MAX_BATCHES = 8 a run stays under 1 + 8 * 102 = 817 of D1's 1,000 queries
- * per invocation.
+ * Events per batch. With `eventsQuery` a batch is one round trip of 1
+ * checkpoint + at most 100 statements (one upsert per account, one park per
+ * parked event) + the next read: at most 102 queries. A run adds 4 at the
+ * start (lease claim and check, load, first read) and 3 at the end (lease
+ * release and renewal, a last read): with MAX_BATCHES = 8, at most
+ * 4 + 8 * 102 + 3 = 823 of D1's 1,000 queries per invocation.
  */
 export const BATCH_SIZE = 100;
 /** Batches per invocation; see {@link BATCH_SIZE}. */
@@ -48,13 +52,22 @@ export async function newestPosition(db: D1Database): Promise<number> {
   return row?.position ?? 0;
 }
 
+/** The error that parks an event of an account on hold. */
+export class AccountOnHold extends Error {
+  constructor(readonly account: string) {
+    super(`account ${account} is on hold`);
+  }
+}
+
 /**
  * The projection: one upsert per account in the batch, summing its events.
- * Pure: it builds statements and runs none.
+ * Pure: it builds statements and runs none. An event of an account on hold
+ * throws, so the runner parks it (see {@link balancesRunner}).
  */
 export function projectBalances(db: D1Database, events: readonly LedgerEvent[]): D1PreparedStatement[] {
   const perAccount = new Map<string, { sum: number; count: number; last: number }>();
   for (const event of events) {
+    if (event.held === 1) throw new AccountOnHold(event.account);
     const entry = perAccount.get(event.account) ?? { sum: 0, count: 0, last: 0 };
     entry.sum += event.amount;
     entry.count += 1;
@@ -69,20 +82,28 @@ export function projectBalances(db: D1Database, events: readonly LedgerEvent[]):
   return [...perAccount].map(([account, { sum, count, last }]) => upsert.bind(account, sum, count, last));
 }
 
-/** The runner of the balances projection. */
+/**
+ * The runner of the balances projection. The events live in the same D1
+ * database, so `eventsQuery` lets each batch's commit carry the next read
+ * (one round trip per batch); the lease lets one of many overlapping runs
+ * (one per append) do the work while the others stop after one round trip;
+ * events of accounts on hold are parked.
+ */
 export function balancesRunner(db: D1Database): ProjectionRunner<LedgerEvent> {
   return new ProjectionRunner<LedgerEvent>({
     name: BALANCES,
     store: new D1CheckpointStore(db),
     batchSize: BATCH_SIZE,
-    readEvents: async (after, limit) => {
-      const { results } = await db
-        .prepare("SELECT position, account, amount FROM events WHERE position > ?1 ORDER BY position LIMIT ?2")
-        .bind(after, limit)
-        .all<LedgerEvent>();
-      return results;
-    },
+    lease: true,
+    eventsQuery: (after, limit) =>
+      db
+        .prepare(
+          "SELECT e.position, e.account, e.amount, EXISTS (SELECT 1 FROM holds AS h WHERE h.account = e.account) AS held " +
+            "FROM events AS e WHERE e.position > ?1 ORDER BY e.position LIMIT ?2",
+        )
+        .bind(after, limit),
     project: (events) => projectBalances(db, events),
+    onError: (error) => (error instanceof AccountOnHold ? "park" : "stop"),
   });
 }
 
@@ -91,10 +112,35 @@ export function catchUp(db: D1Database): Promise<RunSummary> {
   return balancesRunner(db).run({ maxBatches: MAX_BATCHES });
 }
 
-/** Clears the read model and its checkpoint in one transaction, so the next run rebuilds it. */
+/** Clears the read model and its checkpoint in one transaction, so the next run rebuilds it (parked events go with the checkpoint). */
 export async function resetBalances(db: D1Database): Promise<void> {
   const store = new D1CheckpointStore(db);
   await db.batch([db.prepare("DELETE FROM balances"), store.resetStatement(BALANCES)]);
+}
+
+/** Puts an account on hold: the projection parks its next events. */
+export async function holdAccount(db: D1Database, account: string): Promise<void> {
+  await db.prepare("INSERT INTO holds (account) VALUES (?1) ON CONFLICT (account) DO NOTHING").bind(account).run();
+}
+
+/** Releases an account's hold; its parked events stay parked until replayed. */
+export async function releaseAccount(db: D1Database, account: string): Promise<void> {
+  await db.prepare("DELETE FROM holds WHERE account = ?1").bind(account).run();
+}
+
+/** The accounts on hold, in account order (at most 1,000). */
+export async function listHolds(db: D1Database): Promise<string[]> {
+  const { results } = await db.prepare("SELECT account FROM holds ORDER BY account LIMIT 1000").all<{ account: string }>();
+  return results.map((row) => row.account);
+}
+
+/**
+ * Replays a parked event of the balances projection: applies it and removes
+ * it from the parked events in one batch. Throws `ProjectionError` when it is
+ * still rejected (its account still on hold).
+ */
+export async function replayParked(db: D1Database, position: number): Promise<"replayed" | "not parked"> {
+  return (await balancesRunner(db).replay(position)) ? "replayed" : "not parked";
 }
 
 /** Balances in account order, `limit` after `after`. */
