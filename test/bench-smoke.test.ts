@@ -21,6 +21,8 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     "readEvents: 16 appenders, runs in the background",
     "eventsQuery: 1 appender, each run awaited",
     "eventsQuery: 16 appenders, runs in the background",
+    "eventsQuery with lease: 1 appender, each run awaited",
+    "eventsQuery with lease: 16 appenders, runs in the background",
   ]);
   expect(durableObject?.rows.map((r) => `${r[0]} ${r[1]}`)).toEqual(
     ["save", "load", "commit"].flatMap((op) => [`${op} raw sql.exec`, `${op} DurableObjectCheckpointStore`, `${op} D1CheckpointStore (local D1)`]),
