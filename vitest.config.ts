@@ -5,7 +5,8 @@ import { defineConfig } from "vitest/config";
 // Every test suite, as vitest projects (`vitest run --project <name>` runs one):
 // - package: the library inside workerd against local D1 (storage isolated per file);
 // - example: the example Worker end to end inside workerd, with its own migrations;
-// - node: the package driven from plain Node (Miniflare, wrangler migrations, npm start).
+// - node: the package driven from plain Node (Miniflare, wrangler migrations, npm start);
+// - browser: the example's admin page in a real Chromium (`npm run test:browser`; not in `npm test`).
 // The benchmarks have their own config (vitest.bench.config.ts): they are not tests.
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
@@ -25,7 +26,7 @@ export default defineConfig(async () => {
           test: {
             name: "package",
             include: ["test/**/*.test.ts"],
-            exclude: ["test/node/**", "test/consumer-app/**"],
+            exclude: ["test/node/**", "test/browser/**", "test/consumer-app/**"],
             setupFiles: ["./test/apply-migrations.ts"],
           },
         },
@@ -49,6 +50,15 @@ export default defineConfig(async () => {
             environment: "node",
             testTimeout: 120_000,
             hookTimeout: 120_000,
+          },
+        },
+        {
+          test: {
+            name: "browser",
+            include: ["test/browser/**/*.test.ts"],
+            environment: "node",
+            testTimeout: 180_000,
+            hookTimeout: 180_000,
           },
         },
       ],

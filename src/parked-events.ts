@@ -10,7 +10,7 @@ import { checkInteger, checkName, checkOptions, checkPosition, checkSignal } fro
 export interface ParkRequest {
   /** The event's position. */
   readonly position: number;
-  /** Why it could not be applied: the error's message (cut to {@link MAX_PARKED_ERROR_LENGTH} characters). */
+  /** Why it could not be applied: the error's message (stored cut to 1,000 characters). */
   readonly error: string;
 }
 

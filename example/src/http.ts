@@ -1,4 +1,4 @@
-// Small HTTP helpers: JSON answers, request checks, the admin token.
+// Small HTTP helpers: JSON answers, request checks (JSON and form bodies, path segments, accounts), the admin token.
 
 /** An error the client caused: answered with its status and a JSON message. */
 export class HttpError extends Error {
@@ -16,18 +16,21 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   return Response.json(body, { status, headers: { "cache-control": "no-store", ...headers } });
 }
 
+/** The media type of a content-type header, lower-cased, without parameters such as charset. */
+function mediaType(contentType: string | null): string {
+  return (contentType ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+}
+
 /** Whether a content-type header names the JSON media type (parameters such as charset allowed). */
 function isJson(contentType: string | null): boolean {
-  return (contentType ?? "").split(";", 1)[0]?.trim().toLowerCase() === "application/json";
+  return mediaType(contentType) === "application/json";
 }
 
 /**
- * The request body as JSON: a 415 unless the content type is JSON, a 413 as
- * soon as it passes `maxBytes` (declared in content-length, or counted while
- * reading: the rest is never read), a 400 unless it parses.
+ * The request body's bytes: a 413 as soon as it passes `maxBytes` (declared in
+ * content-length, or counted while reading: the rest is never read).
  */
-export async function readJson(request: Request, maxBytes = 64 * 1024): Promise<unknown> {
-  if (!isJson(request.headers.get("content-type"))) throw new HttpError(415, "send a JSON body (content-type: application/json)");
+async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = new HttpError(413, `the body is larger than ${maxBytes} bytes`);
   if (Number(request.headers.get("content-length") ?? 0) > maxBytes) throw tooLarge;
   const chunks: Uint8Array[] = [];
@@ -45,10 +48,40 @@ export async function readJson(request: Request, maxBytes = 64 * 1024): Promise<
   }
   const bytes = new Uint8Array(size);
   chunks.reduce((offset, chunk) => (bytes.set(chunk, offset), offset + chunk.byteLength), 0);
+  return bytes;
+}
+
+/**
+ * The request body as JSON: a 415 unless the content type is JSON, a 413 as
+ * soon as it passes `maxBytes` (declared in content-length, or counted while
+ * reading: the rest is never read), a 400 unless it parses.
+ */
+export async function readJson(request: Request, maxBytes = 64 * 1024): Promise<unknown> {
+  if (!isJson(request.headers.get("content-type"))) throw new HttpError(415, "send a JSON body (content-type: application/json)");
+  const bytes = await readBytes(request, maxBytes);
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes)) as unknown;
   } catch {
     throw new HttpError(400, "the body is not valid JSON");
+  }
+}
+
+/** Whether a request's body is an HTML form (`application/x-www-form-urlencoded`). */
+export function isForm(request: Request): boolean {
+  return mediaType(request.headers.get("content-type")) === "application/x-www-form-urlencoded";
+}
+
+/**
+ * The request body as an HTML form (`application/x-www-form-urlencoded`): a
+ * 415 for another content type, a 413 past `maxBytes`, a 400 unless it is UTF-8.
+ */
+export async function readForm(request: Request, maxBytes = 8 * 1024): Promise<URLSearchParams> {
+  if (!isForm(request)) throw new HttpError(415, "send a form (content-type: application/x-www-form-urlencoded)");
+  const bytes = await readBytes(request, maxBytes);
+  try {
+    return new URLSearchParams(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    throw new HttpError(400, "the form is not valid UTF-8");
   }
 }
 
@@ -61,8 +94,24 @@ export function pathSegment(raw: string): string {
   }
 }
 
+/** Account names: 1 to 64 of A-Z a-z 0-9 . _ - */
+export const ACCOUNT = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** An account name from a path segment; a 400 unless it is one. */
+export function parseAccount(raw: string): string {
+  const account = pathSegment(raw);
+  if (!ACCOUNT.test(account)) throw new HttpError(400, "account must be 1 to 64 of A-Z a-z 0-9 . _ -");
+  return account;
+}
+
 async function digest(text: string): Promise<ArrayBuffer> {
   return crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+}
+
+/** Whether `given` is `token`, compared in constant time (both sides hashed to equal length first). */
+export async function tokenMatches(given: string, token: string): Promise<boolean> {
+  const [a, b] = await Promise.all([digest(given), digest(token)]);
+  return crypto.subtle.timingSafeEqual(a, b);
 }
 
 /**
@@ -76,9 +125,8 @@ export async function requireAdmin(request: Request, token: string | undefined):
   }
   const header = request.headers.get("authorization") ?? "";
   const match = /^bearer +(\S+) *$/i.exec(header); // auth schemes are case-insensitive (RFC 9110 §11.1)
-  const given = match?.[1] ?? "";
-  const [a, b] = await Promise.all([digest(given), digest(token)]);
-  if (match === null || !crypto.subtle.timingSafeEqual(a, b)) {
+  const matches = await tokenMatches(match?.[1] ?? "", token);
+  if (match === null || !matches) {
     throw new HttpError(401, "a valid admin bearer token is required", { "www-authenticate": 'Bearer realm="admin"' });
   }
 }

@@ -1,20 +1,12 @@
 // The example Worker: an event log whose "balances" read model is a projection
 // kept exactly-once by @synapse-es/checkpointstore-d1.
 // In your project, import from "@synapse-es/checkpointstore-d1".
-import { CheckpointTimeoutError, CorruptCheckpointError, D1CheckpointStore } from "../../src/index.js";
+import { CheckpointTimeoutError, D1CheckpointStore } from "../../src/index.js";
 import type { Env } from "./env.js";
-import { AccountHistory, HISTORY } from "./account-history.js";
-import { HttpError, json, pathSegment, readJson, requireAdmin } from "./http.js";
-import {
-  appendEvents,
-  BALANCES,
-  catchUp,
-  getBalance,
-  listBalances,
-  newestPosition,
-  resetBalances,
-  type NewEvent,
-} from "./ledger.js";
+import { AccountHistory } from "./account-history.js";
+import { routeAdmin } from "./admin.js";
+import { ACCOUNT, HttpError, json, parseAccount, pathSegment, readJson } from "./http.js";
+import { appendEvents, BALANCES, catchUp, getBalance, listBalances, type NewEvent } from "./ledger.js";
 
 const DESCRIPTION = `checkpointstore-d1 example: a ledger with a projected balances read model.
 
@@ -25,12 +17,12 @@ GET  /balances/:account                one account
      ?min_position=N                   (on both) wait up to 2 s until the projection has applied position N
 
 GET  /accounts/:account/history?limit=  its history, newest first (a projection in a Durable Object per account)
+GET  /admin                           the admin page (log in with ADMIN_TOKEN)
 GET  /admin/checkpoints                projections with position and lag   (Authorization: Bearer <ADMIN_TOKEN>)
 POST /admin/projections/:name/reset    clear a projection and rebuild it   (Authorization: Bearer <ADMIN_TOKEN>)
 POST /admin/projections/history/:account/reset   rebuild one account's history (Authorization: Bearer <ADMIN_TOKEN>)
 `;
 
-const ACCOUNT = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_AMOUNT = 1_000_000_000;
 
 function parseEvents(body: unknown): NewEvent[] {
@@ -81,31 +73,6 @@ function parseLimit(value: string | null): number {
   return limit;
 }
 
-type CheckpointRow =
-  | { readonly name: string; readonly position: number; readonly lag: number }
-  | { readonly name: string; readonly corrupt: true; readonly stored: string };
-
-/**
- * Every checkpoint with its lag. A row whose stored position is not a
- * position (written by another tool) is listed as corrupt, and the listing
- * resumes after it.
- */
-async function listCheckpoints(store: D1CheckpointStore, newest: number): Promise<CheckpointRow[]> {
-  const rows: CheckpointRow[] = [];
-  for (let after: string | undefined, done = false; !done; ) {
-    try {
-      for await (const { name, position } of store.entries({ after })) rows.push({ name, position, lag: Math.max(0, newest - position) });
-      done = true;
-    } catch (error) {
-      // Each resumption starts strictly after the corrupt row, so this ends within one pass over the table.
-      if (!(error instanceof CorruptCheckpointError) || error.checkpoint === undefined) throw error;
-      rows.push({ name: error.checkpoint, corrupt: true, stored: String(error.value) });
-      after = error.checkpoint;
-    }
-  }
-  return rows;
-}
-
 /** Tells each account's history object that it has new events (its alarm projects them). */
 async function notifyHistories(env: Env, events: readonly NewEvent[]): Promise<void> {
   const accounts = [...new Set(events.map((event) => event.account))];
@@ -115,12 +82,6 @@ async function notifyHistories(env: Env, events: readonly NewEvent[]): Promise<v
 
 function historyOf(env: Env, account: string): DurableObjectStub<AccountHistory> {
   return env.ACCOUNT_HISTORY.get(env.ACCOUNT_HISTORY.idFromName(account));
-}
-
-function parseAccount(raw: string): string {
-  const account = pathSegment(raw);
-  if (!ACCOUNT.test(account)) throw new HttpError(400, "account must be 1 to 64 of A-Z a-z 0-9 . _ -");
-  return account;
 }
 
 /** Runs the projection after the response; a failure is logged, and the cron catches up. */
@@ -177,29 +138,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     if (view.position === 0 && view.lag === 0) throw new HttpError(404, "no such account");
     return json({ ...view, account });
   }
-  if (path.startsWith("/admin/")) {
-    await requireAdmin(request, env.ADMIN_TOKEN);
-    if (path === "/admin/checkpoints") {
-      allow("GET");
-      const newest = await newestPosition(env.DB);
-      return json({ newest, checkpoints: await listCheckpoints(new D1CheckpointStore(env.DB), newest) });
-    }
-    const rebuildHistory = /^\/admin\/projections\/history\/([^/]+)\/reset$/.exec(path)?.[1];
-    if (rebuildHistory !== undefined) {
-      allow("POST");
-      const account = parseAccount(rebuildHistory);
-      await historyOf(env, account).rebuild();
-      return json({ reset: HISTORY, account, rebuilding: true }, 202);
-    }
-    const reset = /^\/admin\/projections\/([^/]+)\/reset$/.exec(path)?.[1];
-    if (reset !== undefined) {
-      allow("POST");
-      if (pathSegment(reset) !== BALANCES) throw new HttpError(404, `no projection named ${reset}`);
-      await resetBalances(env.DB);
-      ctx.waitUntil(runInBackground(env.DB, "rebuild"));
-      return json({ reset: BALANCES, rebuilding: true }, 202);
-    }
-  }
+  if (path === "/admin" || path.startsWith("/admin/")) return routeAdmin(request, env, ctx);
   throw new HttpError(404, "no such route: GET / lists them");
 }
 

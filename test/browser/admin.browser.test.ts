@@ -1,0 +1,151 @@
+// The example's admin page in a real browser: Debian's Chromium driven by
+// playwright-core, against `npm start` as a user runs it. Not part of
+// `npm test`: `npm run test:browser` (needs /usr/bin/chromium: apt-get install chromium).
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, describe, expect, it } from "vitest";
+
+const root = path.resolve(import.meta.dirname, "../..");
+/** The page at the end (and admin-parked.png: with the event parked); the folder is not committed. */
+const screenshot = path.join(import.meta.dirname, "screenshots", "admin.png");
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const quiet = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
+
+/** A TCP port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address === null || typeof address === "string") reject(new Error("no port"));
+        else resolve(address.port);
+      });
+    });
+  });
+}
+
+/** Resolves with the output so far once it contains `text`; rejects if the process exits first. */
+function waitForOutput(child: ChildProcess, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (output.includes(text)) resolve(output);
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) => {
+      reject(new Error(`npm start exited with ${String(code)} before "${text}":\n${output}`));
+    });
+  });
+}
+
+/** Clicks the button of the form that posts to `action`; resolves once the 303 has led back to /admin with `expected` as its notice. */
+async function press(page: Page, action: string, expected: string): Promise<void> {
+  await Promise.all([
+    page.waitForURL((url) => url.pathname === "/admin" && url.searchParams.get("notice") === expected),
+    page.locator(`form[action="${action}"] button`).click(),
+  ]);
+  expect(await page.locator("p.notice").textContent()).toBe(expected);
+}
+
+describe("the admin page in Chromium", () => {
+  let child: ChildProcess | undefined;
+  let browser: Browser | undefined;
+  let state: string | undefined;
+
+  afterAll(async () => {
+    await browser?.close();
+    if (child?.pid !== undefined) process.kill(-child.pid, "SIGTERM"); // the whole process group
+    if (state !== undefined) await rm(state, { recursive: true, force: true });
+  });
+
+  it("logs in, holds an account, sees its event parked, releases it and replays the event", async () => {
+    // A fresh local D1 (and Durable Object storage) for this run only: `npm start` applies the
+    // migrations to the default state, and its arguments go to `wrangler dev` only, so the
+    // migrations are applied to the temporary state here first.
+    state = await mkdtemp(path.join(tmpdir(), "admin-browser-"));
+    await promisify(execFile)(path.join(root, "node_modules", ".bin", "wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
+      cwd: path.join(root, "example"),
+      env: quiet,
+    });
+    const [port, inspector] = [await freePort(), await freePort()];
+    const token = randomBytes(24).toString("base64url");
+    child = spawn(
+      "npm",
+      ["start", "--", "--port", String(port), "--inspector-port", String(inspector), "--var", `ADMIN_TOKEN:${token}`, "--persist-to", state],
+      { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: quiet },
+    );
+    const base = `http://127.0.0.1:${port}`;
+    await waitForOutput(child, `Ready on ${base}`);
+
+    // One projected event, so the balances projection has a checkpoint to show.
+    const warm = await fetch(`${base}/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ account: "warm", amount: 1 }) });
+    const [warmPosition] = (await warm.json<{ appended: number[] }>()).appended;
+    expect((await fetch(`${base}/balances/warm?min_position=${warmPosition ?? 0}`)).status).toBe(200);
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const page = await browser.newPage();
+    const violations: string[] = [];
+    page.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+    });
+
+    await page.goto(`${base}/admin`);
+    await page.locator('input[name="token"]').fill(token);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("button", { name: "Log out" }).waitFor();
+    expect(page.url()).toBe(`${base}/admin`);
+    await page.locator("#projections tr", { hasText: "balances" }).waitFor();
+    expect(await page.locator("#projections").textContent()).toContain("balances");
+
+    await page.locator('form[action="/admin/holds"] input[name="account"]').fill("frozen");
+    await press(page, "/admin/holds", "frozen is on hold");
+    await page.locator('form[action="/admin/holds/frozen/release"]').waitFor();
+
+    const appended = await fetch(`${base}/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ account: "frozen", amount: 7 }) });
+    expect(appended.status).toBe(201);
+    const [position = 0] = (await appended.json<{ appended: number[] }>()).appended;
+    const replay = `/admin/projections/balances/parked/${position}/replay`;
+    // The projection runs after the append's response: reload until it has parked the event.
+    for (let attempt = 0; attempt < 20 && (await page.locator(`form[action="${replay}"]`).count()) === 0; attempt++) {
+      await (await fetch(`${base}/balances?min_position=${position}`)).body?.cancel(); // waits (up to 2 s) for the projection to pass it
+      await page.reload();
+    }
+    const row = page.locator("#parked tr", { has: page.locator(`form[action="${replay}"]`) });
+    expect(await row.count()).toBe(1);
+    expect(await row.locator("td").nth(1).textContent()).toBe(String(position));
+    await mkdir(path.dirname(screenshot), { recursive: true });
+    await page.screenshot({ path: screenshot.replace(/\.png$/, "-parked.png"), fullPage: true });
+
+    await press(page, "/admin/holds/frozen/release", "released frozen");
+    expect(await page.locator('form[action="/admin/holds/frozen/release"]').count()).toBe(0);
+
+    await press(page, replay, `replayed ${position}`);
+    expect(await page.locator(`form[action="${replay}"]`).count()).toBe(0);
+    const balance = await fetch(`${base}/balances/frozen`);
+    expect(balance.status).toBe(200);
+    expect(await balance.json()).toMatchObject({ account: "frozen", balance: 7 });
+
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect(violations).toEqual([]);
+  });
+});
