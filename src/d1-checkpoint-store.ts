@@ -55,6 +55,7 @@ import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
 import {
   checkBoolean,
   checkFunction,
+  checkMethods,
   checkPosition,
   checkOptions,
   checkWrites,
@@ -156,10 +157,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
 
   /** Wraps `db`. Never migrates: use {@link D1CheckpointStore.create} or `migrate()` for that. */
   constructor(db: D1Client, options?: D1CheckpointStoreOptions) {
-    if (!isD1Client(db)) {
-      throw new CheckpointTypeError("configure", undefined, "db", "must be a D1Database or D1DatabaseSession");
-    }
-    this.db = db;
+    this.db = checkMethods<D1Client>("configure", undefined, db, "db", ["prepare", "batch"], "a D1Database or D1DatabaseSession");
     this.#retry = resolveRetry("configure", checkOptions("configure", undefined, options).retry);
   }
 
@@ -659,10 +657,4 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     const at = current.found ? current.position : null;
     return at === expected ? theirs() : new CheckpointConflictError(operation, name, expected, { cause: error });
   }
-}
-
-function isD1Client(value: unknown): value is D1Client {
-  if (typeof value !== "object" || value === null) return false;
-  const candidate = value as { prepare?: unknown; batch?: unknown };
-  return typeof candidate.prepare === "function" && typeof candidate.batch === "function";
 }

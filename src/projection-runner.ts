@@ -2,7 +2,7 @@ import type { CommitOptions, LoadResult, OperationOptions, ProjectionStore } fro
 import { CheckpointConflictError, CheckpointStoreError, CheckpointTypeError, messageOf } from "./errors.js";
 import type { ParkRequest } from "./parked-events.js";
 import { DEFAULT_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
-import { checkFunction, checkInteger, checkName, checkOptions, checkPosition, checkSignal } from "./validate.js";
+import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
 
 const DEFAULT_BATCH_SIZE = 100;
 const MAX_BATCH_SIZE = 10_000;
@@ -216,24 +216,19 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     if (given === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
     const raw = checkOptions("configure", undefined, given as Loose);
     const name = checkName("configure", raw.name, "options.name");
-    const store: unknown = raw.store;
-    const has = (method: string): boolean =>
-      typeof store === "object" && store !== null && typeof (store as Record<string, unknown>)[method] === "function";
-    if (!has("load") || !has("commit")) {
-      throw new CheckpointTypeError("configure", name, "options.store", "must be a store with load and commit methods");
-    }
+    const store = checkMethods<ProjectionStore<Writes>>("configure", name, raw.store, "options.store", ["load", "commit"], "a store with load and commit methods");
     const readEvents = checkFunction("configure", name, raw.readEvents, "options.readEvents");
     const eventsQuery = checkFunction("configure", name, raw.eventsQuery, "options.eventsQuery");
     if ((readEvents === undefined) === (eventsQuery === undefined)) {
       throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
     }
-    if (eventsQuery !== undefined && (!has("commitAndQuery") || !has("loadAndQuery") || !has("releaseLease"))) {
+    if (eventsQuery !== undefined && !hasMethods(store, ["commitAndQuery", "loadAndQuery", "releaseLease"])) {
       throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
     }
     const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
     this.#config = {
       name,
-      store: raw.store as ProjectionStore<Writes>,
+      store,
       batchSize: checkInteger("configure", name, raw.batchSize, "options.batchSize", {
         min: 1,
         max: MAX_BATCH_SIZE,

@@ -178,6 +178,29 @@ export function checkFunction<F extends (...args: never[]) => unknown>(
   return value;
 }
 
+/**
+ * Checks that `value` is an object with every method in `methods` (a store
+ * the runner can drive, a D1 binding): a clear `CheckpointTypeError` naming
+ * `argument` otherwise.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the shape it asked for
+export function checkMethods<T extends object>(
+  operation: CheckpointOperation,
+  checkpoint: string | undefined,
+  value: unknown,
+  argument: string,
+  methods: readonly string[],
+  what: string,
+): T {
+  if (!hasMethods(value, methods)) throw new CheckpointTypeError(operation, checkpoint, argument, `must be ${what}`);
+  return value as T;
+}
+
+/** Whether `value` has every method in `methods`. */
+export function hasMethods(value: unknown, methods: readonly string[]): boolean {
+  return typeof value === "object" && value !== null && methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function");
+}
+
 /** Checks an optional boolean option. */
 export function checkBoolean(
   operation: CheckpointOperation,

@@ -24,23 +24,28 @@ const MAX_NOTICE = 200;
 /** How a request proved it may use the admin routes. */
 type Credentials = "bearer" | "cookie";
 
-type CheckpointRow =
-  | { readonly name: string; readonly position: number; readonly lag: number }
-  | { readonly name: string; readonly corrupt: true; readonly stored: string };
+/** A checkpoint row another tool wrote with a position that is not one. */
+interface CorruptRow {
+  readonly name: string;
+  readonly corrupt: true;
+  readonly stored: string;
+}
+
+type CheckpointRow = { readonly name: string; readonly position: number; readonly lag: number } | CorruptRow;
 
 /**
- * Every checkpoint with its lag. A row whose stored position is not a
- * position (written by another tool) is listed as corrupt, and the listing
- * resumes after it.
+ * Collects a listing in which a row whose stored position is not a position
+ * (written by another tool) raises `CorruptCheckpointError`: that row is listed
+ * as corrupt and the listing resumes strictly after it, so this ends within
+ * one pass over the table.
  */
-async function listCheckpoints(store: D1CheckpointStore, newest: number): Promise<CheckpointRow[]> {
-  const rows: CheckpointRow[] = [];
+async function listTolerating<Item, Row>(open: (after: string | undefined) => AsyncIterable<Item>, toRow: (item: Item) => Row): Promise<(Row | CorruptRow)[]> {
+  const rows: (Row | CorruptRow)[] = [];
   for (let after: string | undefined, done = false; !done; ) {
     try {
-      for await (const { name, position } of store.entries({ after })) rows.push({ name, position, lag: Math.max(0, newest - position) });
+      for await (const item of open(after)) rows.push(toRow(item));
       done = true;
     } catch (error) {
-      // Each resumption starts strictly after the corrupt row, so this ends within one pass over the table.
       if (!(error instanceof CorruptCheckpointError) || error.checkpoint === undefined) throw error;
       rows.push({ name: error.checkpoint, corrupt: true, stored: String(error.value) });
       after = error.checkpoint;
@@ -49,22 +54,20 @@ async function listCheckpoints(store: D1CheckpointStore, newest: number): Promis
   return rows;
 }
 
-/** The projections' statuses for the page; corrupt rows as in {@link listCheckpoints}. */
-async function listStatuses(store: D1CheckpointStore, newest: number): Promise<ProjectionRow[]> {
-  const rows: ProjectionRow[] = [];
-  for (let after: string | undefined, done = false; !done; ) {
-    try {
-      for await (const { name, position, lag, sinceMovedMs, parked } of store.statuses({ newest, after })) {
-        rows.push({ name, position, lag, sinceMovedMs, parked, resettable: RESETTABLE.has(name) });
-      }
-      done = true;
-    } catch (error) {
-      if (!(error instanceof CorruptCheckpointError) || error.checkpoint === undefined) throw error;
-      rows.push({ name: error.checkpoint, corrupt: true, stored: String(error.value) });
-      after = error.checkpoint;
-    }
-  }
-  return rows;
+/** Every checkpoint with its lag (corrupt rows as such). */
+function listCheckpoints(store: D1CheckpointStore, newest: number): Promise<CheckpointRow[]> {
+  return listTolerating(
+    (after) => store.entries({ after }),
+    ({ name, position }) => ({ name, position, lag: Math.max(0, newest - position) }),
+  );
+}
+
+/** The projections' statuses for the page (corrupt rows as such). */
+function listStatuses(store: D1CheckpointStore, newest: number): Promise<ProjectionRow[]> {
+  return listTolerating(
+    (after) => store.statuses({ newest, after }),
+    ({ name, position, lag, sinceMovedMs, parked }) => ({ name, position, lag, sinceMovedMs, parked, resettable: RESETTABLE.has(name) }),
+  );
 }
 
 /** The first `limit` parked events of a projection. */

@@ -4,12 +4,12 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort, waitForOutput } from "../support/processes.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 /** The page at the end (and admin-parked.png: with the event parked); the folder is not committed. */
@@ -26,37 +26,6 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 const quiet = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
-
-/** A TCP port nobody listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address === null || typeof address === "string") reject(new Error("no port"));
-        else resolve(address.port);
-      });
-    });
-  });
-}
-
-/** Resolves with the output so far once it contains `text`; rejects if the process exits first. */
-function waitForOutput(child: ChildProcess, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.includes(text)) resolve(output);
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) => {
-      reject(new Error(`npm start exited with ${String(code)} before "${text}":\n${output}`));
-    });
-  });
-}
 
 /** Clicks the button of the form that posts to `action`; resolves once the 303 has led back to /admin with `expected` as its notice. */
 async function press(page: Page, action: string, expected: string): Promise<void> {

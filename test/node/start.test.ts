@@ -1,40 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort, waitForOutput } from "../support/processes.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
-
-/** A TCP port nobody listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address === null || typeof address === "string") reject(new Error("no port"));
-        else resolve(address.port);
-      });
-    });
-  });
-}
-
-/** Resolves with the output so far once it contains `text`; rejects if the process exits first. */
-function waitForOutput(child: ChildProcess, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.includes(text)) resolve(output);
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) => {
-      reject(new Error(`npm start exited with ${String(code)} before "${text}":\n${output}`));
-    });
-  });
-}
 
 // The README's `npm start` must really serve the example on 127.0.0.1.
 describe("npm start", () => {
