@@ -463,7 +463,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
 
   /**
    * The status of every checkpoint in name order, paged as
-   * {@link D1CheckpointStore.entries} (a `newest` query rides with the first page).
+   * {@link D1CheckpointStore.entries}; a `newest` query is one round trip before the first page.
    */
   statuses(options?: StatusListOptions<number | D1PreparedStatement>): AsyncIterableIterator<ProjectionStatus> {
     const listing = parseListOptions("status", options);
@@ -502,17 +502,34 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     options?: OperationOptions & { readonly drop?: boolean | undefined },
   ): Promise<{ readonly held: boolean; readonly rows: Row[] }> {
     const { name: valid, signal } = parseNamed("run", name, options);
+    const { holder, ttlMs } = checkLease(valid, lease);
     const drop = checkBoolean("run", valid, options?.drop, "options.drop", false);
-    const statements = drop
-      ? [this.db.prepare(DROP_SQL).bind(valid, lease.holder)]
-      : [
-          this.db.prepare(RELEASE_SQL).bind(valid, lease.holder),
-          this.db.prepare(RENEW_SQL).bind(valid, lease.holder, lease.ttlMs),
-          ...(query === undefined ? [] : [this.#checkQuery("run", valid, query)]),
-        ];
-    const results = await this.#call({ operation: "run", checkpoint: valid, signal, kind: "idempotent", send: () => this.db.batch<Row>(statements) });
-    const held = !drop && (results[1]?.results.length ?? 0) > 0;
-    return { held, rows: held && query !== undefined ? (results[2]?.results ?? []) : [] };
+    if (drop) {
+      const statement = this.db.prepare(DROP_SQL).bind(valid, holder);
+      await this.#call({ operation: "run", checkpoint: valid, signal, kind: "idempotent", send: () => statement.run() });
+      return { held: false, rows: [] };
+    }
+    const read = query === undefined ? [] : [this.#checkQuery("run", valid, query)];
+    const renew = this.db.prepare(RENEW_SQL).bind(valid, holder, ttlMs);
+    const release = [this.db.prepare(RELEASE_SQL).bind(valid, holder), renew, ...read];
+    let sent = false;
+    const results = await this.#call({
+      operation: "run",
+      checkpoint: valid,
+      signal,
+      kind: "idempotent",
+      // Sent again, the release could delete a lease whose pending note the first
+      // attempt cleared (its response lost): a re-send only renews, which tells
+      // "still ours" from "let go" either way.
+      send: async () => {
+        const first = !sent;
+        sent = true;
+        const answer = await this.db.batch<Row>(first ? release : [renew, ...read]);
+        return first ? answer.slice(1) : answer;
+      },
+    });
+    const held = (results[0]?.results.length ?? 0) > 0;
+    return { held, rows: held && query !== undefined ? (results[1]?.results ?? []) : [] };
   }
 
   #parseNewest(name: string | undefined, value: unknown): number | D1PreparedStatement | undefined {

@@ -222,10 +222,13 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     if ((readEvents === undefined) === (eventsQuery === undefined)) {
       throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
     }
-    if (eventsQuery !== undefined && !hasMethods(store, ["commitAndQuery", "loadAndQuery", "releaseLease"])) {
+    if (eventsQuery !== undefined && !hasMethods(store, ["commitAndQuery", "loadAndQuery"])) {
       throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
     }
     const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
+    if (leaseTtlMs !== undefined && !hasMethods(store, ["releaseLease"])) {
+      throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
+    }
     this.#config = {
       name,
       store,
@@ -259,7 +262,11 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const signal = checkSignal("run", name, rawSignal);
     const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
 
-    const { checkpoint: start, events: first, leased } = await this.#start(signal, lease);
+    const { checkpoint: start, events: first, leased } = await this.#start(signal, lease).catch(async (error: unknown) => {
+      // The claim may have landed before the failure: let go rather than block other runs until it expires.
+      if (lease !== undefined) await this.#drop(lease);
+      throw error;
+    });
     let expected: number | null = start.found ? start.position : null;
     let position = start.position;
     let batch: readonly Event[] | undefined = first;
@@ -282,6 +289,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     if (!leased) return summary("yielded");
 
     let released = lease === undefined;
+    let reloads = 0;
     try {
       for (;;) {
         const end = await (async (): Promise<"conflict" | "caughtUp" | "budget"> => {
@@ -298,8 +306,16 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
             try {
               next = await this.#commit(last.position, projected.writes, expected, projected.parked, more, signal);
             } catch (error) {
-              if (error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit") return "conflict";
-              throw error;
+              if (!(error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit")) throw error;
+              // A run without the lease (a cron) got ahead. The holder answers for the work others
+              // noted pending, so it starts again from where that run left the checkpoint.
+              if (lease === undefined || reloads >= maxBatches) return "conflict";
+              reloads += 1;
+              const again = await this.#start(signal);
+              expected = again.checkpoint.found ? again.checkpoint.position : null;
+              position = again.checkpoint.position;
+              batch = again.events;
+              continue;
             }
             expected = position = last.position;
             events += batch.length - projected.skipped.length - projected.parked.length;
@@ -323,9 +339,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     } finally {
       if (!released && lease !== undefined) {
         // Ending early (the batch budget, a conflict, an error): let go now rather than when the lease expires.
-        await this.#pipelined()
-          .releaseLease(name, lease, undefined, { drop: true })
-          .catch(() => undefined);
+        await this.#drop(lease);
       }
     }
   }
@@ -347,6 +361,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
   async replay(position: number, options?: OperationOptions): Promise<boolean> {
     const { name, store, readEvents, eventsQuery } = this.#config;
     const at = checkPosition("replay", name, position);
+    checkMethods("replay", name, store, "options.store", ["replayParked"], "a store that can replay parked events (replayParked)");
     const signal = checkSignal("replay", name, checkOptions("replay", name, options).signal);
     signal?.throwIfAborted();
     const found: readonly Event[] =
@@ -362,6 +377,13 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       throw new ProjectionError(name, at, `project rejected the parked event at position ${at} again: ${messageOf(error)}`, { cause: error });
     }
     return store.replayParked(name, at, writes, { signal });
+  }
+
+  /** Lets go of the lease at once, whatever was noted; best effort (it expires anyway). */
+  async #drop(lease: RunLease): Promise<void> {
+    await this.#pipelined()
+      .releaseLease(this.#config.name, lease, undefined, { drop: true })
+      .catch(() => undefined);
   }
 
   #pipelined(): PipelinedProjectionStore {
@@ -423,7 +445,12 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
         } catch (error) {
           const decision = onError === undefined ? "stop" : await onError(error, event);
           if (decision === "skip") skipped.push(event.position);
-          else if (decision === "park") parked.push({ position: event.position, error: messageOf(error) });
+          else if (decision === "park") {
+            if (!hasMethods(this.#config.store, ["replayParked"])) {
+              throw new ProjectionError(name, event.position, "onError answered \"park\", but the store cannot park events (it has no replayParked)", { cause: error });
+            }
+            parked.push({ position: event.position, error: messageOf(error) });
+          }
           else {
             throw new ProjectionError(name, event.position, `project rejected the event at position ${event.position}: ${messageOf(error)}`, {
               cause: error,

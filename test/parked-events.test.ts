@@ -204,4 +204,33 @@ describe("replay", () => {
     await expect(runner(env.DB, poison).replay(2)).resolves.toBe(false);
     expect((await ledgerTotals()).applied).toBe(5);
   });
+
+  it("moving a checkpoint back (to rebuild) takes the parked events beyond it with it", async () => {
+    await appendEvents(10);
+    await runner(env.DB, new Set([3, 8])).run();
+    const store = new D1CheckpointStore(env.DB);
+    await store.save("ledger", 5);
+    expect((await collect(store.parked("ledger"))).map((e) => e.position)).toEqual([3]);
+  });
+
+  it("a store that cannot park makes 'park' a ProjectionError, and replay an input error", async () => {
+    await appendEvents(3);
+    const d1 = new D1CheckpointStore(env.DB);
+    const plain = { load: d1.load.bind(d1), commit: d1.commit.bind(d1) };
+    const make = (): ProjectionRunner<LedgerEvent> =>
+      new ProjectionRunner<LedgerEvent>({
+        name: "ledger",
+        store: plain as never,
+        readEvents: (after, limit) => readLedger(after, limit),
+        project: (events) =>
+          events.map((event) => {
+            if (event.position === 2) throw new Error("poison");
+            return creditStatement(event);
+          }),
+        onError: () => "park",
+      });
+    await expect(make().run()).rejects.toMatchObject({ name: "ProjectionError", position: 2 });
+    await expect(make().replay(2)).rejects.toBeInstanceOf(CheckpointTypeError);
+    expect((await ledgerTotals()).applied).toBe(0);
+  });
 });

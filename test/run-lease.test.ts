@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { CheckpointRangeError, CheckpointTypeError, D1CheckpointStore, ProjectionRunner, type D1Client } from "../src/index.js";
-import { countD1 } from "../src/testing.js";
+import { countD1, injectFaults } from "../src/testing.js";
 import { appendEvents, creditStatement, ledgerTotals, readLedger, resetLedger, type LedgerEvent } from "./support/ledger.js";
 
 // Run leases: a runner with `lease` claims it in the load's round trip; a run
@@ -108,4 +108,77 @@ describe("run leases", () => {
     expect(() => new ProjectionRunner({ ...base, eventsQuery: query, lease: { ttlMs: 0 } })).toThrow(CheckpointRangeError);
     expect(() => new ProjectionRunner({ ...base, eventsQuery: query, lease: "yes" as never })).toThrow(CheckpointTypeError);
   });
+
+  it("a lost release response is re-sent as a renewal only, so the pending work is not dropped", async () => {
+    await appendEvents(5);
+    const faulty = injectFaults(env.DB);
+    faulty.inject({ kinds: ["batch"], sql: /^DELETE FROM projection_leases/, timing: "after", times: 1 });
+    const holder = new ProjectionRunner<LedgerEvent>({
+      name: "ledger",
+      store: new D1CheckpointStore(faulty.db, { retry: { baseDelayMs: 1, maxDelayMs: 2 } }),
+      lease: true,
+      eventsQuery: (after, limit) =>
+        faulty.db.prepare("SELECT position, account, amount FROM ledger_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+      project: async (events) => {
+        if (events[0]?.position === 1) {
+          await appendEvents(3);
+          await leased(env.DB).run(); // yields, noting pending work
+        }
+        return events.map((event) => creditStatement(event, env.DB));
+      },
+    });
+    await expect(holder.run()).resolves.toMatchObject({ to: 8, events: 8, caughtUp: true });
+    expect(faulty.faults).toHaveLength(1);
+    expect((await ledgerTotals()).applied).toBe(8);
+    expect(await leaseRows()).toEqual([]);
+  });
+
+  it("the holder starts again after a run without a lease got ahead, instead of dropping noted work", async () => {
+    await appendEvents(5);
+    const holder = leased(env.DB, {
+      beforeProject: async () => {
+        await appendEvents(3);
+        await expect(leased(env.DB).run()).resolves.toMatchObject({ yielded: true }); // notes pending work
+        await ledgerRunnerWithoutLease().run({ maxBatches: 1 }); // a cron gets ahead: the holder's commit conflicts
+      },
+    });
+    await expect(holder.run()).resolves.toMatchObject({ conflict: false, caughtUp: true, to: 8 });
+    expect((await ledgerTotals()).applied).toBe(8);
+    expect(await leaseRows()).toEqual([]);
+  });
+
+  it("a run whose start fails after the claim lets go of the lease", async () => {
+    await appendEvents(3);
+    const fresh = countD1(env.DB); // a binding this isolate has not seen: the read follows the claim
+    const failing = new ProjectionRunner<LedgerEvent>({
+      name: "ledger",
+      store: new D1CheckpointStore(fresh.db),
+      lease: true,
+      eventsQuery: () => {
+        throw new Error("no events table");
+      },
+      project: () => [],
+    });
+    await expect(failing.run()).rejects.toThrow("no events table");
+    expect(fresh.calls[0]?.sql[0]).toMatch(/^INSERT INTO projection_leases/); // it had claimed
+    expect(await leaseRows()).toEqual([]);
+  });
+
+  it("releaseLease checks the lease before any query", async () => {
+    const counted = countD1(env.DB);
+    const store = new D1CheckpointStore(counted.db);
+    await expect(store.releaseLease("ledger", { holder: "", ttlMs: 10 }, undefined)).rejects.toBeInstanceOf(CheckpointTypeError);
+    await expect(store.releaseLease("ledger", { holder: "h", ttlMs: -1 }, undefined)).rejects.toBeInstanceOf(CheckpointRangeError);
+    expect(counted.calls).toEqual([]);
+  });
 });
+
+function ledgerRunnerWithoutLease(): ProjectionRunner<LedgerEvent> {
+  return new ProjectionRunner<LedgerEvent>({
+    name: "ledger",
+    store: new D1CheckpointStore(env.DB),
+    batchSize: 10,
+    readEvents: (after, limit) => readLedger(after, limit),
+    project: (events) => events.map((event) => creditStatement(event)),
+  });
+}
