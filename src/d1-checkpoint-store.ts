@@ -95,6 +95,18 @@ export interface LoadAndQueryOptions extends OperationOptions {
   readonly lease?: RunLease | undefined;
 }
 
+/**
+ * Statements a commit sends after its writes in the same batch (`first`), and
+ * what to send alone (`again`) when a lost response turns out to have landed;
+ * the results are returned in the shape of `again` (`first` without its first
+ * `skip` statements).
+ */
+interface Riders {
+  readonly first: readonly D1PreparedStatement[];
+  readonly again: readonly D1PreparedStatement[];
+  readonly skip: number;
+}
+
 /** D1 clients whose schema this isolate has applied; a Worker builds a store per request. */
 const migratedClients = new WeakSet<D1Client>();
 
@@ -321,7 +333,39 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     const args = parseSave("commit", name, position, options);
     const writes = this.#checkStatements("commit", args.name, statements);
     const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
-    return this.#write<Row>("commit", args, writes, this.#checkQuery("commit", args.name, query), parked);
+    const read = this.#checkQuery("commit", args.name, query);
+    const [rows] = await this.#write<Row>("commit", args, writes, { first: [read], again: [read], skip: 0 }, parked);
+    return rows?.results ?? [];
+  }
+
+  /**
+   * {@link D1CheckpointStore.commitAndQuery} for a run's last batch under a
+   * run lease: the same batch also lets go of the lease (as `releaseLease`),
+   * so a leased run ends without a round trip of its own. `held: true` when
+   * another run noted work meanwhile: the lease is still this run's and `rows`
+   * (the next events) are the work to go on with; otherwise `rows` is empty.
+   * After a lost response that the check finds landed, only the renewal and
+   * the query are sent again.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  async commitAndRelease<Row>(
+    name: string,
+    position: number,
+    statements: readonly D1PreparedStatement[],
+    lease: RunLease,
+    query: D1PreparedStatement,
+    options?: CommitOptions,
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }> {
+    const args = parseSave("commit", name, position, options);
+    const writes = this.#checkStatements("commit", args.name, statements);
+    const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
+    const { holder, ttlMs } = checkLease(args.name, lease);
+    const read = this.#checkQuery("commit", args.name, query);
+    const renew = this.db.prepare(RENEW_SQL).bind(args.name, holder, ttlMs);
+    const riders = { first: [this.db.prepare(RELEASE_SQL).bind(args.name, holder), renew, read], again: [renew, read], skip: 1 };
+    const [renewed, rows] = await this.#write<Row>("commit", args, writes, riders, parked);
+    const held = (renewed?.results.length ?? 0) > 0;
+    return { held, rows: held ? (rows?.results ?? []) : [] };
   }
 
   /**
@@ -596,38 +640,38 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     operation: "save" | "commit",
     args: SaveArguments,
     statements: readonly D1PreparedStatement[],
-    query?: D1PreparedStatement,
+    riders?: Riders,
     parked: readonly ParkRequest[] = [],
-  ): Promise<Row[]> {
+  ): Promise<D1Result<Row>[]> {
     const { name, position, expected, signal } = args;
     const checkpoint = this.#saveStatement(name, position, expected);
     const parks = parked.map((event) => this.db.prepare(PARK_SQL).bind(name, event.position, event.error));
-    const batch = [checkpoint, ...parks, ...statements, ...(query === undefined ? [] : [query])];
-    const send = async (): Promise<Row[]> => {
+    const batch = [checkpoint, ...parks, ...statements, ...(riders?.first ?? [])];
+    const send = async (): Promise<D1Result<Row>[]> => {
       try {
         if (batch.length === 1) {
           await checkpoint.run();
           return [];
         }
         const results = await this.db.batch<Row>(batch);
-        return query === undefined ? [] : (results.at(-1)?.results ?? []);
+        return riders === undefined ? [] : results.slice(batch.length - riders.first.length + riders.skip);
       } catch (error) {
         if (isConflictMarker(error)) throw await this.#conflict(operation, args, statements, error);
         throw error;
       }
     };
-    const check = async (): Promise<CheckVerdict<Row[]>> => {
+    const check = async (): Promise<CheckVerdict<D1Result<Row>[]>> => {
       const current = await this.#load(operation, name);
       const at = current.found ? current.position : null;
-      if (at === position) return { landed: true, value: query === undefined ? [] : (await query.all<Row>()).results };
+      if (at === position) return { landed: true, value: riders === undefined ? [] : await this.db.batch<Row>([...riders.again]) };
       if (at === expected) return { landed: false };
       return { landed: "unknown", found: `the checkpoint is now at ${at === null ? "no checkpoint" : `position ${at}`}` };
     };
     const alone = statements.length === 0 && parks.length === 0;
     const kind = expected === undefined ? (alone ? "idempotent" : "once") : expected !== position || alone ? "checked" : "once";
-    const rows = await this.#call({ operation, checkpoint: name, signal, kind, send, check });
+    const results = await this.#call({ operation, checkpoint: name, signal, kind, send, check });
     rememberPosition(this.db, name, position);
-    return rows;
+    return results;
   }
 
   /**

@@ -45,14 +45,34 @@ export interface PipelinedProjectionStore extends ProjectionStore<readonly D1Pre
     query: (after: number) => D1PreparedStatement,
     options?: OperationOptions & { readonly lease?: RunLease | undefined },
   ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }>;
-  /** Lets go of a run lease (see `D1CheckpointStore.releaseLease`). */
+  /** Lets go of a run lease (see `D1CheckpointStore.releaseLease`); needed only for runners with a `lease`. */
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- as above
-  releaseLease<Row>(
+  releaseLease?<Row>(
     name: string,
     lease: RunLease,
     query: D1PreparedStatement | undefined,
     options?: OperationOptions & { readonly drop?: boolean | undefined },
   ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+  /** Commits a leased run's last batch and lets go of the lease in it (see `D1CheckpointStore.commitAndRelease`); optional. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- as above
+  commitAndRelease?<Row>(
+    name: string,
+    position: number,
+    statements: readonly D1PreparedStatement[],
+    lease: RunLease,
+    query: D1PreparedStatement,
+    options?: CommitOptions,
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+}
+
+/** What committing a batch gave the run loop. */
+interface CommitStep<Event> {
+  /** The next events, when they rode along. */
+  readonly next: readonly Event[] | undefined;
+  /** A leased run's last batch found work noted pending: the lease is still this run's. */
+  readonly held: boolean;
+  /** A leased run's last batch let go of the lease. */
+  readonly released: boolean;
 }
 
 /** What every runner is configured with, whatever its event source. */
@@ -301,10 +321,12 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
             if (last === undefined) return "caughtUp";
 
             const projected = await this.#project(batch);
-            const more = batch.length === batchSize && batches + 1 < maxBatches;
-            let next: readonly Event[] | undefined;
+            const final = batch.length < batchSize;
+            const more = !final && batches + 1 < maxBatches;
+            let step: CommitStep<Event>;
             try {
-              next = await this.#commit(last.position, projected.writes, expected, projected.parked, more, signal);
+              // A leased run's last batch also lets go of the lease, in the same round trip.
+              step = await this.#commit(last.position, projected.writes, expected, projected.parked, more, final ? lease : undefined, signal);
             } catch (error) {
               if (!(error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit")) throw error;
               // A run without the lease (a cron) got ahead. The holder answers for the work others
@@ -322,14 +344,17 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
             skipped.push(...projected.skipped);
             parked.push(...projected.parked.map((event) => event.position));
             batches += 1;
-            if (batch.length < batchSize) return "caughtUp";
-            batch = next;
+            if (step.released) released = true;
+            // Caught up, unless the lease is still ours because another run noted work: then go on with it.
+            if (final && !step.held) return "caughtUp";
+            batch = step.next;
           }
           return "budget";
         })();
-        if (end !== "caughtUp" || lease === undefined || eventsQuery === undefined) return summary(end);
+        if (end !== "caughtUp" || lease === undefined || eventsQuery === undefined || released) return summary(end);
         // Caught up: let go of the lease, unless another run noted work meanwhile (then go on with it).
-        const { held, rows } = await this.#pipelined().releaseLease<Event>(name, lease, eventsQuery(position, batchSize), { signal });
+        const leasing = this.#leasing();
+        const { held, rows } = await leasing.releaseLease<Event>(name, lease, eventsQuery(position, batchSize), { signal });
         if (!held) {
           released = true;
           return summary("caughtUp");
@@ -381,9 +406,16 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
 
   /** Lets go of the lease at once, whatever was noted; best effort (it expires anyway). */
   async #drop(lease: RunLease): Promise<void> {
-    await this.#pipelined()
+    await this.#leasing()
       .releaseLease(this.#config.name, lease, undefined, { drop: true })
       .catch(() => undefined);
+  }
+
+  /** The store as one that can let go of leases (the constructor checked it when `lease` is set). */
+  #leasing(): PipelinedProjectionStore & Required<Pick<PipelinedProjectionStore, "releaseLease">> {
+    const store = this.#pipelined();
+    if (store.releaseLease === undefined) throw new CheckpointTypeError("run", this.#config.name, "options.store", "must offer releaseLease to use a lease");
+    return store as PipelinedProjectionStore & Required<Pick<PipelinedProjectionStore, "releaseLease">>;
   }
 
   #pipelined(): PipelinedProjectionStore {
@@ -411,22 +443,37 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     return (await this.#start(signal)).events ?? [];
   }
 
-  /** Commits a batch; with `eventsQuery` and `more`, the next events ride along and are returned. */
+  /**
+   * Commits a batch. With `eventsQuery` and `more`, the next events ride along
+   * and are returned; with `release` (a leased run's last batch), the batch
+   * also lets go of the lease, or learns that it is still held with the next
+   * events to go on with.
+   */
   async #commit(
     position: number,
     writes: Writes,
     expected: number | null,
     parked: readonly ParkRequest[],
     more: boolean,
+    release: RunLease | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<readonly Event[] | undefined> {
+  ): Promise<CommitStep<Event>> {
     const { name, store, eventsQuery, batchSize } = this.#config;
     const options: CommitOptions = parked.length === 0 ? { expected, signal } : { expected, signal, parked };
+    const statements = writes as readonly D1PreparedStatement[];
+    if (eventsQuery !== undefined && release !== undefined) {
+      const pipelined = this.#pipelined();
+      if (pipelined.commitAndRelease !== undefined) {
+        const { held, rows } = await pipelined.commitAndRelease<Event>(name, position, statements, release, eventsQuery(position, batchSize), options);
+        return { next: rows, held, released: !held };
+      }
+    }
     if (eventsQuery === undefined || !more) {
       await store.commit(name, position, writes, options);
-      return undefined;
+      return { next: undefined, held: false, released: false };
     }
-    return this.#pipelined().commitAndQuery<Event>(name, position, writes as readonly D1PreparedStatement[], eventsQuery(position, batchSize), options);
+    const next = await this.#pipelined().commitAndQuery<Event>(name, position, statements, eventsQuery(position, batchSize), options);
+    return { next, held: false, released: false };
   }
 
   /** Projects a batch; when it throws, finds the events at fault and asks `onError`. */
