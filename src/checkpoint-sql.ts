@@ -4,6 +4,9 @@ import type { CheckpointOperation } from "./errors.js";
 import type { Page, PageRequest, RawName } from "./keyset.js";
 import { toPosition } from "./validate.js";
 
+/** The database's clock in milliseconds since the epoch, in any SQLite (`unixepoch('subsec')` needs 3.42). */
+export const NOW_MS_SQL = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
 /** Unconditional upsert: ?1 name, ?2 position. */
 export const UPSERT_SQL =
   "INSERT INTO checkpoints (name, position) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET position = excluded.position";

@@ -359,13 +359,8 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     const args = parseSave("commit", name, position, options);
     const writes = this.#checkStatements("commit", args.name, statements);
     const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
-    const { holder, ttlMs } = checkLease(args.name, lease);
-    const read = this.#checkQuery("commit", args.name, query);
-    const renew = this.db.prepare(RENEW_SQL).bind(args.name, holder, ttlMs);
-    const riders = { first: [this.db.prepare(RELEASE_SQL).bind(args.name, holder), renew, read], again: [renew, read], skip: 1 };
-    const [renewed, rows] = await this.#write<Row>("commit", args, writes, riders, parked);
-    const held = (renewed?.results.length ?? 0) > 0;
-    return { held, rows: held ? (rows?.results ?? []) : [] };
+    const riders = this.#releaseRiders(args.name, checkLease(args.name, lease), [this.#checkQuery("commit", args.name, query)]);
+    return released(await this.#write<Row>("commit", args, writes, riders, parked));
   }
 
   /**
@@ -553,27 +548,32 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
       await this.#call({ operation: "run", checkpoint: valid, signal, kind: "idempotent", send: () => statement.run() });
       return { held: false, rows: [] };
     }
-    const read = query === undefined ? [] : [this.#checkQuery("run", valid, query)];
-    const renew = this.db.prepare(RENEW_SQL).bind(valid, holder, ttlMs);
-    const release = [this.db.prepare(RELEASE_SQL).bind(valid, holder), renew, ...read];
+    const riders = this.#releaseRiders(valid, { holder, ttlMs }, query === undefined ? [] : [this.#checkQuery("run", valid, query)]);
     let sent = false;
     const results = await this.#call({
       operation: "run",
       checkpoint: valid,
       signal,
       kind: "idempotent",
-      // Sent again, the release could delete a lease whose pending note the first
-      // attempt cleared (its response lost): a re-send only renews, which tells
-      // "still ours" from "let go" either way.
       send: async () => {
         const first = !sent;
         sent = true;
-        const answer = await this.db.batch<Row>(first ? release : [renew, ...read]);
-        return first ? answer.slice(1) : answer;
+        const answer = await this.db.batch<Row>([...(first ? riders.first : riders.again)]);
+        return first ? answer.slice(riders.skip) : answer;
       },
     });
-    const held = (results[0]?.results.length ?? 0) > 0;
-    return { held, rows: held && query !== undefined ? (results[1]?.results ?? []) : [] };
+    return released(results);
+  }
+
+  /**
+   * Letting go of a lease, with `read` after it: release unless work was noted
+   * pending, then renew if still held. Sent again (after a lost response), the
+   * release could delete a lease whose pending note the first attempt cleared,
+   * so a re-send only renews, which tells "still ours" from "let go" either way.
+   */
+  #releaseRiders(name: string, { holder, ttlMs }: RunLease, read: readonly D1PreparedStatement[]): Riders {
+    const renew = this.db.prepare(RENEW_SQL).bind(name, holder, ttlMs);
+    return { first: [this.db.prepare(RELEASE_SQL).bind(name, holder), renew, ...read], again: [renew, ...read], skip: 1 };
   }
 
   #parseNewest(name: string | undefined, value: unknown): number | D1PreparedStatement | undefined {
@@ -718,4 +718,10 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     const at = current.found ? current.position : null;
     return at === expected ? theirs() : new CheckpointConflictError(operation, name, expected, { cause: error });
   }
+}
+
+/** What the release riders answered: the lease is still held when the renewal matched, and then the read's rows. */
+function released<Row>([renewed, read]: readonly D1Result<Row>[]): { readonly held: boolean; readonly rows: Row[] } {
+  const held = (renewed?.results.length ?? 0) > 0;
+  return { held, rows: held ? (read?.results ?? []) : [] };
 }

@@ -3,7 +3,9 @@
 // them, listed per projection, and replayed later. The SQL and the checks
 // here are shared by the D1 and the Durable Object store.
 import type { OperationOptions } from "./checkpoint-store.js";
+import { NOW_MS_SQL } from "./checkpoint-sql.js";
 import { CheckpointRangeError, CheckpointTypeError, CorruptCheckpointError, type CheckpointOperation } from "./errors.js";
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./keyset.js";
 import { checkInteger, checkName, checkOptions, checkPosition, checkSignal } from "./validate.js";
 
 /** An event set aside to park, as a commit takes it. */
@@ -36,9 +38,6 @@ export interface ParkedListOptions extends OperationOptions {
 
 /** The longest error message stored with a parked event; longer ones are cut, ending in "…". */
 export const MAX_PARKED_ERROR_LENGTH = 1000;
-
-/** The database's clock in milliseconds since the epoch, in any SQLite (`unixepoch('subsec')` needs 3.42). */
-export const NOW_MS_SQL = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
 /** Parks one event: ?1 name, ?2 position, ?3 error. Parking it again replaces the error and the time. */
 export const PARK_SQL =
@@ -108,7 +107,7 @@ export function parseParkedList(name: unknown, options: ParkedListOptions | unde
   return {
     name: valid,
     after: after === undefined ? 0 : checkPosition("parked", valid, after, "options.after"),
-    pageSize: checkInteger("parked", valid, pageSize, "options.pageSize", { min: 1, max: 10_000, fallback: 1000 }),
+    pageSize: checkInteger("parked", valid, pageSize, "options.pageSize", { min: 1, max: MAX_PAGE_SIZE, fallback: DEFAULT_PAGE_SIZE }),
     signal: checkSignal("parked", valid, signal),
   };
 }

@@ -1,7 +1,7 @@
 import type { CommitOptions, LoadResult, OperationOptions, ProjectionStore } from "./checkpoint-store.js";
 import { CheckpointConflictError, CheckpointStoreError, CheckpointTypeError, messageOf } from "./errors.js";
 import type { ParkRequest } from "./parked-events.js";
-import { DEFAULT_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
+import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
 import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
 
 const DEFAULT_BATCH_SIZE = 100;
@@ -311,56 +311,51 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     let released = lease === undefined;
     let reloads = 0;
     try {
-      for (;;) {
-        const end = await (async (): Promise<"conflict" | "caughtUp" | "budget"> => {
-          while (batches < maxBatches) {
-            signal?.throwIfAborted();
-            batch ??= await this.#read(position, signal);
-            checkBatch(name, position, batch, batchSize);
-            const last = batch.at(-1);
-            if (last === undefined) return "caughtUp";
-
-            const projected = await this.#project(batch);
-            const final = batch.length < batchSize;
-            const more = !final && batches + 1 < maxBatches;
-            let step: CommitStep<Event>;
-            try {
-              // A leased run's last batch also lets go of the lease, in the same round trip.
-              step = await this.#commit(last.position, projected.writes, expected, projected.parked, more, final ? lease : undefined, signal);
-            } catch (error) {
-              if (!(error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit")) throw error;
-              // A run without the lease (a cron) got ahead. The holder answers for the work others
-              // noted pending, so it starts again from where that run left the checkpoint.
-              if (lease === undefined || reloads >= maxBatches) return "conflict";
-              reloads += 1;
-              const again = await this.#start(signal);
-              expected = again.checkpoint.found ? again.checkpoint.position : null;
-              position = again.checkpoint.position;
-              batch = again.events;
-              continue;
-            }
-            expected = position = last.position;
-            events += batch.length - projected.skipped.length - projected.parked.length;
-            skipped.push(...projected.skipped);
-            parked.push(...projected.parked.map((event) => event.position));
-            batches += 1;
-            if (step.released) released = true;
-            // Caught up, unless the lease is still ours because another run noted work: then go on with it.
-            if (final && !step.held) return "caughtUp";
-            batch = step.next;
-          }
-          return "budget";
-        })();
-        if (end !== "caughtUp" || lease === undefined || eventsQuery === undefined || released) return summary(end);
-        // Caught up: let go of the lease, unless another run noted work meanwhile (then go on with it).
-        const leasing = this.#leasing();
-        const { held, rows } = await leasing.releaseLease<Event>(name, lease, eventsQuery(position, batchSize), { signal });
-        if (!held) {
-          released = true;
-          return summary("caughtUp");
+      while (batches < maxBatches) {
+        signal?.throwIfAborted();
+        batch ??= await this.#read(position, signal);
+        checkBatch(name, position, batch, batchSize);
+        const last = batch.at(-1);
+        if (last === undefined) {
+          if (lease === undefined || eventsQuery === undefined) return summary("caughtUp");
+          // Nothing left to commit: let go of the lease, unless another run noted work meanwhile (then go on with it).
+          const { held, rows } = await this.#leasing().releaseLease<Event>(name, lease, eventsQuery(position, batchSize), { signal });
+          released = !held;
+          if (released) return summary("caughtUp");
+          batch = rows;
+          continue;
         }
-        batch = rows;
+
+        const projected = await this.#project(batch);
+        const final = batch.length < batchSize;
+        const more = !final && batches + 1 < maxBatches;
+        let step: CommitStep<Event>;
+        try {
+          // A leased run's last batch also lets go of the lease, in the same round trip.
+          step = await this.#commit(last.position, projected.writes, expected, projected.parked, more, final ? lease : undefined, signal);
+        } catch (error) {
+          if (!(error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit")) throw error;
+          // A run without the lease (a cron) got ahead. The holder answers for the work others
+          // noted pending, so it starts again from where that run left the checkpoint.
+          if (lease === undefined || reloads >= maxBatches) return summary("conflict");
+          reloads += 1;
+          const again = await this.#start(signal);
+          expected = again.checkpoint.found ? again.checkpoint.position : null;
+          position = again.checkpoint.position;
+          batch = again.events;
+          continue;
+        }
+        expected = position = last.position;
+        events += batch.length - projected.skipped.length - projected.parked.length;
+        skipped.push(...projected.skipped);
+        parked.push(...projected.parked.map((event) => event.position));
+        batches += 1;
+        if (step.released) released = true;
+        // Caught up, unless the lease is still ours because another run noted work: then go on with it.
+        if (final && !step.held) return summary("caughtUp");
+        batch = step.next;
       }
+      return summary("budget");
     } finally {
       if (!released && lease !== undefined) {
         // Ending early (the batch budget, a conflict, an error): let go now rather than when the lease expires.
@@ -533,7 +528,7 @@ function parseLease(name: string, value: unknown, pipelined: boolean): number | 
   if (typeof value !== "object" || value === null) throw new CheckpointTypeError("configure", name, "options.lease", "must be a boolean or { ttlMs }");
   return checkInteger("configure", name, (value as { ttlMs?: unknown }).ttlMs, "options.lease.ttlMs", {
     min: 1,
-    max: 3_600_000,
+    max: MAX_LEASE_TTL_MS,
     fallback: DEFAULT_LEASE_TTL_MS,
   });
 }

@@ -3,7 +3,7 @@
 // The SQL and the row mapping are shared by the D1 and the Durable Object store.
 import type { ListOptions, OperationOptions } from "./checkpoint-store.js";
 import type { CheckpointOperation } from "./errors.js";
-import { NOW_MS_SQL } from "./parked-events.js";
+import { NOW_MS_SQL } from "./checkpoint-sql.js";
 import { checkPosition, toPosition } from "./validate.js";
 
 /** One projection's status, as `status()` and `statuses()` report it. */

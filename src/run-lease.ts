@@ -4,7 +4,7 @@
 // leaving a note ("pending") that makes the holder look again before it lets
 // go. Exactly-once never depends on the lease: commits stay conditional.
 import { CheckpointTypeError } from "./errors.js";
-import { NOW_MS_SQL } from "./parked-events.js";
+import { NOW_MS_SQL } from "./checkpoint-sql.js";
 import { checkInteger } from "./validate.js";
 
 /** A lease as a run holds it: who, and for how long it may run before another run may take over. */
@@ -47,7 +47,7 @@ export const DROP_SQL = "DELETE FROM projection_leases WHERE name = ?1 AND holde
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 
 /** The longest lease: one hour. */
-const MAX_LEASE_TTL_MS = 3_600_000;
+export const MAX_LEASE_TTL_MS = 3_600_000;
 
 /** Checks a lease: a holder id of 1 to 128 characters and a whole number of milliseconds from 1 to an hour. */
 export function checkLease(name: string, value: unknown): RunLease {
