@@ -170,6 +170,18 @@ describe("conflicts are attributed to the right checkpoint", () => {
     ]);
   });
 
+  it("a transient fault on the load that attributes a failed condition is retried: still our conflict", async () => {
+    await appendEvents(2);
+    await seedCheckpoint("ledger", 5);
+    const faulty = injectFaults(env.DB);
+    faulty.inject({ kinds: ["first"], sql: /^SELECT position FROM checkpoints/, times: 1 });
+    const store = new D1CheckpointStore(faulty.db, fast);
+    const error = await store.commit("ledger", 2, await credits(faulty.db), { expected: 0 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CheckpointConflictError);
+    expect(faulty.faults).toHaveLength(1);
+    expect((await ledgerTotals()).applied).toBe(0);
+  });
+
   it("an unconditional commit is never a conflict: the failed condition is the statements'", async () => {
     await seedCheckpoint("theirs", 4);
     const store = new D1CheckpointStore(env.DB);

@@ -175,6 +175,41 @@ describe("replay", () => {
     await expect(runner(env.DB, new Set()).replay("2" as never)).rejects.toBeInstanceOf(CheckpointTypeError);
   });
 
+  it("replay reads its event under the store's retry policy: a transient fault is retried, another failure keeps its cause", async () => {
+    const sum = await appendEvents(5);
+    const poison = new Set([2]);
+    await runner(env.DB, poison, { query: true }).run();
+    poison.clear();
+    const faulty = injectFaults(env.DB);
+    faulty.inject({ sql: /^SELECT position, account, amount FROM ledger_events/, times: 1 });
+    await expect(runner(faulty.db, poison, { query: true }).replay(2)).resolves.toBe(true);
+    expect(faulty.faults).toHaveLength(1);
+    expect(await ledgerTotals()).toEqual({ sum, applied: 5 });
+
+    await runner(env.DB, new Set([3]), { query: true }).run(); // nothing new: park another event by hand
+    await env.DB.prepare("INSERT INTO parked_events (name, position, error) VALUES ('ledger', 3, 'x')").run();
+    faulty.inject({ sql: /^SELECT position, account, amount FROM ledger_events/, times: 1, message: "D1_ERROR: no such table: ledger_events" });
+    const error = await runner(faulty.db, poison, { query: true }).replay(3).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(D1OperationError);
+    expect((error as D1OperationError).cause).toBeInstanceOf(Error);
+    expect(((error as D1OperationError).cause as Error).message).toContain("no such table");
+  });
+
+  it("a readEvents that throws during a replay is a ProjectionError with the cause", async () => {
+    await appendEvents(3);
+    await env.DB.prepare("INSERT INTO parked_events (name, position, error) VALUES ('ledger', 2, 'x')").run();
+    const cause = new Error("event API down");
+    const failing = new ProjectionRunner<LedgerEvent>({
+      name: "ledger",
+      store: new D1CheckpointStore(env.DB),
+      readEvents: () => Promise.reject(cause),
+      project: (events) => events.map((event) => creditStatement(event)),
+    });
+    const error = await failing.replay(2).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProjectionError);
+    expect(error).toMatchObject({ position: 2, cause });
+  });
+
   it("a lost replay response is retried after a check: sent again when still parked, unknown when gone", async () => {
     const sum = await appendEvents(5);
     const poison = new Set([2, 3]);

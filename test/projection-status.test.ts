@@ -132,3 +132,23 @@ describe("statuses", () => {
     expect(error).toMatchObject({ checkpoint: "b", value: "oops" });
   });
 });
+
+describe("a newest query that returns junk", () => {
+  it.each([
+    ["text", "'abc'", CheckpointTypeError],
+    ["a fraction", "2.5", CheckpointRangeError],
+    ["a negative number", "-3", CheckpointRangeError],
+    ["an integer beyond 2^53", "9007199254740993", CheckpointRangeError],
+  ])("gets one error naming options.newest from status() and statuses() alike (%s)", async (_label, value, kind) => {
+    const store = new D1CheckpointStore(env.DB);
+    await store.save("balances", 3);
+    const newest = env.DB.prepare(`SELECT ${value} AS newest`);
+    const one = await store.status("balances", { newest }).catch((e: unknown) => e);
+    const all = await collect(store.statuses({ newest })).catch((e: unknown) => e);
+    for (const error of [one, all]) {
+      expect(error).toBeInstanceOf(kind);
+      expect(error).toMatchObject({ operation: "status" });
+      expect((error as { argument: string }).argument).toMatch(/^options\.newest/);
+    }
+  });
+});

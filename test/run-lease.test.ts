@@ -1,6 +1,13 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { CheckpointRangeError, CheckpointTypeError, D1CheckpointStore, ProjectionRunner, type D1Client } from "../src/index.js";
+import {
+  CheckpointRangeError,
+  CheckpointTypeError,
+  D1CheckpointStore,
+  ProjectionRunner,
+  type D1Client,
+  type PipelinedProjectionStore,
+} from "../src/index.js";
 import { countD1, injectFaults } from "../src/testing.js";
 import { appendEvents, creditStatement, ledgerTotals, readLedger, resetLedger, type LedgerEvent } from "./support/ledger.js";
 
@@ -174,6 +181,89 @@ describe("run leases", () => {
     await expect(store.releaseLease("ledger", { holder: "", ttlMs: 10 }, undefined)).rejects.toBeInstanceOf(CheckpointTypeError);
     await expect(store.releaseLease("ledger", { holder: "h", ttlMs: -1 }, undefined)).rejects.toBeInstanceOf(CheckpointRangeError);
     expect(counted.calls).toEqual([]);
+  });
+
+  it("a store without commitAndRelease still hands noted work to the holder: it looks again before letting go", async () => {
+    await appendEvents(5);
+    const inner = new D1CheckpointStore(env.DB);
+    // a store of its own that offers releaseLease but not the optional commitAndRelease
+    const store: PipelinedProjectionStore = {
+      load: (name, options) => inner.load(name, options),
+      commit: (name, position, writes, options) => inner.commit(name, position, writes, options),
+      replayParked: (name, position, writes, options) => inner.replayParked(name, position, writes, options),
+      commitAndQuery: (name, position, writes, query, options) => inner.commitAndQuery(name, position, writes, query, options),
+      loadAndQuery: (name, query, options) => inner.loadAndQuery(name, query, options),
+      releaseLease: (name, lease, query, options) => inner.releaseLease(name, lease, query, options),
+    };
+    let once = true;
+    const holder = new ProjectionRunner<LedgerEvent>({
+      name: "ledger",
+      store,
+      batchSize: 10,
+      lease: { ttlMs: 60_000 },
+      eventsQuery: (after, limit) =>
+        env.DB.prepare("SELECT position, account, amount FROM ledger_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+      project: async (events) => {
+        if (once) {
+          once = false;
+          await appendEvents(3);
+          await expect(leased(env.DB).run()).resolves.toMatchObject({ yielded: true }); // notes pending work
+        }
+        return events.map((event) => creditStatement(event, env.DB));
+      },
+    });
+    await expect(holder.run()).resolves.toMatchObject({ to: 8, events: 8, caughtUp: true });
+    expect((await ledgerTotals()).applied).toBe(8);
+    expect(await leaseRows()).toEqual([]);
+  });
+
+  it("the holder overtaken by a cron starts again even when a transient fault strikes the load that attributes the conflict", async () => {
+    await appendEvents(5);
+    const faulty = injectFaults(env.DB);
+    const holder = new ProjectionRunner<LedgerEvent>({
+      name: "ledger",
+      store: new D1CheckpointStore(faulty.db, { retry: { baseDelayMs: 1, maxDelayMs: 2 } }),
+      batchSize: 10,
+      lease: { ttlMs: 60_000 },
+      eventsQuery: (after, limit) =>
+        faulty.db.prepare("SELECT position, account, amount FROM ledger_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+      project: async (events) => {
+        if (events[0]?.position === 1) {
+          await appendEvents(3);
+          await expect(leased(env.DB).run()).resolves.toMatchObject({ yielded: true }); // notes pending work
+          await ledgerRunnerWithoutLease().run({ maxBatches: 1 }); // a cron gets ahead: the holder's commit conflicts
+          faulty.inject({ kinds: ["first"], sql: /^SELECT position FROM checkpoints/, timing: "before", times: 1 });
+        }
+        return events.map((event) => creditStatement(event, env.DB));
+      },
+    });
+    await expect(holder.run()).resolves.toMatchObject({ conflict: false, caughtUp: true, to: 8 });
+    expect(faulty.faults).toHaveLength(1);
+    expect((await ledgerTotals()).applied).toBe(8);
+    expect(await leaseRows()).toEqual([]);
+  });
+
+  it("lease input errors name the operation that was called", async () => {
+    const store = new D1CheckpointStore(env.DB);
+    const query = env.DB.prepare("SELECT 1 AS position WHERE 0");
+    const release = await store.releaseLease("ledger", { holder: "", ttlMs: 10 }, undefined).catch((e: unknown) => e);
+    expect(release).toMatchObject({ operation: "run", argument: "lease.holder" });
+    const commit = await store.commitAndRelease("ledger", 1, [], { holder: "h", ttlMs: 0 }, query).catch((e: unknown) => e);
+    expect(commit).toBeInstanceOf(CheckpointRangeError);
+    expect(commit).toMatchObject({ operation: "commit", argument: "lease.ttlMs" });
+    const load = await store.loadAndQuery("ledger", () => query, { lease: { holder: 7 } as never }).catch((e: unknown) => e);
+    expect(load).toMatchObject({ operation: "load", argument: "options.lease.holder" });
+  });
+
+  it.each([
+    ["unknown keys", { ttl: 5 }],
+    ["an array", [60_000]],
+    ["a Date", new Date()],
+    ["a Map", new Map([["ttlMs", 5]])],
+  ])("a lease option that is %s is refused, not taken for a 30 s lease", (_label, lease) => {
+    const store = new D1CheckpointStore(env.DB);
+    const query = (after: number): D1PreparedStatement => env.DB.prepare("SELECT ?1 AS position WHERE 0").bind(after);
+    expect(() => new ProjectionRunner({ name: "ledger", store, project: () => [], eventsQuery: query, lease: lease as never })).toThrow(CheckpointTypeError);
   });
 });
 
