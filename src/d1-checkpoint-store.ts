@@ -359,7 +359,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     const args = parseSave("commit", name, position, options);
     const writes = this.#checkStatements("commit", args.name, statements);
     const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
-    const riders = this.#releaseRiders(args.name, checkLease(args.name, lease), [this.#checkQuery("commit", args.name, query)]);
+    const riders = this.#releaseRiders(args.name, checkLease("commit", args.name, lease, "lease"), [this.#checkQuery("commit", args.name, query)]);
     return released(await this.#write<Row>("commit", args, writes, riders, parked));
   }
 
@@ -379,7 +379,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
   ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }> {
     const { name: valid, signal } = parseNamed("load", name, options);
     checkFunction("load", valid, query, "query", true);
-    const lease = options?.lease === undefined ? undefined : checkLease(valid, options.lease);
+    const lease = options?.lease === undefined ? undefined : checkLease("load", valid, options.lease, "options.lease");
     const guess = rememberedPositions.get(this.db)?.get(valid);
     const read = (after: number): Promise<Row[]> => {
       const statement = this.#checkQuery("load", valid, query(after));
@@ -487,17 +487,19 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     const { name: valid, signal } = parseNamed("status", name, options);
     const newest = this.#parseNewest(valid, options?.newest);
     const statement = this.db.prepare(STATUS_SQL).bind(valid);
-    return this.#call({
+    const { row, last } = await this.#call({
       operation: "status",
       checkpoint: valid,
       signal,
       kind: "read",
       send: async () => {
-        if (typeof newest !== "object") return projectionStatus("status", valid, (await statement.first<StatusRow>()) ?? {}, newest);
-        const [row, last] = await this.db.batch<Record<string, unknown>>([statement, newest]);
-        return projectionStatus("status", valid, row?.results[0] ?? {}, newestOf("status", valid, last?.results[0]));
+        if (typeof newest !== "object") return { row: (await statement.first<StatusRow>()) ?? {}, last: undefined };
+        const [found, newestRows] = await this.db.batch<Record<string, unknown>>([statement, newest]);
+        return { row: found?.results[0] ?? {}, last: newestRows?.results[0] };
       },
     });
+    // The newest query's result is checked as statuses() checks it: junk is an input error naming `newest`, not a D1 failure.
+    return projectionStatus("status", valid, row, typeof newest === "object" ? newestOf("status", valid, last) : newest);
   }
 
   /**
@@ -541,7 +543,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     options?: OperationOptions & { readonly drop?: boolean | undefined },
   ): Promise<{ readonly held: boolean; readonly rows: Row[] }> {
     const { name: valid, signal } = parseNamed("run", name, options);
-    const { holder, ttlMs } = checkLease(valid, lease);
+    const { holder, ttlMs } = checkLease("run", valid, lease, "lease");
     const drop = checkBoolean("run", valid, options?.drop, "options.drop", false);
     if (drop) {
       const statement = this.db.prepare(DROP_SQL).bind(valid, holder);
@@ -682,7 +684,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
    */
   async #conflict(
     operation: CheckpointOperation,
-    { name, expected }: SaveArguments,
+    { name, expected, signal }: SaveArguments,
     statements: readonly D1PreparedStatement[],
     error: unknown,
   ): Promise<Error> {
@@ -706,7 +708,8 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     if (statements.length === 0) return new CheckpointConflictError(operation, name, expected, { cause: error });
     let current: LoadResult;
     try {
-      current = await this.#load(operation, name);
+      // Retried like any read: one transient fault must not turn a plain conflict into a failure.
+      current = await this.#call({ operation, checkpoint: name, signal, kind: "read", send: () => this.#load(operation, name) });
     } catch (cause) {
       return new D1OperationError(operation, name, error, {
         attempts: 1,

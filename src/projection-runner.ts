@@ -163,7 +163,14 @@ export interface RunSummary {
   readonly from: number;
   /** The checkpoint when the run ended. */
   readonly to: number;
-  /** Events projected and committed (skipped ones excluded). */
+  /**
+   * Events projected and committed (skipped and parked ones excluded). A
+   * batch whose commit response was lost counts as committed when the check
+   * that follows finds the checkpoint at the batch's end; an overlapping run
+   * may have committed that same batch, and then both summaries count its
+   * events. The read model holds them once: sum summaries for a progress
+   * figure only, and read the checkpoint for the truth.
+   */
   readonly events: number;
   /** Positions `onError` chose to skip, in batches that committed. */
   readonly skipped: readonly number[];
@@ -379,13 +386,12 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
    * ```
    */
   async replay(position: number, options?: OperationOptions): Promise<boolean> {
-    const { name, store, readEvents, eventsQuery } = this.#config;
+    const { name, store } = this.#config;
     const at = checkPosition("replay", name, position);
     checkMethods("replay", name, store, "options.store", ["replayParked"], "a store that can replay parked events (replayParked)");
     const signal = checkSignal("replay", name, checkOptions("replay", name, options).signal);
     signal?.throwIfAborted();
-    const found: readonly Event[] =
-      readEvents !== undefined ? await readEvents(at - 1, 1) : (await eventsQuery?.(at - 1, 1).all<Event>())?.results ?? [];
+    const found = await this.#readOne(at, signal);
     const event = Array.isArray(found) ? (found[0] as Event | undefined) : undefined;
     if (event?.position !== at) {
       throw new ProjectionError(name, at, `the event source has no event at position ${at} (it returned ${String(event?.position ?? "nothing")})`);
@@ -397,6 +403,25 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       throw new ProjectionError(name, at, `project rejected the parked event at position ${at} again: ${messageOf(error)}`, { cause: error });
     }
     return store.replayParked(name, at, writes, { signal });
+  }
+
+  /**
+   * Reads the event at `position` for a replay. With `eventsQuery` the query
+   * goes through the store (`loadAndQuery`), so it is retried and its
+   * failures are the store's errors; a throwing `readEvents` is a {@link ProjectionError}.
+   */
+  async #readOne(position: number, signal: AbortSignal | undefined): Promise<unknown> {
+    const { name, readEvents, eventsQuery } = this.#config;
+    if (eventsQuery !== undefined) {
+      return (await this.#pipelined().loadAndQuery<Event>(name, () => eventsQuery(position - 1, 1), { signal })).rows;
+    }
+    try {
+      return await readEvents?.(position - 1, 1);
+    } catch (error) {
+      throw new ProjectionError(name, position, `readEvents failed while reading the parked event at position ${position}: ${messageOf(error)}`, {
+        cause: error,
+      });
+    }
   }
 
   /** Lets go of the lease at once, whatever was noted; best effort (it expires anyway). */
@@ -462,6 +487,11 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
         const { held, rows } = await pipelined.commitAndRelease<Event>(name, position, statements, release, eventsQuery(position, batchSize), options);
         return { next: rows, held, released: !held };
       }
+      // A store without the optional commitAndRelease: commit, then let go in a round trip of its own,
+      // which looks again (work noted pending keeps the lease, with the next events).
+      await store.commit(name, position, writes, options);
+      const { held, rows } = await this.#leasing().releaseLease<Event>(name, release, eventsQuery(position, batchSize), { signal });
+      return { next: rows, held, released: !held };
     }
     if (eventsQuery === undefined || !more) {
       await store.commit(name, position, writes, options);
@@ -526,7 +556,8 @@ function parseLease(name: string, value: unknown, pipelined: boolean): number | 
   if (!pipelined) throw new CheckpointTypeError("configure", name, "options.lease", "needs eventsQuery (the lease is claimed in the load's batch)");
   if (value === true) return DEFAULT_LEASE_TTL_MS;
   if (typeof value !== "object" || value === null) throw new CheckpointTypeError("configure", name, "options.lease", "must be a boolean or { ttlMs }");
-  return checkInteger("configure", name, (value as { ttlMs?: unknown }).ttlMs, "options.lease.ttlMs", {
+  const { ttlMs } = checkOptions<{ ttlMs?: unknown }>("configure", name, value, "options.lease", ["ttlMs"]);
+  return checkInteger("configure", name, ttlMs, "options.lease.ttlMs", {
     min: 1,
     max: MAX_LEASE_TTL_MS,
     fallback: DEFAULT_LEASE_TTL_MS,

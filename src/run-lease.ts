@@ -3,9 +3,9 @@
 // round trip as its load, and the others stop after that one round trip,
 // leaving a note ("pending") that makes the holder look again before it lets
 // go. Exactly-once never depends on the lease: commits stay conditional.
-import { CheckpointTypeError } from "./errors.js";
+import { CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
-import { checkInteger } from "./validate.js";
+import { checkInteger, checkOptions } from "./validate.js";
 
 /** A lease as a run holds it: who, and for how long it may run before another run may take over. */
 export interface RunLease {
@@ -49,12 +49,16 @@ export const DEFAULT_LEASE_TTL_MS = 30_000;
 /** The longest lease: one hour. */
 export const MAX_LEASE_TTL_MS = 3_600_000;
 
-/** Checks a lease: a holder id of 1 to 128 characters and a whole number of milliseconds from 1 to an hour. */
-export function checkLease(name: string, value: unknown): RunLease {
-  if (typeof value !== "object" || value === null) throw new CheckpointTypeError("load", name, "options.lease", "must be an object { holder, ttlMs }");
-  const { holder, ttlMs } = value as { holder?: unknown; ttlMs?: unknown };
+/**
+ * Checks a lease: a plain object with a holder id of 1 to 128 characters and
+ * a whole number of milliseconds from 1 to an hour. Errors name `operation`
+ * (the method that was called) and `argument` (where the lease was given).
+ */
+export function checkLease(operation: CheckpointOperation, name: string, value: unknown, argument: string): RunLease {
+  if (value === undefined) throw new CheckpointTypeError(operation, name, argument, "must be an object { holder, ttlMs }");
+  const { holder, ttlMs } = checkOptions<{ holder?: unknown; ttlMs?: unknown }>(operation, name, value as object, argument, ["holder", "ttlMs"]);
   if (typeof holder !== "string" || holder.length === 0 || holder.length > 128) {
-    throw new CheckpointTypeError("load", name, "options.lease.holder", "must be a string of 1 to 128 characters");
+    throw new CheckpointTypeError(operation, name, `${argument}.holder`, "must be a string of 1 to 128 characters");
   }
-  return { holder, ttlMs: checkInteger("load", name, ttlMs, "options.lease.ttlMs", { min: 1, max: MAX_LEASE_TTL_MS, fallback: DEFAULT_LEASE_TTL_MS }) };
+  return { holder, ttlMs: checkInteger(operation, name, ttlMs, `${argument}.ttlMs`, { min: 1, max: MAX_LEASE_TTL_MS, fallback: DEFAULT_LEASE_TTL_MS }) };
 }

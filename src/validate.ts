@@ -97,17 +97,31 @@ export function toPosition(operation: CheckpointOperation, name: string, value: 
   throw new CorruptCheckpointError(operation, name, value);
 }
 
-/** Checks an options argument: `undefined` or a plain object. */
+/**
+ * Checks an options argument: `undefined` or a plain object (not an array, a
+ * `Date`, a `Map` or another class's instance). With `known`, a key it does
+ * not list is refused too, so that a misspelt option is not silently ignored.
+ */
 export function checkOptions<T extends object>(
   operation: CheckpointOperation,
   checkpoint: string | undefined,
   value: T | undefined,
   argument = "options",
+  known?: readonly string[],
 ): Partial<T> {
   const candidate: unknown = value;
   if (candidate === undefined) return {};
   if (typeof candidate !== "object" || candidate === null || Array.isArray(candidate)) {
     throw new CheckpointTypeError(operation, checkpoint, argument, `must be an object, got ${typeName(value)}`);
+  }
+  const prototype: unknown = Object.getPrototypeOf(candidate);
+  if (prototype !== Object.prototype && prototype !== null) {
+    const kind = (candidate as { constructor?: { name?: unknown } }).constructor?.name;
+    throw new CheckpointTypeError(operation, checkpoint, argument, `must be a plain object, got ${typeof kind === "string" ? kind : "an instance"}`);
+  }
+  const unknown = known === undefined ? undefined : Object.keys(candidate).find((key) => !known.includes(key));
+  if (unknown !== undefined) {
+    throw new CheckpointTypeError(operation, checkpoint, argument, `has an unknown key ${JSON.stringify(unknown)} (known: ${known?.join(", ")})`);
   }
   return candidate;
 }

@@ -187,7 +187,7 @@ describe("replay", () => {
     expect(await ledgerTotals()).toEqual({ sum, applied: 5 });
 
     await runner(env.DB, new Set([3]), { query: true }).run(); // nothing new: park another event by hand
-    await env.DB.prepare("INSERT INTO parked_events (name, position, error) VALUES ('ledger', 3, 'x')").run();
+    await env.DB.prepare("INSERT INTO parked_events (name, position, error, parked_at) VALUES ('ledger', 3, 'x', 0)").run();
     faulty.inject({ sql: /^SELECT position, account, amount FROM ledger_events/, times: 1, message: "D1_ERROR: no such table: ledger_events" });
     const error = await runner(faulty.db, poison, { query: true }).replay(3).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(D1OperationError);
@@ -197,7 +197,7 @@ describe("replay", () => {
 
   it("a readEvents that throws during a replay is a ProjectionError with the cause", async () => {
     await appendEvents(3);
-    await env.DB.prepare("INSERT INTO parked_events (name, position, error) VALUES ('ledger', 2, 'x')").run();
+    await env.DB.prepare("INSERT INTO parked_events (name, position, error, parked_at) VALUES ('ledger', 2, 'x', 0)").run();
     const cause = new Error("event API down");
     const failing = new ProjectionRunner<LedgerEvent>({
       name: "ledger",
