@@ -1,4 +1,13 @@
-import type { ParkRequest } from "./parked-events.js";
+// The interfaces every store implements, and the shapes they take and give.
+// The top of the type graph: this file imports nothing.
+
+/** An event set aside to park, as a commit takes it. */
+export interface ParkRequest {
+  /** The event's position. */
+  readonly position: number;
+  /** Why it could not be applied: the error's message (stored cut to 1,000 characters). */
+  readonly error: string;
+}
 
 /** What `load` resolves to. */
 export interface LoadResult {

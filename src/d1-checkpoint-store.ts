@@ -1,3 +1,8 @@
+// The D1 store: the synapse Go store's save, load, reset and listing on a D1
+// binding, plus commits with a read model. Its pipelined calls (a query in
+// the same round trip, run leases) live in d1-pipelined.ts, its operations
+// (parked events, status) in d1-operations.ts, the checkpoint write and its
+// retries in d1-commit.ts, and what all of them build on in d1-calls.ts.
 import type {
   CheckpointEntry,
   CheckpointStore,
@@ -8,62 +13,20 @@ import type {
   ProjectionStore,
   SaveOptions,
 } from "./checkpoint-store.js";
-import {
-  isConflictMarker,
-  LOAD_SQL,
-  loadResult,
-  pageBindings,
-  pageOf,
-  pageSql,
-  RESET_SQL,
-  saveSql,
-  type PageColumns,
-  type PageRow,
-} from "./checkpoint-sql.js";
+import { RESET_SQL } from "./checkpoint-sql.js";
+import { D1Calls } from "./d1-calls.js";
 import type { D1Client } from "./d1-client.js";
-import { CheckpointConflictError, CheckpointTypeError, D1OperationError, type CheckpointOperation } from "./errors.js";
-import { keysetPages, parseListOptions, type KeysetOptions, type Page, type PageRequest } from "./keyset.js";
-import {
-  checkParkRequests,
-  IS_PARKED_SQL,
-  isNotParked,
-  PARK_SQL,
-  PARKED_PAGE_SQL,
-  parkedPages,
-  parseParkedList,
-  REPLAY_GUARD_SQL,
-  UNPARK_SQL,
-  type ParkedEvent,
-  type ParkedListOptions,
-  type ParkedRow,
-  type ParkRequest,
-} from "./parked-events.js";
-import {
-  newestOf,
-  projectionStatus,
-  STATUS_COLUMNS,
-  STATUS_SQL,
-  type ProjectionStatus,
-  type StatusListOptions,
-  type StatusOptions,
-  type StatusRow,
-} from "./projection-status.js";
-import { checkLease, CLAIM_SQL, DROP_SQL, RELEASE_SQL, RENEW_SQL, YIELD_SQL, type RunLease } from "./run-lease.js";
-import { resolveRetry, withRetry, type CheckVerdict, type RetriedCall, type RetryOptions, type RetryPolicy } from "./retry.js";
+import { saveStatement, writeCheckpoint } from "./d1-commit.js";
+import { parked, replayParked, status, statuses } from "./d1-operations.js";
+import { commitAndQuery, commitAndRelease, loadAndQuery, releaseLease, type LoadAndQueryOptions } from "./d1-pipelined.js";
+import { keysetPages, parseListOptions } from "./keyset.js";
+import { checkParkRequests, type ParkedEvent, type ParkedListOptions } from "./parked-events.js";
+import type { ProjectionStatus, StatusListOptions, StatusOptions } from "./projection-status.js";
+import type { RunLease } from "./run-lease.js";
+import { resolveRetry, type RetryOptions } from "./retry.js";
 import { applySchema } from "./schema.js";
 import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
-import {
-  checkBoolean,
-  checkFunction,
-  checkMethods,
-  checkPosition,
-  checkOptions,
-  checkWrites,
-  parseNamed,
-  parseSave,
-  toPosition,
-  type SaveArguments,
-} from "./validate.js";
+import { checkBoolean, checkMethods, checkOptions, parseNamed, parseSave, toPosition } from "./validate.js";
 
 /** Options of the {@link D1CheckpointStore} constructor. */
 export interface D1CheckpointStoreOptions {
@@ -85,57 +48,8 @@ export interface CreateOptions extends D1CheckpointStoreOptions {
   readonly migrate?: boolean | undefined;
 }
 
-/** Options of {@link D1CheckpointStore.loadAndQuery}. */
-export interface LoadAndQueryOptions extends OperationOptions {
-  /**
-   * Claims a run lease in the same round trip (migration 0002): when another
-   * run holds one, `leased` is `false`, that run is told to look again before
-   * it lets go, and no rows are returned.
-   */
-  readonly lease?: RunLease | undefined;
-}
-
-/**
- * Statements a commit sends after its writes in the same batch (`first`), and
- * what to send alone (`again`) when a lost response turns out to have landed;
- * the results are returned in the shape of `again` (`first` without its first
- * `skip` statements).
- */
-interface Riders {
-  readonly first: readonly D1PreparedStatement[];
-  readonly again: readonly D1PreparedStatement[];
-  readonly skip: number;
-}
-
 /** D1 clients whose schema this isolate has applied; a Worker builds a store per request. */
 const migratedClients = new WeakSet<D1Client>();
-
-/**
- * Conditional checkpoint statements made by `saveStatement`, with their
- * checkpoint's name: when one of them is among a commit's statements, a
- * failed condition in the batch may be theirs rather than the commit's own.
- */
-const conditionalStatements = new WeakMap<D1PreparedStatement, string>();
-
-/**
- * The position this isolate last saw or wrote per binding and name: the guess
- * of {@link D1CheckpointStore.loadAndQuery}. Only a guess, checked in the
- * same round trip; numbers, never I/O objects, so sharing it across requests
- * is safe.
- */
-const rememberedPositions = new WeakMap<D1Client, Map<string, number>>();
-
-/** Remembers `position` (0 for "no checkpoint", which `loadAndQuery` reads after the same way). */
-function rememberPosition(db: D1Client, name: string, position: number): void {
-  let positions = rememberedPositions.get(db);
-  if (positions === undefined) rememberedPositions.set(db, (positions = new Map<string, number>()));
-  positions.set(name, position);
-}
-
-interface PositionRow {
-  readonly position: unknown;
-}
-
 
 /**
  * A {@link CheckpointStore} on Cloudflare D1: one row per projection in
@@ -164,13 +78,12 @@ interface PositionRow {
 export class D1CheckpointStore implements CheckpointStore, ProjectionStore<readonly D1PreparedStatement[]> {
   /** The D1 binding or session the store talks to. */
   readonly db: D1Client;
-  readonly #retry: RetryPolicy;
-  #statementPrototype: object | null | undefined;
+  readonly #calls: D1Calls;
 
   /** Wraps `db`. Never migrates: use {@link D1CheckpointStore.create} or `migrate()` for that. */
   constructor(db: D1Client, options?: D1CheckpointStoreOptions) {
     this.db = checkMethods<D1Client>("configure", undefined, db, "db", ["prepare", "batch"], "a D1Database or D1DatabaseSession");
-    this.#retry = resolveRetry("configure", checkOptions("configure", undefined, options).retry);
+    this.#calls = new D1Calls(this.db, resolveRetry("configure", checkOptions("configure", undefined, options).retry));
   }
 
   /**
@@ -188,7 +101,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     const store = new D1CheckpointStore(db, options);
     const migrate = checkBoolean("configure", undefined, options?.migrate, "options.migrate", true);
     if (migrate && !migratedClients.has(db)) {
-      await store.#call({
+      await store.#calls.call({
         operation: "migrate",
         checkpoint: undefined,
         signal: undefined,
@@ -202,28 +115,28 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
 
   /** Stores `position` for `name` (an upsert, or with `expected` a compare-and-set). One round trip. */
   async save(name: string, position: number, options?: SaveOptions): Promise<void> {
-    await this.#write("save", parseSave("save", name, position, options), []);
+    await writeCheckpoint(this.#calls, "save", parseSave("save", name, position, options), []);
   }
 
   /** Reads the checkpoint of `name`. One round trip. */
   async load(name: string, options?: OperationOptions): Promise<LoadResult> {
     const { name: valid, signal } = parseNamed("load", name, options);
-    const checkpoint = await this.#call({ operation: "load", checkpoint: valid, signal, kind: "read", send: () => this.#load("load", valid) });
-    rememberPosition(this.db, valid, checkpoint.position);
+    const checkpoint = await this.#calls.call({ operation: "load", checkpoint: valid, signal, kind: "read", send: () => this.#calls.load("load", valid) });
+    this.#calls.remember(valid, checkpoint.position);
     return checkpoint;
   }
 
   /** Deletes the checkpoint of `name`; no error when there is none. One round trip. */
   async reset(name: string, options?: OperationOptions): Promise<void> {
     const { name: valid, signal } = parseNamed("reset", name, options);
-    await this.#call({
+    await this.#calls.call({
       operation: "reset",
       checkpoint: valid,
       signal,
       kind: "idempotent",
       send: () => this.db.prepare(RESET_SQL).bind(valid).run(),
     });
-    rememberPosition(this.db, valid, 0);
+    this.#calls.remember(valid, 0);
   }
 
   /**
@@ -243,7 +156,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
    */
   names(options?: ListOptions): AsyncIterableIterator<string> {
     const listing = parseListOptions("names", options);
-    return keysetPages(listing, this.#pages<string>("names", "name", listing, (_row, name) => name));
+    return keysetPages(listing, this.#calls.pages<string>("names", "name", listing, (_row, name) => name));
   }
 
   /** The checkpoints in name order with their positions, one round trip per page; names as {@link D1CheckpointStore.names}. */
@@ -251,7 +164,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     const listing = parseListOptions("entries", options);
     return keysetPages(
       listing,
-      this.#pages<CheckpointEntry>("entries", "name, position", listing, (row, name) => ({
+      this.#calls.pages<CheckpointEntry>("entries", "name, position", listing, (row, name) => ({
         name,
         position: toPosition("entries", name, row.position),
       })),
@@ -271,9 +184,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
    */
   saveStatement(name: string, position: number, options?: Omit<SaveOptions, "signal">): D1PreparedStatement {
     const { name: valid, position: at, expected } = parseSave("saveStatement", name, position, options);
-    const statement = this.#saveStatement(valid, at, expected);
-    if (expected !== undefined) conditionalStatements.set(statement, valid);
-    return statement;
+    return saveStatement(this.#calls, valid, at, expected, true);
   }
 
   /**
@@ -305,8 +216,8 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     options?: CommitOptions,
   ): Promise<void> {
     const args = parseSave("commit", name, position, options);
-    const writes = this.#checkStatements("commit", args.name, statements);
-    await this.#write("commit", args, writes, undefined, checkParkRequests("commit", args.name, options?.parked, args.position));
+    const writes = this.#calls.checkStatements("commit", args.name, statements);
+    await writeCheckpoint(this.#calls, "commit", args, writes, undefined, checkParkRequests("commit", args.name, options?.parked, args.position));
   }
 
   /**
@@ -330,12 +241,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     query: D1PreparedStatement,
     options?: CommitOptions,
   ): Promise<Row[]> {
-    const args = parseSave("commit", name, position, options);
-    const writes = this.#checkStatements("commit", args.name, statements);
-    const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
-    const read = this.#checkQuery("commit", args.name, query);
-    const [rows] = await this.#write<Row>("commit", args, writes, { first: [read], again: [read], skip: 0 }, parked);
-    return rows?.results ?? [];
+    return commitAndQuery<Row>(this.#calls, name, position, statements, query, options);
   }
 
   /**
@@ -356,11 +262,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     query: D1PreparedStatement,
     options?: CommitOptions,
   ): Promise<{ readonly held: boolean; readonly rows: Row[] }> {
-    const args = parseSave("commit", name, position, options);
-    const writes = this.#checkStatements("commit", args.name, statements);
-    const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
-    const riders = this.#releaseRiders(args.name, checkLease("commit", args.name, lease, "lease"), [this.#checkQuery("commit", args.name, query)]);
-    return released(await this.#write<Row>("commit", args, writes, riders, parked));
+    return commitAndRelease<Row>(this.#calls, name, position, statements, lease, query, options);
   }
 
   /**
@@ -377,45 +279,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     query: (after: number) => D1PreparedStatement,
     options?: LoadAndQueryOptions,
   ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }> {
-    const { name: valid, signal } = parseNamed("load", name, options);
-    checkFunction("load", valid, query, "query", true);
-    const lease = options?.lease === undefined ? undefined : checkLease("load", valid, options.lease, "options.lease");
-    const guess = rememberedPositions.get(this.db)?.get(valid);
-    const read = (after: number): Promise<Row[]> => {
-      const statement = this.#checkQuery("load", valid, query(after));
-      return this.#call({
-        operation: "load",
-        checkpoint: valid,
-        signal,
-        kind: "read",
-        send: async () => (await statement.all<Row>()).results,
-      });
-    };
-    if (guess === undefined && lease === undefined) {
-      const checkpoint = await this.load(valid, { signal });
-      return { checkpoint, rows: await read(checkpoint.position), leased: true };
-    }
-    const claim =
-      lease === undefined
-        ? []
-        : [this.db.prepare(CLAIM_SQL).bind(valid, lease.holder, lease.ttlMs), this.db.prepare(YIELD_SQL).bind(valid, lease.holder)];
-    const guessed = guess === undefined ? [] : [this.#checkQuery("load", valid, query(guess))];
-    const { checkpoint, rows, leased } = await this.#call({
-      operation: "load",
-      checkpoint: valid,
-      signal,
-      // Claiming again is harmless: the holder's own claim is not expired, so it stays the holder.
-      kind: lease === undefined ? "read" : "idempotent",
-      send: async () => {
-        const results = await this.db.batch([...claim, this.db.prepare(LOAD_SQL).bind(valid), ...guessed]);
-        const checkpoint = loadResult("load", valid, results[claim.length]?.results[0] as PositionRow | undefined);
-        const leased = lease === undefined || (results[1]?.results.length ?? 0) === 0;
-        return { checkpoint, rows: (results[claim.length + 1]?.results ?? []) as Row[], leased };
-      },
-    });
-    rememberPosition(this.db, valid, checkpoint.position);
-    if (!leased) return { checkpoint, rows: [], leased };
-    return { checkpoint, rows: checkpoint.position === guess ? rows : await read(checkpoint.position), leased };
+    return loadAndQuery<Row>(this.#calls, name, query, options);
   }
 
   /**
@@ -428,16 +292,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
    * ```
    */
   parked(name: string, options?: ParkedListOptions): AsyncIterableIterator<ParkedEvent> {
-    const listing = parseParkedList(name, options);
-    return parkedPages(listing, (after, limit) =>
-      this.#call({
-        operation: "parked",
-        checkpoint: listing.name,
-        signal: listing.signal,
-        kind: "read",
-        send: async () => (await this.db.prepare(PARKED_PAGE_SQL).bind(listing.name, after, limit).all<ParkedRow>()).results,
-      }),
-    );
+    return parked(this.#calls, name, options);
   }
 
   /**
@@ -448,28 +303,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
    * the statements with the projection for you.
    */
   async replayParked(name: string, position: number, statements: readonly D1PreparedStatement[], options?: OperationOptions): Promise<boolean> {
-    const { name: valid, position: at, signal } = parseSave("replay", name, position, options);
-    const writes = this.#checkStatements("replay", valid, statements);
-    const batch = [this.db.prepare(REPLAY_GUARD_SQL).bind(valid, at), this.db.prepare(UNPARK_SQL).bind(valid, at), ...writes];
-    return this.#call({
-      operation: "replay",
-      checkpoint: valid,
-      signal,
-      kind: "checked",
-      send: async () => {
-        try {
-          await this.db.batch(batch);
-          return true;
-        } catch (error) {
-          if (isNotParked(error)) return false;
-          throw error;
-        }
-      },
-      check: async () =>
-        (await this.db.prepare(IS_PARKED_SQL).bind(valid, at).first()) === null
-          ? { landed: "unknown", found: `the event at position ${at} is no longer parked` }
-          : { landed: false },
-    });
+    return replayParked(this.#calls, name, position, statements, options);
   }
 
   /**
@@ -484,22 +318,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
    * ```
    */
   async status(name: string, options?: StatusOptions<number | D1PreparedStatement>): Promise<ProjectionStatus> {
-    const { name: valid, signal } = parseNamed("status", name, options);
-    const newest = this.#parseNewest(valid, options?.newest);
-    const statement = this.db.prepare(STATUS_SQL).bind(valid);
-    const { row, last } = await this.#call({
-      operation: "status",
-      checkpoint: valid,
-      signal,
-      kind: "read",
-      send: async () => {
-        if (typeof newest !== "object") return { row: (await statement.first<StatusRow>()) ?? {}, last: undefined };
-        const [found, newestRows] = await this.db.batch<Record<string, unknown>>([statement, newest]);
-        return { row: found?.results[0] ?? {}, last: newestRows?.results[0] };
-      },
-    });
-    // The newest query's result is checked as statuses() checks it: junk is an input error naming `newest`, not a D1 failure.
-    return projectionStatus("status", valid, row, typeof newest === "object" ? newestOf("status", valid, last) : newest);
+    return status(this.#calls, name, options);
   }
 
   /**
@@ -507,25 +326,7 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
    * {@link D1CheckpointStore.entries}; a `newest` query is one round trip before the first page.
    */
   statuses(options?: StatusListOptions<number | D1PreparedStatement>): AsyncIterableIterator<ProjectionStatus> {
-    const listing = parseListOptions("status", options);
-    let newest = this.#parseNewest(undefined, options?.newest);
-    const pages = this.#pages<ProjectionStatus>("status", STATUS_COLUMNS, listing, (row, name) =>
-      projectionStatus("status", name, row, typeof newest === "object" ? undefined : newest),
-    );
-    return keysetPages(listing, async (request) => {
-      if (typeof newest === "object") {
-        const query = newest;
-        const [last] = await this.#call({
-          operation: "status",
-          checkpoint: undefined,
-          signal: listing.signal,
-          kind: "read",
-          send: async () => (await query.all()).results,
-        });
-        newest = newestOf("status", undefined, last);
-      }
-      return pages(request);
-    });
+    return statuses(this.#calls, options);
   }
 
   /**
@@ -542,189 +343,6 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     query: D1PreparedStatement | undefined,
     options?: OperationOptions & { readonly drop?: boolean | undefined },
   ): Promise<{ readonly held: boolean; readonly rows: Row[] }> {
-    const { name: valid, signal } = parseNamed("run", name, options);
-    const { holder, ttlMs } = checkLease("run", valid, lease, "lease");
-    const drop = checkBoolean("run", valid, options?.drop, "options.drop", false);
-    if (drop) {
-      const statement = this.db.prepare(DROP_SQL).bind(valid, holder);
-      await this.#call({ operation: "run", checkpoint: valid, signal, kind: "idempotent", send: () => statement.run() });
-      return { held: false, rows: [] };
-    }
-    const riders = this.#releaseRiders(valid, { holder, ttlMs }, query === undefined ? [] : [this.#checkQuery("run", valid, query)]);
-    let sent = false;
-    const results = await this.#call({
-      operation: "run",
-      checkpoint: valid,
-      signal,
-      kind: "idempotent",
-      send: async () => {
-        const first = !sent;
-        sent = true;
-        const answer = await this.db.batch<Row>([...(first ? riders.first : riders.again)]);
-        return first ? answer.slice(riders.skip) : answer;
-      },
-    });
-    return released(results);
+    return releaseLease<Row>(this.#calls, name, lease, query, options);
   }
-
-  /**
-   * Letting go of a lease, with `read` after it: release unless work was noted
-   * pending, then renew if still held. Sent again (after a lost response), the
-   * release could delete a lease whose pending note the first attempt cleared,
-   * so a re-send only renews, which tells "still ours" from "let go" either way.
-   */
-  #releaseRiders(name: string, { holder, ttlMs }: RunLease, read: readonly D1PreparedStatement[]): Riders {
-    const renew = this.db.prepare(RENEW_SQL).bind(name, holder, ttlMs);
-    return { first: [this.db.prepare(RELEASE_SQL).bind(name, holder), renew, ...read], again: [renew, ...read], skip: 1 };
-  }
-
-  #parseNewest(name: string | undefined, value: unknown): number | D1PreparedStatement | undefined {
-    if (value === undefined) return undefined;
-    if (typeof value === "number" || typeof value === "bigint") return checkPosition("status", name, value, "options.newest");
-    return this.#checkQuery("status", name ?? "", value, "options.newest");
-  }
-
-  #call<T>(call: RetriedCall<T>): Promise<T> {
-    return withRetry(this.#retry, call);
-  }
-
-  #checkStatements(operation: CheckpointOperation, name: string, statements: unknown, argument = "statements"): D1PreparedStatement[] {
-    const prototype = (this.#statementPrototype ??= Object.getPrototypeOf(this.db.prepare(LOAD_SQL)) as object | null);
-    const isStatement = (item: unknown): item is D1PreparedStatement =>
-      typeof item === "object" && item !== null && Object.getPrototypeOf(item) === prototype;
-    return checkWrites(operation, name, statements, isStatement, "D1PreparedStatement (from db.prepare)", argument);
-  }
-
-  #checkQuery(operation: CheckpointOperation, name: string, query: unknown, argument = "query"): D1PreparedStatement {
-    const [statement] = this.#checkStatements(operation, name, [query], argument);
-    if (statement === undefined) throw new CheckpointTypeError(operation, name, argument, "must be a D1PreparedStatement");
-    return statement;
-  }
-
-  #saveStatement(name: string, position: number, expected: number | null | undefined): D1PreparedStatement {
-    const { sql, bindings } = saveSql(name, position, expected);
-    return this.db.prepare(sql).bind(...bindings);
-  }
-
-  async #load(operation: CheckpointOperation, name: string): Promise<LoadResult> {
-    return loadResult(operation, name, await this.db.prepare(LOAD_SQL).bind(name).first<PositionRow>());
-  }
-
-  #pages<Item>(
-    operation: CheckpointOperation,
-    columns: PageColumns,
-    listing: KeysetOptions,
-    toItem: (row: PageRow, name: string) => Item,
-  ): (request: PageRequest) => Promise<Page<Item>> {
-    return async (request) => {
-      const rows = await this.#call({
-        operation,
-        checkpoint: undefined,
-        signal: listing.signal,
-        kind: "read",
-        send: async () => (await this.db.prepare(pageSql(columns, request)).bind(...pageBindings(request)).all<PageRow>()).results,
-      });
-      return pageOf(rows, toItem);
-    };
-  }
-
-  /**
-   * Saves a checkpoint, alone or first in one batch with the caller's
-   * statements, and then `query`, whose rows are returned. How each kind of
-   * write is retried, and what the caller is told when a response is lost, is
-   * decided by `withRetry` (decision 0006): an unconditional save is an
-   * idempotent upsert; a conditional write is checked with a `load` before it
-   * is sent again; an unconditional commit with statements, or one where
-   * `expected === position`, cannot be checked and is sent once. When the
-   * check finds that the write landed, `query` is sent alone.
-   */
-  async #write<Row = never>(
-    operation: "save" | "commit",
-    args: SaveArguments,
-    statements: readonly D1PreparedStatement[],
-    riders?: Riders,
-    parked: readonly ParkRequest[] = [],
-  ): Promise<D1Result<Row>[]> {
-    const { name, position, expected, signal } = args;
-    const checkpoint = this.#saveStatement(name, position, expected);
-    const parks = parked.map((event) => this.db.prepare(PARK_SQL).bind(name, event.position, event.error));
-    const batch = [checkpoint, ...parks, ...statements, ...(riders?.first ?? [])];
-    const send = async (): Promise<D1Result<Row>[]> => {
-      try {
-        if (batch.length === 1) {
-          await checkpoint.run();
-          return [];
-        }
-        const results = await this.db.batch<Row>(batch);
-        return riders === undefined ? [] : results.slice(batch.length - riders.first.length + riders.skip);
-      } catch (error) {
-        if (isConflictMarker(error)) throw await this.#conflict(operation, args, statements, error);
-        throw error;
-      }
-    };
-    const check = async (): Promise<CheckVerdict<D1Result<Row>[]>> => {
-      const current = await this.#load(operation, name);
-      const at = current.found ? current.position : null;
-      if (at === position) return { landed: true, value: riders === undefined ? [] : await this.db.batch<Row>([...riders.again]) };
-      if (at === expected) return { landed: false };
-      return { landed: "unknown", found: `the checkpoint is now at ${at === null ? "no checkpoint" : `position ${at}`}` };
-    };
-    const alone = statements.length === 0 && parks.length === 0;
-    const kind = expected === undefined ? (alone ? "idempotent" : "once") : expected !== position || alone ? "checked" : "once";
-    const results = await this.#call({ operation, checkpoint: name, signal, kind, send, check });
-    rememberPosition(this.db, name, position);
-    return results;
-  }
-
-  /**
-   * The error for a batch in which a conditional checkpoint statement failed.
-   * Ours runs first; when the caller's statements hold conditional checkpoint
-   * statements of their own, one `load` tells whose condition failed: ours
-   * held if the checkpoint is still at `expected`.
-   */
-  async #conflict(
-    operation: CheckpointOperation,
-    { name, expected, signal }: SaveArguments,
-    statements: readonly D1PreparedStatement[],
-    error: unknown,
-  ): Promise<Error> {
-    const others = statements.flatMap((statement, index) => {
-      const other = conditionalStatements.get(statement);
-      return other === undefined ? [] : [`statements[${index}] (checkpoint ${JSON.stringify(other)})`];
-    });
-    const theirs = (): Error =>
-      new D1OperationError(operation, name, error, {
-        attempts: 1,
-        transient: false,
-        outcomeUnknown: false,
-        reason:
-          others.length === 0
-            ? `a statement among the statements wrote NULL into checkpoints.position; nothing was applied`
-            : `the condition of a conditional checkpoint statement among the statements did not hold: ${others.join(", ")}; nothing was applied`,
-      });
-    // An unconditional save cannot fail that way: the failure is theirs.
-    if (expected === undefined) return theirs();
-    // Ours runs first and alone decides when nothing else could fail that way.
-    if (statements.length === 0) return new CheckpointConflictError(operation, name, expected, { cause: error });
-    let current: LoadResult;
-    try {
-      // Retried like any read: one transient fault must not turn a plain conflict into a failure.
-      current = await this.#call({ operation, checkpoint: name, signal, kind: "read", send: () => this.#load(operation, name) });
-    } catch (cause) {
-      return new D1OperationError(operation, name, error, {
-        attempts: 1,
-        transient: false,
-        outcomeUnknown: false,
-        reason: `a checkpoint condition failed (this one's, or one among the statements${others.length === 0 ? "" : `: ${others.join(", ")}`}), and the load that would tell which failed too (${cause instanceof Error ? cause.message : String(cause)}); nothing was applied`,
-      });
-    }
-    const at = current.found ? current.position : null;
-    return at === expected ? theirs() : new CheckpointConflictError(operation, name, expected, { cause: error });
-  }
-}
-
-/** What the release riders answered: the lease is still held when the renewal matched, and then the read's rows. */
-function released<Row>([renewed, read]: readonly D1Result<Row>[]): { readonly held: boolean; readonly rows: Row[] } {
-  const held = (renewed?.results.length ?? 0) > 0;
-  return { held, rows: held ? (read?.results ?? []) : [] };
 }

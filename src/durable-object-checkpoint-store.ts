@@ -5,6 +5,7 @@ import type {
   ListOptions,
   LoadResult,
   OperationOptions,
+  ParkRequest,
   ProjectionStore,
   SaveOptions,
 } from "./checkpoint-store.js";
@@ -22,7 +23,6 @@ import {
   type ParkedEvent,
   type ParkedListOptions,
   type ParkedRow,
-  type ParkRequest,
 } from "./parked-events.js";
 import { projectionStatus, STATUS_COLUMNS, STATUS_SQL, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "./projection-status.js";
 import { schemaStatements } from "./schema.js";

@@ -30,17 +30,14 @@ export type {
   ListOptions,
   LoadResult,
   OperationOptions,
+  ParkRequest,
   ProjectionStore,
   SaveOptions,
 } from "./checkpoint-store.js";
 export { isCheckpointConflict } from "./checkpoint-sql.js";
 export type { D1Client } from "./d1-client.js";
-export {
-  D1CheckpointStore,
-  type CreateOptions,
-  type D1CheckpointStoreOptions,
-  type LoadAndQueryOptions,
-} from "./d1-checkpoint-store.js";
+export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1-checkpoint-store.js";
+export type { LoadAndQueryOptions } from "./d1-pipelined.js";
 export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object-checkpoint-store.js";
 export {
   CheckpointConflictError,
@@ -53,7 +50,7 @@ export {
   type CheckpointOperation,
 } from "./errors.js";
 export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
-export type { ParkedEvent, ParkedListOptions, ParkRequest } from "./parked-events.js";
+export type { ParkedEvent, ParkedListOptions } from "./parked-events.js";
 export type { ProjectionStatus, StatusListOptions, StatusOptions } from "./projection-status.js";
 export type { RunLease } from "./run-lease.js";
 export { compareNames } from "./name-order.js";

@@ -2,19 +2,11 @@
 // `onError: "park"` in the same transaction that moves the checkpoint past
 // them, listed per projection, and replayed later. The SQL and the checks
 // here are shared by the D1 and the Durable Object store.
-import type { OperationOptions } from "./checkpoint-store.js";
+import type { OperationOptions, ParkRequest } from "./checkpoint-store.js";
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
 import { CheckpointRangeError, CheckpointTypeError, CorruptCheckpointError, type CheckpointOperation } from "./errors.js";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./keyset.js";
 import { checkInteger, checkName, checkOptions, checkPosition, checkSignal } from "./validate.js";
-
-/** An event set aside to park, as a commit takes it. */
-export interface ParkRequest {
-  /** The event's position. */
-  readonly position: number;
-  /** Why it could not be applied: the error's message (stored cut to 1,000 characters). */
-  readonly error: string;
-}
 
 /** A parked event, as the stores' `parked()` lists it. */
 export interface ParkedEvent {

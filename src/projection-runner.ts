@@ -1,6 +1,5 @@
-import type { CommitOptions, LoadResult, OperationOptions, ProjectionStore } from "./checkpoint-store.js";
+import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore } from "./checkpoint-store.js";
 import { CheckpointConflictError, CheckpointStoreError, CheckpointTypeError, messageOf } from "./errors.js";
-import type { ParkRequest } from "./parked-events.js";
 import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
 import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
 

@@ -1,0 +1,97 @@
+// What every call of the D1 store builds on: the binding, the one retry loop
+// (`withRetry`), the check that statements come from that binding, the
+// checkpoint load, keyset pages, and the positions this isolate has seen
+// (the guesses of `loadAndQuery`).
+import type { LoadResult } from "./checkpoint-store.js";
+import { LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, type PageColumns, type PageRow } from "./checkpoint-sql.js";
+import type { D1Client } from "./d1-client.js";
+import { CheckpointTypeError, type CheckpointOperation } from "./errors.js";
+import type { KeysetOptions, Page, PageRequest } from "./keyset.js";
+import { withRetry, type RetriedCall, type RetryPolicy } from "./retry.js";
+import { checkWrites } from "./validate.js";
+
+/** A row of the checkpoint load. */
+export interface PositionRow {
+  readonly position: unknown;
+}
+
+/**
+ * The position this isolate last saw or wrote per binding and name: the guess
+ * of `loadAndQuery`. Only a guess, checked in the same round trip; numbers,
+ * never I/O objects, so sharing it across requests is safe.
+ */
+const rememberedPositions = new WeakMap<D1Client, Map<string, number>>();
+
+/** One D1 binding (or session) with the store's retry policy. */
+export class D1Calls {
+  /** The D1 binding or session. */
+  readonly db: D1Client;
+  readonly #retry: RetryPolicy;
+  #statementPrototype: object | null | undefined;
+
+  constructor(db: D1Client, retry: RetryPolicy) {
+    this.db = db;
+    this.#retry = retry;
+  }
+
+  /** Runs one D1 call under the store's retry policy (decision 0006). */
+  call<T>(call: RetriedCall<T>): Promise<T> {
+    return withRetry(this.#retry, call);
+  }
+
+  /** Remembers `position` (0 for "no checkpoint", which `loadAndQuery` reads after the same way). */
+  remember(name: string, position: number): void {
+    let positions = rememberedPositions.get(this.db);
+    if (positions === undefined) rememberedPositions.set(this.db, (positions = new Map<string, number>()));
+    positions.set(name, position);
+  }
+
+  /** The position this isolate last saw for `name` on this binding, if any. */
+  remembered(name: string): number | undefined {
+    return rememberedPositions.get(this.db)?.get(name);
+  }
+
+  /** Checks statements: a dense array of prepared statements of this binding's kind; returns a copy. */
+  checkStatements(operation: CheckpointOperation, name: string, statements: unknown, argument = "statements"): D1PreparedStatement[] {
+    const prototype = (this.#statementPrototype ??= Object.getPrototypeOf(this.db.prepare(LOAD_SQL)) as object | null);
+    const isStatement = (item: unknown): item is D1PreparedStatement =>
+      typeof item === "object" && item !== null && Object.getPrototypeOf(item) === prototype;
+    return checkWrites(operation, name, statements, isStatement, "D1PreparedStatement (from db.prepare)", argument);
+  }
+
+  /** Checks one query statement. */
+  checkQuery(operation: CheckpointOperation, name: string, query: unknown, argument = "query"): D1PreparedStatement {
+    const [statement] = this.checkStatements(operation, name, [query], argument);
+    if (statement === undefined) throw new CheckpointTypeError(operation, name, argument, "must be a D1PreparedStatement");
+    return statement;
+  }
+
+  /** The load statement of `name`. */
+  loadStatement(name: string): D1PreparedStatement {
+    return this.db.prepare(LOAD_SQL).bind(name);
+  }
+
+  /** Loads the checkpoint of `name`: one round trip, not retried (callers wrap it in {@link D1Calls.call}). */
+  async load(operation: CheckpointOperation, name: string): Promise<LoadResult> {
+    return loadResult(operation, name, await this.loadStatement(name).first<PositionRow>());
+  }
+
+  /** The page reader of a keyset listing of `columns`, each page one retried round trip. */
+  pages<Item>(
+    operation: CheckpointOperation,
+    columns: PageColumns,
+    listing: KeysetOptions,
+    toItem: (row: PageRow, name: string) => Item,
+  ): (request: PageRequest) => Promise<Page<Item>> {
+    return async (request) => {
+      const rows = await this.call({
+        operation,
+        checkpoint: undefined,
+        signal: listing.signal,
+        kind: "read",
+        send: async () => (await this.db.prepare(pageSql(columns, request)).bind(...pageBindings(request)).all<PageRow>()).results,
+      });
+      return pageOf(rows, toItem);
+    };
+  }
+}
