@@ -1,5 +1,6 @@
 // The interfaces every store implements, and the shapes they take and give.
-// The top of the type graph: this file imports nothing.
+// The top of the type graph: it imports only the query budget, which stands below it.
+import type { QueryBudget } from "./query-budget.js";
 
 /** An event set aside to park, as a commit takes it. */
 export interface ParkRequest {
@@ -34,6 +35,13 @@ export interface OperationOptions {
    * outcome is reported.
    */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Counts the D1 queries the call sends (each statement of a batch, every
+   * retry and check) against an invocation's budget; a round trip that would
+   * go over it is refused with `QueryBudgetError` before it is sent. Stores
+   * that send no D1 queries (Durable Object, memory) count nothing.
+   */
+  readonly budget?: QueryBudget | undefined;
 }
 
 /** Options of `save`. */

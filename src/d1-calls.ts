@@ -1,13 +1,16 @@
 // What every call of the D1 store builds on: the binding, the one retry loop
 // (`withRetry`), the check that statements come from that binding, the
 // checkpoint load, keyset pages, and the positions this isolate has seen
-// (the guesses of `loadAndQuery`).
+// (the guesses of `loadAndQuery`). Every round trip goes through `batch`,
+// `first`, `all` or `run` here, which count its queries against the call's
+// budget before sending.
 import type { LoadResult } from "./checkpoint-store.js";
 import { LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, type PageColumns, type PageRow } from "./checkpoint-sql.js";
 import type { D1Client } from "./d1-client.js";
 import { CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import type { KeysetOptions, Page, PageRequest } from "./keyset.js";
 import { withRetry, type RetriedCall, type RetryPolicy } from "./retry.js";
+import { checkBudget, type QueryBudget } from "./query-budget.js";
 import { checkWrites } from "./validate.js";
 
 /** A row of the checkpoint load. */
@@ -22,16 +25,65 @@ export interface PositionRow {
  */
 const rememberedPositions = new WeakMap<D1Client, Map<string, number>>();
 
-/** One D1 binding (or session) with the store's retry policy. */
+/**
+ * One D1 binding (or session) with the store's retry policy; a view made by
+ * {@link D1Calls.budgeted} also counts every round trip against a budget.
+ */
 export class D1Calls {
   /** The D1 binding or session. */
   readonly db: D1Client;
   readonly #retry: RetryPolicy;
-  #statementPrototype: object | null | undefined;
+  readonly #prototype: { statement?: object | null };
+  readonly #budget: QueryBudget | undefined;
+  readonly #operation: CheckpointOperation;
+  readonly #checkpoint: string | undefined;
 
-  constructor(db: D1Client, retry: RetryPolicy) {
+  constructor(
+    db: D1Client,
+    retry: RetryPolicy,
+    scope?: { budget: QueryBudget | undefined; operation: CheckpointOperation; checkpoint: string | undefined; prototype: { statement?: object | null } },
+  ) {
     this.db = db;
     this.#retry = retry;
+    this.#prototype = scope?.prototype ?? {};
+    this.#budget = scope?.budget;
+    this.#operation = scope?.operation ?? "run";
+    this.#checkpoint = scope?.checkpoint;
+  }
+
+  /** This binding for one operation: `budget` (checked, as `options.budget`) counts its round trips. */
+  budgeted(operation: CheckpointOperation, checkpoint: string | undefined, budget: unknown): D1Calls {
+    const checked = checkBudget(operation, checkpoint, budget);
+    return new D1Calls(this.db, this.#retry, { budget: checked, operation, checkpoint, prototype: this.#prototype });
+  }
+
+  /** The budget of this view, if any. */
+  get budget(): QueryBudget | undefined {
+    return this.#budget;
+  }
+
+  /** `db.batch(statements)`, counted. */
+  batch<Row = unknown>(statements: readonly D1PreparedStatement[]): Promise<D1Result<Row>[]> {
+    this.#budget?.spend(statements.length, this.#operation, this.#checkpoint);
+    return this.db.batch<Row>([...statements]);
+  }
+
+  /** `statement.first()`, counted. */
+  first<Row = Record<string, unknown>>(statement: D1PreparedStatement): Promise<Row | null> {
+    this.#budget?.spend(1, this.#operation, this.#checkpoint);
+    return statement.first<Row>();
+  }
+
+  /** `statement.all()`, counted. */
+  all<Row = Record<string, unknown>>(statement: D1PreparedStatement): Promise<D1Result<Row>> {
+    this.#budget?.spend(1, this.#operation, this.#checkpoint);
+    return statement.all<Row>();
+  }
+
+  /** `statement.run()`, counted. */
+  run(statement: D1PreparedStatement): Promise<D1Result> {
+    this.#budget?.spend(1, this.#operation, this.#checkpoint);
+    return statement.run();
   }
 
   /** Runs one D1 call under the store's retry policy (decision 0006). */
@@ -53,7 +105,7 @@ export class D1Calls {
 
   /** Checks statements: a dense array of prepared statements of this binding's kind; returns a copy. */
   checkStatements(operation: CheckpointOperation, name: string, statements: unknown, argument = "statements"): D1PreparedStatement[] {
-    const prototype = (this.#statementPrototype ??= Object.getPrototypeOf(this.db.prepare(LOAD_SQL)) as object | null);
+    const prototype = (this.#prototype.statement ??= Object.getPrototypeOf(this.db.prepare(LOAD_SQL)) as object | null);
     const isStatement = (item: unknown): item is D1PreparedStatement =>
       typeof item === "object" && item !== null && Object.getPrototypeOf(item) === prototype;
     return checkWrites(operation, name, statements, isStatement, "D1PreparedStatement (from db.prepare)", argument);
@@ -73,7 +125,7 @@ export class D1Calls {
 
   /** Loads the checkpoint of `name`: one round trip, not retried (callers wrap it in {@link D1Calls.call}). */
   async load(operation: CheckpointOperation, name: string): Promise<LoadResult> {
-    return loadResult(operation, name, await this.loadStatement(name).first<PositionRow>());
+    return loadResult(operation, name, await this.first<PositionRow>(this.loadStatement(name)));
   }
 
   /** The page reader of a keyset listing of `columns`, each page one retried round trip. */
@@ -89,7 +141,7 @@ export class D1Calls {
         checkpoint: undefined,
         signal: listing.signal,
         kind: "read",
-        send: async () => (await this.db.prepare(pageSql(columns, request)).bind(...pageBindings(request)).all<PageRow>()).results,
+        send: async () => (await this.all<PageRow>(this.db.prepare(pageSql(columns, request)).bind(...pageBindings(request)))).results,
       });
       return pageOf(rows, toItem);
     };

@@ -115,28 +115,31 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
 
   /** Stores `position` for `name` (an upsert, or with `expected` a compare-and-set). One round trip. */
   async save(name: string, position: number, options?: SaveOptions): Promise<void> {
-    await writeCheckpoint(this.#calls, "save", parseSave("save", name, position, options), []);
+    const args = parseSave("save", name, position, options);
+    await writeCheckpoint(this.#calls.budgeted("save", args.name, options?.budget), "save", args, []);
   }
 
   /** Reads the checkpoint of `name`. One round trip. */
   async load(name: string, options?: OperationOptions): Promise<LoadResult> {
     const { name: valid, signal } = parseNamed("load", name, options);
-    const checkpoint = await this.#calls.call({ operation: "load", checkpoint: valid, signal, kind: "read", send: () => this.#calls.load("load", valid) });
-    this.#calls.remember(valid, checkpoint.position);
+    const calls = this.#calls.budgeted("load", valid, options?.budget);
+    const checkpoint = await calls.call({ operation: "load", checkpoint: valid, signal, kind: "read", send: () => calls.load("load", valid) });
+    calls.remember(valid, checkpoint.position);
     return checkpoint;
   }
 
   /** Deletes the checkpoint of `name`; no error when there is none. One round trip. */
   async reset(name: string, options?: OperationOptions): Promise<void> {
     const { name: valid, signal } = parseNamed("reset", name, options);
-    await this.#calls.call({
+    const calls = this.#calls.budgeted("reset", valid, options?.budget);
+    await calls.call({
       operation: "reset",
       checkpoint: valid,
       signal,
       kind: "idempotent",
-      send: () => this.db.prepare(RESET_SQL).bind(valid).run(),
+      send: () => calls.run(this.db.prepare(RESET_SQL).bind(valid)),
     });
-    this.#calls.remember(valid, 0);
+    calls.remember(valid, 0);
   }
 
   /**
@@ -156,15 +159,17 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
    */
   names(options?: ListOptions): AsyncIterableIterator<string> {
     const listing = parseListOptions("names", options);
-    return keysetPages(listing, this.#calls.pages<string>("names", "name", listing, (_row, name) => name));
+    const calls = this.#calls.budgeted("names", undefined, options?.budget);
+    return keysetPages(listing, calls.pages<string>("names", "name", listing, (_row, name) => name));
   }
 
   /** The checkpoints in name order with their positions, one round trip per page; names as {@link D1CheckpointStore.names}. */
   entries(options?: ListOptions): AsyncIterableIterator<CheckpointEntry> {
     const listing = parseListOptions("entries", options);
+    const calls = this.#calls.budgeted("entries", undefined, options?.budget);
     return keysetPages(
       listing,
-      this.#calls.pages<CheckpointEntry>("entries", "name, position", listing, (row, name) => ({
+      calls.pages<CheckpointEntry>("entries", "name, position", listing, (row, name) => ({
         name,
         position: toPosition("entries", name, row.position),
       })),
@@ -216,8 +221,9 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     options?: CommitOptions,
   ): Promise<void> {
     const args = parseSave("commit", name, position, options);
-    const writes = this.#calls.checkStatements("commit", args.name, statements);
-    await writeCheckpoint(this.#calls, "commit", args, writes, undefined, checkParkRequests("commit", args.name, options?.parked, args.position));
+    const calls = this.#calls.budgeted("commit", args.name, options?.budget);
+    const writes = calls.checkStatements("commit", args.name, statements);
+    await writeCheckpoint(calls, "commit", args, writes, undefined, checkParkRequests("commit", args.name, options?.parked, args.position));
   }
 
   /**

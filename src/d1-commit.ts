@@ -67,10 +67,10 @@ export async function writeCheckpoint<Row = never>(
   const send = async (): Promise<D1Result<Row>[]> => {
     try {
       if (batch.length === 1) {
-        await checkpoint.run();
+        await calls.run(checkpoint);
         return [];
       }
-      const results = await db.batch<Row>(batch);
+      const results = await calls.batch<Row>(batch);
       return riders === undefined ? [] : results.slice(batch.length - riders.first.length + riders.skip);
     } catch (error) {
       if (isConflictMarker(error)) throw await attributeConflict(calls, operation, args, statements, error);
@@ -80,7 +80,7 @@ export async function writeCheckpoint<Row = never>(
   const check = async (): Promise<CheckVerdict<D1Result<Row>[]>> => {
     const current = await calls.load(operation, name);
     const at = current.found ? current.position : null;
-    if (at === position) return { landed: true, value: riders === undefined ? [] : await db.batch<Row>([...riders.again]) };
+    if (at === position) return { landed: true, value: riders === undefined ? [] : await calls.batch<Row>(riders.again) };
     if (at === expected) return { landed: false };
     return { landed: "unknown", found: `the checkpoint is now at ${at === null ? "no checkpoint" : `position ${at}`}` };
   };

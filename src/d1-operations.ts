@@ -33,15 +33,16 @@ import { checkPosition, parseNamed, parseSave } from "./validate.js";
 export type D1Newest = number | D1PreparedStatement;
 
 /** The parked events of `name`, ascending by position, one retried round trip per page. */
-export function parked(calls: D1Calls, name: string, options: ParkedListOptions | undefined): AsyncIterableIterator<ParkedEvent> {
+export function parked(base: D1Calls, name: string, options: ParkedListOptions | undefined): AsyncIterableIterator<ParkedEvent> {
   const listing = parseParkedList(name, options);
+  const calls = base.budgeted("parked", listing.name, options?.budget);
   return parkedPages(listing, (after, limit) =>
     calls.call({
       operation: "parked",
       checkpoint: listing.name,
       signal: listing.signal,
       kind: "read",
-      send: async () => (await calls.db.prepare(PARKED_PAGE_SQL).bind(listing.name, after, limit).all<ParkedRow>()).results,
+      send: async () => (await calls.all<ParkedRow>(calls.db.prepare(PARKED_PAGE_SQL).bind(listing.name, after, limit))).results,
     }),
   );
 }
@@ -52,14 +53,15 @@ export function parked(calls: D1Calls, name: string, options: ParkedListOptions 
  * applies. A lost response is checked: still parked → sent again; gone → unknown.
  */
 export async function replayParked(
-  calls: D1Calls,
+  base: D1Calls,
   name: string,
   position: number,
   statements: readonly D1PreparedStatement[],
   options: OperationOptions | undefined,
 ): Promise<boolean> {
-  const { db } = calls;
   const { name: valid, position: at, signal } = parseSave("replay", name, position, options);
+  const calls = base.budgeted("replay", valid, options?.budget);
+  const { db } = calls;
   const writes = calls.checkStatements("replay", valid, statements);
   const batch = [db.prepare(REPLAY_GUARD_SQL).bind(valid, at), db.prepare(UNPARK_SQL).bind(valid, at), ...writes];
   return calls.call({
@@ -69,7 +71,7 @@ export async function replayParked(
     kind: "checked",
     send: async () => {
       try {
-        await db.batch(batch);
+        await calls.batch(batch);
         return true;
       } catch (error) {
         if (isNotParked(error)) return false;
@@ -77,15 +79,16 @@ export async function replayParked(
       }
     },
     check: async () =>
-      (await db.prepare(IS_PARKED_SQL).bind(valid, at).first()) === null
+      (await calls.first(db.prepare(IS_PARKED_SQL).bind(valid, at))) === null
         ? { landed: "unknown", found: `the event at position ${at} is no longer parked` }
         : { landed: false },
   });
 }
 
 /** The status of `name` in one round trip (with a `newest` query, in the same batch). */
-export async function status(calls: D1Calls, name: string, options: StatusOptions<D1Newest> | undefined): Promise<ProjectionStatus> {
+export async function status(base: D1Calls, name: string, options: StatusOptions<D1Newest> | undefined): Promise<ProjectionStatus> {
   const { name: valid, signal } = parseNamed("status", name, options);
+  const calls = base.budgeted("status", valid, options?.budget);
   const newest = parseNewest(calls, valid, options?.newest);
   const statement = calls.db.prepare(STATUS_SQL).bind(valid);
   const { row, last } = await calls.call({
@@ -94,8 +97,8 @@ export async function status(calls: D1Calls, name: string, options: StatusOption
     signal,
     kind: "read",
     send: async () => {
-      if (typeof newest !== "object") return { row: (await statement.first<StatusRow>()) ?? {}, last: undefined };
-      const [found, newestRows] = await calls.db.batch<Record<string, unknown>>([statement, newest]);
+      if (typeof newest !== "object") return { row: (await calls.first<StatusRow>(statement)) ?? {}, last: undefined };
+      const [found, newestRows] = await calls.batch<Record<string, unknown>>([statement, newest]);
       return { row: found?.results[0] ?? {}, last: newestRows?.results[0] };
     },
   });
@@ -104,8 +107,9 @@ export async function status(calls: D1Calls, name: string, options: StatusOption
 }
 
 /** The status of every checkpoint in name order, keyset-paged; a `newest` query is one round trip before the first page. */
-export function statuses(calls: D1Calls, options: StatusListOptions<D1Newest> | undefined): AsyncIterableIterator<ProjectionStatus> {
+export function statuses(base: D1Calls, options: StatusListOptions<D1Newest> | undefined): AsyncIterableIterator<ProjectionStatus> {
   const listing = parseListOptions("status", options);
+  const calls = base.budgeted("status", undefined, options?.budget);
   let newest = parseNewest(calls, undefined, options?.newest);
   const pages = calls.pages<ProjectionStatus>("status", STATUS_COLUMNS, listing, (row, name) =>
     projectionStatus("status", name, row, typeof newest === "object" ? undefined : newest),
@@ -118,7 +122,7 @@ export function statuses(calls: D1Calls, options: StatusListOptions<D1Newest> | 
         checkpoint: undefined,
         signal: listing.signal,
         kind: "read",
-        send: async () => (await query.all()).results,
+        send: async () => (await calls.all(query)).results,
       });
       newest = newestOf("status", undefined, last);
     }

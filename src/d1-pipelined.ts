@@ -28,7 +28,7 @@ export interface Released<Row> {
 
 /** `commit` with `query` last in the same batch; its rows only when the batch committed. */
 export async function commitAndQuery<Row>(
-  calls: D1Calls,
+  base: D1Calls,
   name: string,
   position: number,
   statements: readonly D1PreparedStatement[],
@@ -36,6 +36,7 @@ export async function commitAndQuery<Row>(
   options: CommitOptions | undefined,
 ): Promise<Row[]> {
   const args = parseSave("commit", name, position, options);
+  const calls = base.budgeted("commit", args.name, options?.budget);
   const writes = calls.checkStatements("commit", args.name, statements);
   const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
   const read = calls.checkQuery("commit", args.name, query);
@@ -45,7 +46,7 @@ export async function commitAndQuery<Row>(
 
 /** `commitAndQuery` for a leased run's last batch: the same batch lets go of the lease. */
 export async function commitAndRelease<Row>(
-  calls: D1Calls,
+  base: D1Calls,
   name: string,
   position: number,
   statements: readonly D1PreparedStatement[],
@@ -54,6 +55,7 @@ export async function commitAndRelease<Row>(
   options: CommitOptions | undefined,
 ): Promise<Released<Row>> {
   const args = parseSave("commit", name, position, options);
+  const calls = base.budgeted("commit", args.name, options?.budget);
   const writes = calls.checkStatements("commit", args.name, statements);
   const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
   const riders = releaseRiders(calls, args.name, checkLease("commit", args.name, lease, "lease"), [calls.checkQuery("commit", args.name, query)]);
@@ -68,18 +70,19 @@ export async function commitAndRelease<Row>(
  */
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
 export async function loadAndQuery<Row>(
-  calls: D1Calls,
+  base: D1Calls,
   name: string,
   query: (after: number) => D1PreparedStatement,
   options: LoadAndQueryOptions | undefined,
 ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }> {
   const { name: valid, signal } = parseNamed("load", name, options);
+  const calls = base.budgeted("load", valid, options?.budget);
   checkFunction("load", valid, query, "query", true);
   const lease = options?.lease === undefined ? undefined : checkLease("load", valid, options.lease, "options.lease");
   const guess = calls.remembered(valid);
   const read = (after: number): Promise<Row[]> => {
     const statement = calls.checkQuery("load", valid, query(after));
-    return calls.call({ operation: "load", checkpoint: valid, signal, kind: "read", send: async () => (await statement.all<Row>()).results });
+    return calls.call({ operation: "load", checkpoint: valid, signal, kind: "read", send: async () => (await calls.all<Row>(statement)).results });
   };
   if (guess === undefined && lease === undefined) {
     const checkpoint = await calls.call({ operation: "load", checkpoint: valid, signal, kind: "read", send: () => calls.load("load", valid) });
@@ -96,7 +99,7 @@ export async function loadAndQuery<Row>(
     // Claiming again is harmless: the holder's own claim is not expired, so it stays the holder.
     kind: lease === undefined ? "read" : "idempotent",
     send: async () => {
-      const results = await db.batch([...claim, calls.loadStatement(valid), ...guessed]);
+      const results = await calls.batch([...claim, calls.loadStatement(valid), ...guessed]);
       const checkpoint = loadResult("load", valid, results[claim.length]?.results[0] as PositionRow | undefined);
       const leased = lease === undefined || (results[1]?.results.length ?? 0) === 0;
       return { checkpoint, rows: (results[claim.length + 1]?.results ?? []) as Row[], leased };
@@ -109,18 +112,19 @@ export async function loadAndQuery<Row>(
 
 /** Lets go of a run lease with `query` in the same round trip; with `drop`, whatever was noted. */
 export async function releaseLease<Row>(
-  calls: D1Calls,
+  base: D1Calls,
   name: string,
   lease: RunLease,
   query: D1PreparedStatement | undefined,
   options: (OperationOptions & { readonly drop?: boolean | undefined }) | undefined,
 ): Promise<Released<Row>> {
   const { name: valid, signal } = parseNamed("run", name, options);
+  const calls = base.budgeted("run", valid, options?.budget);
   const { holder, ttlMs } = checkLease("run", valid, lease, "lease");
   const drop = checkBoolean("run", valid, options?.drop, "options.drop", false);
   if (drop) {
     const statement = calls.db.prepare(DROP_SQL).bind(valid, holder);
-    await calls.call({ operation: "run", checkpoint: valid, signal, kind: "idempotent", send: () => statement.run() });
+    await calls.call({ operation: "run", checkpoint: valid, signal, kind: "idempotent", send: () => calls.run(statement) });
     return { held: false, rows: [] };
   }
   const riders = releaseRiders(calls, valid, { holder, ttlMs }, query === undefined ? [] : [calls.checkQuery("run", valid, query)]);
@@ -133,7 +137,7 @@ export async function releaseLease<Row>(
     send: async () => {
       const first = !sent;
       sent = true;
-      const answer = await calls.db.batch<Row>([...(first ? riders.first : riders.again)]);
+      const answer = await calls.batch<Row>(first ? riders.first : riders.again);
       return first ? answer.slice(riders.skip) : answer;
     },
   });

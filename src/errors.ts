@@ -14,6 +14,7 @@ export type CheckpointOperation =
   | "waitFor"
   | "parked"
   | "replay"
+  | "jsonRows"
   | "status";
 
 function describe(operation: CheckpointOperation, checkpoint: string | undefined): string {

@@ -49,24 +49,32 @@ export {
   type CheckpointInputDetails,
   type CheckpointOperation,
 } from "./errors.js";
+export { D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES, D1_QUERIES_PER_INVOCATION } from "./d1-limits.js";
+export {
+  jsonRowChunks,
+  jsonRowStatements,
+  type JsonRowOptions,
+  type JsonSafe,
+  type JsonValue,
+} from "./json-rows.js";
 export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
 export type { ParkedEvent, ParkedListOptions } from "./parked-events.js";
 export type { ProjectionStatus, StatusListOptions, StatusOptions } from "./projection-status.js";
 export type { RunLease } from "./run-lease.js";
 export { compareNames } from "./name-order.js";
+export { ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
 export {
-  ProjectionError,
   ProjectionRunner,
-  type EventErrorDecision,
   type EventsQuerySource,
   type PipelinedProjectionStore,
-  type PositionedEvent,
   type ProjectionRunnerOptions,
   type ReadEventsSource,
+  type RunEnd,
   type RunnerCommon,
   type RunOptions,
   type RunSummary,
 } from "./projection-runner.js";
+export { QueryBudget, QueryBudgetError } from "./query-budget.js";
 export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./retry.js";
 export { migrate, SCHEMA, type MigrateOptions } from "./schema.js";
 export { MAX_NAME_BYTES } from "./validate.js";

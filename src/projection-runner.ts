@@ -1,23 +1,12 @@
 import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore } from "./checkpoint-store.js";
-import { CheckpointConflictError, CheckpointStoreError, CheckpointTypeError, messageOf } from "./errors.js";
+import { CheckpointConflictError, CheckpointTypeError, messageOf } from "./errors.js";
+import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
+import { QueryBudget, QueryBudgetError, withReserve } from "./query-budget.js";
 import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
 import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
 
 const DEFAULT_BATCH_SIZE = 100;
 const MAX_BATCH_SIZE = 10_000;
-
-/** The least an event must carry: its position in the log, a positive safe integer. */
-export interface PositionedEvent {
-  /** Position in the event log; strictly ascending. */
-  readonly position: number;
-}
-
-/**
- * What `onError` decides for an event that `project` rejected: `"skip"` it,
- * `"park"` it (recorded in `parked_events` in the same transaction, for a
- * later replay), or `"stop"` the run.
- */
-export type EventErrorDecision = "skip" | "park" | "stop";
 
 /**
  * A store that can ride a query along with its load and its commits, in the
@@ -152,7 +141,25 @@ export interface RunOptions {
   readonly maxBatches?: number | undefined;
   /** Stops the run before its next round trip. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Caps the D1 queries the run sends, counted as D1 counts them (each
+   * statement of a batch, every retry and check; a `readEvents` call counts
+   * as one): a number, or a {@link QueryBudget} shared by several runs of one
+   * invocation. The run ends (`ended: "budget"`, `caughtUp: false`) before a
+   * round trip that would go over it; a single batch larger than the whole
+   * budget is a {@link QueryBudgetError} and nothing of it is sent. With a
+   * lease, one query is kept back to let go of it. Default: no cap (the
+   * summary still counts `queries`).
+   */
+  readonly budget?: number | QueryBudget | undefined;
 }
+
+/**
+ * Why a run ended: it saw the end of the log, another run moved the
+ * checkpoint, another run held the lease, `maxBatches` was reached, or the
+ * next round trip did not fit in the query budget.
+ */
+export type RunEnd = "caughtUp" | "conflict" | "yielded" | "maxBatches" | "budget";
 
 /** What a run did. */
 export interface RunSummary {
@@ -183,19 +190,10 @@ export interface RunSummary {
   readonly caughtUp: boolean;
   /** Whether the run stopped after its first round trip because another run held the lease (only with `lease`). */
   readonly yielded: boolean;
-}
-
-/** `project` threw for an event, or the event source broke its contract. */
-export class ProjectionError extends CheckpointStoreError {
-  /** The class name, for logs. */
-  override name = "ProjectionError";
-  /** The position of the event at fault, when there is one. */
-  readonly position: number | undefined;
-
-  constructor(checkpoint: string, position: number | undefined, message: string, options?: { cause?: unknown }) {
-    super("run", checkpoint, message, options);
-    this.position = position;
-  }
+  /** Why the run ended. */
+  readonly ended: RunEnd;
+  /** D1 queries the run sent, as D1 counts them (see {@link RunOptions.budget}). */
+  readonly queries: number;
 }
 
 /** The runner's configuration, checked. */
@@ -279,7 +277,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
   /** Projects events until caught up, `maxBatches` is reached, or another run gets ahead. */
   async run(options?: RunOptions): Promise<RunSummary> {
     const { name, batchSize, leaseTtlMs, eventsQuery } = this.#config;
-    const { maxBatches: limit, signal: rawSignal } = checkOptions("run", name, options);
+    const { maxBatches: limit, signal: rawSignal, budget: rawBudget } = checkOptions("run", name, options);
     const maxBatches = checkInteger("run", name, limit, "options.maxBatches", {
       min: 1,
       max: Number.MAX_SAFE_INTEGER,
@@ -287,10 +285,14 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     });
     const signal = checkSignal("run", name, rawSignal);
     const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
+    const budget = parseRunBudget(name, rawBudget);
+    const spentBefore = budget.spent;
+    // A leased run keeps one query back to let go of its lease when it ends early.
+    const calls: Calls = { signal, budget: lease === undefined ? budget : withReserve(budget, 1), release: budget };
 
-    const { checkpoint: start, events: first, leased } = await this.#start(signal, lease).catch(async (error: unknown) => {
+    const { checkpoint: start, events: first, leased } = await this.#start(calls, lease).catch(async (error: unknown) => {
       // The claim may have landed before the failure: let go rather than block other runs until it expires.
-      if (lease !== undefined) await this.#drop(lease);
+      if (lease !== undefined) await this.#drop(lease, calls);
       throw error;
     });
     let expected: number | null = start.found ? start.position : null;
@@ -300,7 +302,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     let batches = 0;
     const skipped: number[] = [];
     const parked: number[] = [];
-    const summary = (end: "conflict" | "caughtUp" | "budget" | "yielded"): RunSummary => ({
+    const summary = (end: RunEnd): RunSummary => ({
       name,
       from: start.position,
       to: position,
@@ -311,23 +313,36 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       conflict: end === "conflict",
       caughtUp: end === "caughtUp",
       yielded: end === "yielded",
+      ended: end,
+      queries: budget.spent - spentBefore,
     });
     if (!leased) return summary("yielded");
 
     let released = lease === undefined;
     let reloads = 0;
+    let end: RunEnd = "maxBatches";
     try {
-      while (batches < maxBatches) {
+      // The summary is made after the finally block, so that its query count includes a lease's release.
+      run: while (batches < maxBatches) {
         signal?.throwIfAborted();
-        batch ??= await this.#read(position, signal);
+        batch ??= await this.#read(position, calls);
         checkBatch(name, position, batch, batchSize);
         const last = batch.at(-1);
         if (last === undefined) {
-          if (lease === undefined || eventsQuery === undefined) return summary("caughtUp");
+          if (lease === undefined || eventsQuery === undefined) {
+            end = "caughtUp";
+            break run;
+          }
           // Nothing left to commit: let go of the lease, unless another run noted work meanwhile (then go on with it).
-          const { held, rows } = await this.#leasing().releaseLease<Event>(name, lease, eventsQuery(position, batchSize), { signal });
+          const { held, rows } = await this.#leasing().releaseLease<Event>(name, lease, eventsQuery(position, batchSize), {
+            signal,
+            budget: calls.budget,
+          });
           released = !held;
-          if (released) return summary("caughtUp");
+          if (released) {
+            end = "caughtUp";
+            break run;
+          }
           batch = rows;
           continue;
         }
@@ -338,14 +353,17 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
         let step: CommitStep<Event>;
         try {
           // A leased run's last batch also lets go of the lease, in the same round trip.
-          step = await this.#commit(last.position, projected.writes, expected, projected.parked, more, final ? lease : undefined, signal);
+          step = await this.#commit(last.position, projected.writes, expected, projected.parked, more, final ? lease : undefined, calls);
         } catch (error) {
           if (!(error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit")) throw error;
           // A run without the lease (a cron) got ahead. The holder answers for the work others
           // noted pending, so it starts again from where that run left the checkpoint.
-          if (lease === undefined || reloads >= maxBatches) return summary("conflict");
+          if (lease === undefined || reloads >= maxBatches) {
+            end = "conflict";
+            break run;
+          }
           reloads += 1;
-          const again = await this.#start(signal);
+          const again = await this.#start(calls);
           expected = again.checkpoint.found ? again.checkpoint.position : null;
           position = again.checkpoint.position;
           batch = again.events;
@@ -358,16 +376,23 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
         batches += 1;
         if (step.released) released = true;
         // Caught up, unless the lease is still ours because another run noted work: then go on with it.
-        if (final && !step.held) return summary("caughtUp");
+        if (final && !step.held) {
+          end = "caughtUp";
+          break run;
+        }
         batch = step.next;
       }
-      return summary("budget");
+    } catch (error) {
+      // The next round trip did not fit in the query budget and was not sent: the run ends here.
+      if (!(error instanceof QueryBudgetError && error.needed <= error.limit)) throw error;
+      end = "budget";
     } finally {
       if (!released && lease !== undefined) {
-        // Ending early (the batch budget, a conflict, an error): let go now rather than when the lease expires.
-        await this.#drop(lease);
+        // Ending early (maxBatches, the query budget, a conflict, an error): let go now rather than when the lease expires.
+        await this.#drop(lease, calls);
       }
     }
+    return summary(end);
   }
 
   /**
@@ -423,10 +448,10 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     }
   }
 
-  /** Lets go of the lease at once, whatever was noted; best effort (it expires anyway). */
-  async #drop(lease: RunLease): Promise<void> {
+  /** Lets go of the lease at once, whatever was noted; best effort (it expires anyway), within the query kept back for it. */
+  async #drop(lease: RunLease, calls: Calls): Promise<void> {
     await this.#leasing()
-      .releaseLease(this.#config.name, lease, undefined, { drop: true })
+      .releaseLease(this.#config.name, lease, undefined, { drop: true, budget: calls.release })
       .catch(() => undefined);
   }
 
@@ -443,23 +468,27 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
 
   /** The checkpoint, and with `eventsQuery` the first events when they could ride along, and whether the lease is this run's. */
   async #start(
-    signal: AbortSignal | undefined,
+    { signal, budget }: Calls,
     lease?: RunLease,
   ): Promise<{ checkpoint: LoadResult; events: readonly Event[] | undefined; leased: boolean }> {
     const { name, store, eventsQuery, batchSize } = this.#config;
-    if (eventsQuery === undefined) return { checkpoint: await store.load(name, { signal }), events: undefined, leased: true };
+    if (eventsQuery === undefined) return { checkpoint: await store.load(name, { signal, budget }), events: undefined, leased: true };
     const { checkpoint, rows, leased } = await this.#pipelined().loadAndQuery<Event>(name, (guess) => eventsQuery(guess, batchSize), {
       signal,
       lease,
+      budget,
     });
     return { checkpoint, events: rows, leased };
   }
 
-  async #read(after: number, signal: AbortSignal | undefined): Promise<readonly Event[]> {
-    const { readEvents, batchSize } = this.#config;
-    if (readEvents !== undefined) return readEvents(after, batchSize);
+  async #read(after: number, calls: Calls): Promise<readonly Event[]> {
+    const { name, readEvents, batchSize } = this.#config;
+    if (readEvents !== undefined) {
+      calls.budget.spend(1, "run", name); // readEvents counts as one query
+      return readEvents(after, batchSize);
+    }
     // With eventsQuery every batch rides along with the load or the commit before it.
-    return (await this.#start(signal)).events ?? [];
+    return (await this.#start(calls)).events ?? [];
   }
 
   /**
@@ -475,10 +504,10 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     parked: readonly ParkRequest[],
     more: boolean,
     release: RunLease | undefined,
-    signal: AbortSignal | undefined,
+    { signal, budget }: Calls,
   ): Promise<CommitStep<Event>> {
     const { name, store, eventsQuery, batchSize } = this.#config;
-    const options: CommitOptions = parked.length === 0 ? { expected, signal } : { expected, signal, parked };
+    const options: CommitOptions = parked.length === 0 ? { expected, signal, budget } : { expected, signal, budget, parked };
     const statements = writes as readonly D1PreparedStatement[];
     if (eventsQuery !== undefined && release !== undefined) {
       const pipelined = this.#pipelined();
@@ -489,7 +518,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       // A store without the optional commitAndRelease: commit, then let go in a round trip of its own,
       // which looks again (work noted pending keeps the lease, with the next events).
       await store.commit(name, position, writes, options);
-      const { held, rows } = await this.#leasing().releaseLease<Event>(name, release, eventsQuery(position, batchSize), { signal });
+      const { held, rows } = await this.#leasing().releaseLease<Event>(name, release, eventsQuery(position, batchSize), { signal, budget });
       return { next: rows, held, released: !held };
     }
     if (eventsQuery === undefined || !more) {
@@ -501,52 +530,25 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
   }
 
   /** Projects a batch; when it throws, finds the events at fault and asks `onError`. */
-  async #project(batch: readonly Event[]): Promise<{ writes: Writes; skipped: number[]; parked: ParkRequest[] }> {
-    const { project, onError, name } = this.#config;
-    try {
-      return { writes: await project(batch), skipped: [], parked: [] };
-    } catch (batchError) {
-      const kept: Event[] = [];
-      const skipped: number[] = [];
-      const parked: ParkRequest[] = [];
-      for (const event of batch) {
-        try {
-          await project([event]);
-          kept.push(event);
-        } catch (error) {
-          const decision = onError === undefined ? "stop" : await onError(error, event);
-          if (decision === "skip") skipped.push(event.position);
-          else if (decision === "park") {
-            if (!hasMethods(this.#config.store, ["replayParked"])) {
-              throw new ProjectionError(name, event.position, "onError answered \"park\", but the store cannot park events (it has no replayParked)", { cause: error });
-            }
-            parked.push({ position: event.position, error: messageOf(error) });
-          }
-          else {
-            throw new ProjectionError(name, event.position, `project rejected the event at position ${event.position}: ${messageOf(error)}`, {
-              cause: error,
-            });
-          }
-        }
-      }
-      const left = [...skipped, ...parked.map((event) => event.position)].sort((a, b) => a - b);
-      if (left.length === 0) {
-        throw new ProjectionError(name, undefined, `project rejected a batch but none of its events alone: ${messageOf(batchError)}`, {
-          cause: batchError,
-        });
-      }
-      try {
-        return { writes: await project(kept), skipped, parked };
-      } catch (error) {
-        throw new ProjectionError(
-          name,
-          undefined,
-          `project rejected the ${kept.length} events it had accepted one by one, after skipping ${left.join(", ")}: ${messageOf(error)}`,
-          { cause: error },
-        );
-      }
-    }
+  #project(batch: readonly Event[]): Promise<{ writes: Writes; skipped: number[]; parked: ParkRequest[] }> {
+    const { name, project, onError, store } = this.#config;
+    return projectBatch({ name, project, onError, canPark: hasMethods(store, ["replayParked"]) }, batch);
   }
+}
+
+/** What a run's store calls carry: its signal, its query budget, and the budget the lease's release may use. */
+interface Calls {
+  readonly signal: AbortSignal | undefined;
+  readonly budget: QueryBudget;
+  readonly release: QueryBudget;
+}
+
+/** The `budget` of a run's options: a number or a shared budget; none counts without a cap. */
+function parseRunBudget(name: string, value: unknown): QueryBudget {
+  if (value instanceof QueryBudget) return value;
+  if (value === undefined) return new QueryBudget(Number.MAX_SAFE_INTEGER);
+  if (typeof value !== "number") throw new CheckpointTypeError("run", name, "options.budget", "must be a number or a QueryBudget");
+  return new QueryBudget(checkInteger("run", name, value, "options.budget", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: 1 }));
 }
 
 /** The lease of a runner's options, checked: its TTL in milliseconds, or `undefined` for none. */
@@ -561,23 +563,4 @@ function parseLease(name: string, value: unknown, pipelined: boolean): number | 
     max: MAX_LEASE_TTL_MS,
     fallback: DEFAULT_LEASE_TTL_MS,
   });
-}
-
-/** The event source must return at most `limit` events after `after`, strictly ascending. */
-function checkBatch(name: string, after: number, batch: unknown, limit: number): asserts batch is readonly PositionedEvent[] {
-  if (!Array.isArray(batch) || batch.length > limit) {
-    throw new ProjectionError(name, undefined, `the event source must return an array of at most ${limit} events`);
-  }
-  let previous = after;
-  for (const event of batch as unknown[]) {
-    const position = (event as { position?: unknown } | null)?.position;
-    if (typeof position !== "number" || !Number.isSafeInteger(position) || position <= previous) {
-      throw new ProjectionError(
-        name,
-        undefined,
-        `the event source returned position ${String(position)} after ${previous}: positions must be safe integers, strictly ascending, after the checkpoint`,
-      );
-    }
-    previous = position;
-  }
 }

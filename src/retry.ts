@@ -3,6 +3,7 @@
 // whether a failure is sent again and what the caller is told about a write
 // that may have been applied (docs/decisions/0006).
 import { CheckpointStoreError, D1OperationError, messageOf, type CheckpointOperation } from "./errors.js";
+import { QueryBudgetError } from "./query-budget.js";
 import { checkFunction, checkInteger, checkOptions } from "./validate.js";
 
 /**
@@ -182,6 +183,10 @@ export async function withRetry<T>(policy: RetryPolicy, call: RetriedCall<T>): P
       sending = true;
       return await call.send();
     } catch (cause) {
+      // The budget refused a re-send or a check: as when the attempts run out, a write that may have landed is unknown.
+      if (cause instanceof QueryBudgetError && maybeLanded) {
+        throw unknownOutcome(cause, attempt, { transient: true, reason: `D1 failed (${messageOf(lastError)}) and the query budget left no room to find out or send again` });
+      }
       if (cause instanceof CheckpointStoreError) throw cause;
       if (signal?.aborted && cause === signal.reason) {
         if (!maybeLanded) throw cause;

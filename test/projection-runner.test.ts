@@ -38,6 +38,8 @@ describe("ProjectionRunner", () => {
       conflict: false,
       caughtUp: true,
       yielded: false,
+      ended: "caughtUp",
+      queries: 1 + 3 + (11 + 11 + 6), // the load, 3 reads, 3 batches of a checkpoint and one statement per event
     });
     expect(await ledgerTotals()).toEqual({ sum, applied: 25 });
     await expect(store.load("ledger")).resolves.toEqual({ position: 25, found: true });

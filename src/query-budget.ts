@@ -1,0 +1,108 @@
+// The D1 query budget of an invocation. D1 counts every statement a Worker
+// invocation sends (each one in a `batch()` too) and stops at 1,000 on the
+// paid plan, 50 on the free plan. A budget counts the queries the store sends
+// (retries and checks included) right before each round trip, and refuses a
+// round trip that would go over it, before anything is sent.
+import { CheckpointStoreError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
+import { D1_QUERIES_PER_INVOCATION } from "./d1-limits.js";
+import { checkInteger } from "./validate.js";
+
+/**
+ * A round trip did not fit in the query budget, and was not sent. When
+ * `needed > limit` it never could: one batch alone is larger than the whole
+ * budget. A runner ends its run on the first kind (`ended: "budget"`) and
+ * rejects with the second.
+ */
+export class QueryBudgetError extends CheckpointStoreError {
+  /** The class name, for logs. */
+  override name = "QueryBudgetError";
+  /** The queries the round trip would have sent. */
+  readonly needed: number;
+  /** The queries left in the budget. */
+  readonly remaining: number;
+  /** The whole budget. */
+  readonly limit: number;
+
+  constructor(operation: CheckpointOperation, checkpoint: string | undefined, needed: number, budget: { remaining: number; limit: number }) {
+    super(
+      operation,
+      checkpoint,
+      needed > budget.limit
+        ? `a round trip of ${needed} D1 queries is larger than the whole query budget of ${budget.limit}: nothing was sent (use a smaller batchSize, or set-based writes)`
+        : `a round trip of ${needed} D1 queries does not fit in the ${budget.remaining} left of the query budget of ${budget.limit}: nothing was sent`,
+    );
+    this.needed = needed;
+    this.remaining = budget.remaining;
+    this.limit = budget.limit;
+  }
+}
+
+/**
+ * Counts the D1 queries an invocation sends against a limit, as D1 counts
+ * them: one per statement, each statement of a `batch()` included, and every
+ * retry and check. Pass one to `ProjectionRunner.run({ budget })`, to
+ * `ProjectionGroup.run({ budget })` or to any store call (`{ budget }`); share
+ * one between several runs of the same invocation. A round trip that would go
+ * over it is refused with a {@link QueryBudgetError} before it is sent.
+ *
+ * @example
+ * ```ts
+ * const budget = new QueryBudget(950); // of D1's 1,000 per invocation; keep some for your own queries
+ * await balances.run({ budget });
+ * await histories.run({ budget }); // goes on with what is left
+ * console.log(budget.spent);
+ * ```
+ */
+export class QueryBudget {
+  /** The most queries this budget lets through. */
+  readonly limit: number;
+  #spent = 0;
+
+  /** A budget of `limit` queries: a whole number from 1 up (default {@link D1_QUERIES_PER_INVOCATION}). */
+  constructor(limit: number = D1_QUERIES_PER_INVOCATION) {
+    this.limit = checkInteger("configure", undefined, limit, "limit", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: D1_QUERIES_PER_INVOCATION });
+  }
+
+  /** The queries counted so far. */
+  get spent(): number {
+    return this.#spent;
+  }
+
+  /** The queries left. */
+  get remaining(): number {
+    const held = heldBack.get(this);
+    return held === undefined ? this.limit - this.#spent : Math.max(0, held.parent.remaining - held.reserve);
+  }
+
+  /**
+   * Counts `queries` about to be sent in one round trip; throws
+   * {@link QueryBudgetError} and counts nothing when they do not fit. Call it
+   * for queries of your own that share the invocation's limit.
+   */
+  spend(queries: number, operation: CheckpointOperation = "run", checkpoint?: string): void {
+    const count = checkInteger(operation, checkpoint, queries, "queries", { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: 0 });
+    if (count > this.remaining) throw new QueryBudgetError(operation, checkpoint, count, this);
+    heldBack.get(this)?.parent.spend(count, operation, checkpoint);
+    this.#spent += count;
+  }
+}
+
+/** Budgets made by {@link withReserve}: they spend on their parent and keep `reserve` of it back. */
+const heldBack = new WeakMap<QueryBudget, { readonly parent: QueryBudget; readonly reserve: number }>();
+
+/**
+ * A budget that spends on `budget` but keeps `reserve` queries of it back, for
+ * what must still be sent at the end (a leased run's release). Its `limit` is
+ * the parent's less the reserve.
+ */
+export function withReserve(budget: QueryBudget, reserve: number): QueryBudget {
+  const child = new QueryBudget(Math.max(1, budget.limit - reserve));
+  heldBack.set(child, { parent: budget, reserve });
+  return child;
+}
+
+/** Checks a `budget` option: `undefined` or a {@link QueryBudget}. */
+export function checkBudget(operation: CheckpointOperation, checkpoint: string | undefined, value: unknown, argument = "options.budget"): QueryBudget | undefined {
+  if (value === undefined || value instanceof QueryBudget) return value;
+  throw new CheckpointTypeError(operation, checkpoint, argument, "must be a QueryBudget");
+}
