@@ -131,3 +131,40 @@ export interface ProjectionStore<Writes> {
    */
   replayParked(name: string, position: number, writes: Writes, options?: OperationOptions): Promise<boolean>;
 }
+
+/**
+ * One projection's part of a group commit (`commitMany`): its writes and its
+ * checkpoint, saved on condition like a `commit`.
+ *
+ * @typeParam Writes - the read-model writes the store commits with a checkpoint
+ */
+export interface CheckpointCommit<Writes> {
+  /** The checkpoint (projection) name; each name at most once per group commit. */
+  readonly name: string;
+  /** The new position. */
+  readonly position: number;
+  /** The projection's read-model writes. */
+  readonly writes: Writes;
+  /** As `commit`'s: the position the checkpoint must still have, `null` for none yet, omitted for no condition. */
+  readonly expected?: number | null | undefined;
+  /** As `commit`'s: events to park in the same transaction. */
+  readonly parked?: readonly ParkRequest[] | undefined;
+}
+
+/**
+ * What a {@link ProjectionGroup} needs of a store beside a runner's needs:
+ * load several checkpoints at once, and commit several projections' writes
+ * and checkpoints in one transaction.
+ *
+ * @typeParam Writes - the read-model writes the store commits with a checkpoint
+ */
+export interface GroupProjectionStore<Writes> extends ProjectionStore<Writes> {
+  /** The checkpoints of `names`, in the same order, in one read. */
+  loadMany(names: readonly string[], options?: OperationOptions): Promise<LoadResult[]>;
+  /**
+   * Commits every projection's writes and checkpoint in one transaction: all
+   * or nothing. A failed condition rejects with `CheckpointConflictError` (for
+   * the first checkpoint found moved) and applies nothing.
+   */
+  commitMany(commits: readonly CheckpointCommit<Writes>[], options?: OperationOptions): Promise<void>;
+}

@@ -4,19 +4,21 @@
 // (parked events, status) in d1-operations.ts, the checkpoint write and its
 // retries in d1-commit.ts, and what all of them build on in d1-calls.ts.
 import type {
+  CheckpointCommit,
   CheckpointEntry,
   CheckpointStore,
   CommitOptions,
+  GroupProjectionStore,
   ListOptions,
   LoadResult,
   OperationOptions,
-  ProjectionStore,
   SaveOptions,
 } from "./checkpoint-store.js";
 import { RESET_SQL } from "./checkpoint-sql.js";
 import { D1Calls } from "./d1-calls.js";
 import type { D1Client } from "./d1-client.js";
 import { saveStatement, writeCheckpoint } from "./d1-commit.js";
+import { commitMany, loadMany, loadManyAndQuery, type LoadManyAndQueryOptions, type LoadManyResult } from "./d1-group.js";
 import { parked, replayParked, status, statuses } from "./d1-operations.js";
 import { commitAndQuery, commitAndRelease, loadAndQuery, releaseLease, type LoadAndQueryOptions } from "./d1-pipelined.js";
 import { keysetPages, parseListOptions } from "./keyset.js";
@@ -75,7 +77,7 @@ const migratedClients = new WeakSet<D1Client>();
  * }
  * ```
  */
-export class D1CheckpointStore implements CheckpointStore, ProjectionStore<readonly D1PreparedStatement[]> {
+export class D1CheckpointStore implements CheckpointStore, GroupProjectionStore<readonly D1PreparedStatement[]> {
   /** The D1 binding or session the store talks to. */
   readonly db: D1Client;
   readonly #calls: D1Calls;
@@ -350,5 +352,53 @@ export class D1CheckpointStore implements CheckpointStore, ProjectionStore<reado
     options?: OperationOptions & { readonly drop?: boolean | undefined },
   ): Promise<{ readonly held: boolean; readonly rows: Row[] }> {
     return releaseLease<Row>(this.#calls, name, lease, query, options);
+  }
+
+  /** The checkpoints of `names` (1 to 100, distinct), in the same order: one statement, one round trip. */
+  loadMany(names: readonly string[], options?: OperationOptions): Promise<LoadResult[]> {
+    return loadMany(this.#calls, names, options);
+  }
+
+  /**
+   * The checkpoints of `names` and the rows of `query(lowest position)`,
+   * typically the events after the projection furthest behind: one `batch()`
+   * when this isolate has seen every checkpoint on this binding, two round
+   * trips otherwise; with `lease` (a named run lease), claimed in the same
+   * batch. `ProjectionGroup` uses it with `eventsQuery`.
+   */
+  loadManyAndQuery<Row>(
+    names: readonly string[],
+    query: (after: number) => D1PreparedStatement,
+    options?: LoadManyAndQueryOptions,
+  ): Promise<LoadManyResult<Row>> {
+    return loadManyAndQuery<Row>(this.#calls, names, query, options);
+  }
+
+  /**
+   * Commits several projections' writes and checkpoints in one `db.batch()`:
+   * one round trip, one transaction, all or nothing. Each part's checkpoint
+   * is saved on its own condition (`expected`), before its writes; a failed
+   * condition rejects with {@link CheckpointConflictError} naming the first
+   * checkpoint that moved, and nothing is applied.
+   *
+   * @example
+   * ```ts
+   * await store.commitMany([
+   *   { name: "balances", position: 200, writes: balanceStatements, expected: 100 },
+   *   { name: "search", position: 200, writes: searchStatements, expected: 100 },
+   * ]);
+   * ```
+   */
+  async commitMany(commits: readonly CheckpointCommit<readonly D1PreparedStatement[]>[], options?: OperationOptions): Promise<void> {
+    await commitMany(this.#calls, commits, undefined, options);
+  }
+
+  /** {@link D1CheckpointStore.commitMany} with `query` last in the same batch: its rows, only when the batch committed. */
+  commitManyAndQuery<Row>(
+    commits: readonly CheckpointCommit<readonly D1PreparedStatement[]>[],
+    query: D1PreparedStatement,
+    options?: OperationOptions,
+  ): Promise<Row[]> {
+    return commitMany<Row>(this.#calls, commits, query, options);
   }
 }

@@ -1,14 +1,16 @@
 import type {
+  CheckpointCommit,
   CheckpointEntry,
   CheckpointStore,
   CommitOptions,
   ListOptions,
   LoadResult,
+  GroupProjectionStore,
   OperationOptions,
   ParkRequest,
-  ProjectionStore,
   SaveOptions,
 } from "./checkpoint-store.js";
+import { checkCommits, checkNames, LOAD_MANY_SQL, loadManyResults, type NamedPositionRow } from "./checkpoint-group.js";
 import { isConflictMarker, LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, RESET_SQL, saveSql, type PageColumns, type PageRow } from "./checkpoint-sql.js";
 import { CheckpointConflictError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "./keyset.js";
@@ -26,7 +28,7 @@ import {
 } from "./parked-events.js";
 import { projectionStatus, STATUS_COLUMNS, STATUS_SQL, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "./projection-status.js";
 import { schemaStatements } from "./schema.js";
-import { checkFunction, checkPosition, parseNamed, parseSave, toPosition, type SaveArguments } from "./validate.js";
+import { checkFunction, checkOptions, checkPosition, checkSignal, parseNamed, parseSave, toPosition, type SaveArguments } from "./validate.js";
 import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
 
 /**
@@ -60,10 +62,10 @@ function runWrites(sql: SqlStorage, write: SqlWrites): void {
 }
 
 /** Checks the writes callback: a function, and not an `async` one, whose writes after an `await` would escape the transaction. */
-function checkSyncWrites(operation: CheckpointOperation, name: string, write: SqlWrites): SqlWrites {
-  const checked = checkFunction(operation, name, write, "write", true);
+function checkSyncWrites(operation: CheckpointOperation, name: string, write: SqlWrites, argument = "write"): SqlWrites {
+  const checked = checkFunction(operation, name, write, argument, true);
   if (Object.prototype.toString.call(checked) === "[object AsyncFunction]") {
-    throw new CheckpointTypeError(operation, name, "write", "must be a synchronous function: the writes of an async one after its first await would escape the transaction");
+    throw new CheckpointTypeError(operation, name, argument, "must be a synchronous function: the writes of an async one after its first await would escape the transaction");
   }
   return checked;
 }
@@ -109,7 +111,7 @@ function isSqlStorage(value: unknown): value is DurableObjectStorage {
  * }
  * ```
  */
-export class DurableObjectCheckpointStore implements CheckpointStore, ProjectionStore<SqlWrites> {
+export class DurableObjectCheckpointStore implements CheckpointStore, GroupProjectionStore<SqlWrites> {
   /** The object's storage the store works on. */
   readonly storage: DurableObjectStorage;
 
@@ -215,6 +217,33 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
     this.#commit("commit", args, writes, checkParkRequests("commit", args.name, options?.parked, args.position));
   }
 
+  /** The checkpoints of `names` (1 to 100, distinct), in the same order. */
+  loadMany(names: readonly string[], options?: OperationOptions): Promise<LoadResult[]> {
+    return settle(() => {
+      const valid = checkNames("load", names);
+      checkSignal("load", undefined, checkOptions("load", undefined, options).signal)?.throwIfAborted();
+      const rows = this.storage.sql.exec(LOAD_MANY_SQL, JSON.stringify(valid)).toArray() as unknown as NamedPositionRow[];
+      return loadManyResults("load", valid, rows);
+    });
+  }
+
+  /**
+   * Commits several projections' writes and checkpoints in one
+   * `transactionSync`, all or nothing: each part's conditional checkpoint
+   * save first, then its parked events and its writes. A moved checkpoint
+   * rejects with {@link CheckpointConflictError} (naming it) and a throwing
+   * write is rethrown as it is; either way nothing is applied.
+   */
+  commitMany(commits: readonly CheckpointCommit<SqlWrites>[], options?: OperationOptions): Promise<void> {
+    return settle(() => {
+      const parts = checkCommits("commit", commits, (name, write, argument) => checkSyncWrites("commit", name, write as SqlWrites, argument));
+      checkSignal("commit", undefined, checkOptions("commit", undefined, options).signal)?.throwIfAborted();
+      this.storage.transactionSync(() => {
+        for (const part of parts) this.#commit("commit", { ...part, signal: undefined }, part.writes, part.parked, false);
+      });
+    });
+  }
+
   /**
    * Runs `write` for the parked event at `position` of `name` and removes it
    * from the parked events, in one `transactionSync`, without moving the
@@ -269,6 +298,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
     { name, position, expected }: SaveArguments,
     write: SqlWrites | undefined,
     parked: readonly ParkRequest[] = [],
+    ownTransaction = true,
   ): void {
     const { sql, bindings } = saveSql(name, position, expected);
     const save = (): void => {
@@ -279,15 +309,14 @@ export class DurableObjectCheckpointStore implements CheckpointStore, Projection
         throw error;
       }
     };
-    // One statement is atomic by itself; with writes, one transaction holds both.
-    if (write === undefined && parked.length === 0) save();
-    else {
-      this.storage.transactionSync(() => {
-        save();
-        for (const event of parked) this.storage.sql.exec(PARK_SQL, name, event.position, event.error);
-        if (write !== undefined) runWrites(this.storage.sql, write);
-      });
-    }
+    const all = (): void => {
+      save();
+      for (const event of parked) this.storage.sql.exec(PARK_SQL, name, event.position, event.error);
+      if (write !== undefined) runWrites(this.storage.sql, write);
+    };
+    // One statement is atomic by itself; with writes, one transaction holds both (or the caller's, in a group commit).
+    if (!ownTransaction || (write === undefined && parked.length === 0)) all();
+    else this.storage.transactionSync(all);
   }
 
   #pages<Item>(columns: PageColumns, toItem: (row: PageRow, name: string) => Item): (request: PageRequest) => Promise<Page<Item>> {

@@ -69,12 +69,11 @@ export {
   type PipelinedProjectionStore,
   type ProjectionRunnerOptions,
   type ReadEventsSource,
-  type RunEnd,
   type RunnerCommon,
-  type RunOptions,
   type RunSummary,
 } from "./projection-runner.js";
 export { QueryBudget, QueryBudgetError } from "./query-budget.js";
+export type { RunEnd, RunOptions } from "./run-options.js";
 export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./retry.js";
 export { migrate, SCHEMA, type MigrateOptions } from "./schema.js";
 export { MAX_NAME_BYTES } from "./validate.js";

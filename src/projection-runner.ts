@@ -1,12 +1,10 @@
 import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore } from "./checkpoint-store.js";
 import { CheckpointConflictError, CheckpointTypeError, messageOf } from "./errors.js";
 import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
-import { QueryBudget, QueryBudgetError, withReserve } from "./query-budget.js";
-import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
-import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
+import type { RunLease } from "./run-lease.js";
+import { endsOnBudget, parseBatchSize, parseLease, parseRun, type RunCalls as Calls, type RunEnd, type RunOptions } from "./run-options.js";
+import { checkFunction, checkMethods, checkName, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
 
-const DEFAULT_BATCH_SIZE = 100;
-const MAX_BATCH_SIZE = 10_000;
 
 /**
  * A store that can ride a query along with its load and its commits, in the
@@ -131,36 +129,6 @@ export type ProjectionRunnerOptions<Event extends PositionedEvent, Writes = read
   | ReadEventsSource<Event, Writes>
   | (Writes extends readonly D1PreparedStatement[] ? EventsQuerySource<Event> : never);
 
-/** Options of {@link ProjectionRunner.run}. */
-export interface RunOptions {
-  /**
-   * The most batches this run commits. Use it to stay under D1's
-   * queries-per-invocation limit (1,000; 50 on the free plan): see the
-   * README's per-invocation budget.
-   */
-  readonly maxBatches?: number | undefined;
-  /** Stops the run before its next round trip. */
-  readonly signal?: AbortSignal | undefined;
-  /**
-   * Caps the D1 queries the run sends, counted as D1 counts them (each
-   * statement of a batch, every retry and check; a `readEvents` call counts
-   * as one): a number, or a {@link QueryBudget} shared by several runs of one
-   * invocation. The run ends (`ended: "budget"`, `caughtUp: false`) before a
-   * round trip that would go over it; a single batch larger than the whole
-   * budget is a {@link QueryBudgetError} and nothing of it is sent. With a
-   * lease, one query is kept back to let go of it. Default: no cap (the
-   * summary still counts `queries`).
-   */
-  readonly budget?: number | QueryBudget | undefined;
-}
-
-/**
- * Why a run ended: it saw the end of the log, another run moved the
- * checkpoint, another run held the lease, `maxBatches` was reached, or the
- * next round trip did not fit in the query budget.
- */
-export type RunEnd = "caughtUp" | "conflict" | "yielded" | "maxBatches" | "budget";
-
 /** What a run did. */
 export interface RunSummary {
   /** The projection's name. */
@@ -256,11 +224,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     this.#config = {
       name,
       store,
-      batchSize: checkInteger("configure", name, raw.batchSize, "options.batchSize", {
-        min: 1,
-        max: MAX_BATCH_SIZE,
-        fallback: DEFAULT_BATCH_SIZE,
-      }),
+      batchSize: parseBatchSize(name, raw.batchSize),
       project: checkFunction<Config<Event, Writes>["project"]>("configure", name, raw.project, "options.project", true),
       onError: checkFunction("configure", name, raw.onError, "options.onError"),
       readEvents,
@@ -277,18 +241,8 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
   /** Projects events until caught up, `maxBatches` is reached, or another run gets ahead. */
   async run(options?: RunOptions): Promise<RunSummary> {
     const { name, batchSize, leaseTtlMs, eventsQuery } = this.#config;
-    const { maxBatches: limit, signal: rawSignal, budget: rawBudget } = checkOptions("run", name, options);
-    const maxBatches = checkInteger("run", name, limit, "options.maxBatches", {
-      min: 1,
-      max: Number.MAX_SAFE_INTEGER,
-      fallback: Number.POSITIVE_INFINITY,
-    });
-    const signal = checkSignal("run", name, rawSignal);
-    const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
-    const budget = parseRunBudget(name, rawBudget);
+    const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, leaseTtlMs);
     const spentBefore = budget.spent;
-    // A leased run keeps one query back to let go of its lease when it ends early.
-    const calls: Calls = { signal, budget: lease === undefined ? budget : withReserve(budget, 1), release: budget };
 
     const { checkpoint: start, events: first, leased } = await this.#start(calls, lease).catch(async (error: unknown) => {
       // The claim may have landed before the failure: let go rather than block other runs until it expires.
@@ -384,7 +338,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       }
     } catch (error) {
       // The next round trip did not fit in the query budget and was not sent: the run ends here.
-      if (!(error instanceof QueryBudgetError && error.needed <= error.limit)) throw error;
+      if (!endsOnBudget(error)) throw error;
       end = "budget";
     } finally {
       if (!released && lease !== undefined) {
@@ -534,33 +488,4 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const { name, project, onError, store } = this.#config;
     return projectBatch({ name, project, onError, canPark: hasMethods(store, ["replayParked"]) }, batch);
   }
-}
-
-/** What a run's store calls carry: its signal, its query budget, and the budget the lease's release may use. */
-interface Calls {
-  readonly signal: AbortSignal | undefined;
-  readonly budget: QueryBudget;
-  readonly release: QueryBudget;
-}
-
-/** The `budget` of a run's options: a number or a shared budget; none counts without a cap. */
-function parseRunBudget(name: string, value: unknown): QueryBudget {
-  if (value instanceof QueryBudget) return value;
-  if (value === undefined) return new QueryBudget(Number.MAX_SAFE_INTEGER);
-  if (typeof value !== "number") throw new CheckpointTypeError("run", name, "options.budget", "must be a number or a QueryBudget");
-  return new QueryBudget(checkInteger("run", name, value, "options.budget", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: 1 }));
-}
-
-/** The lease of a runner's options, checked: its TTL in milliseconds, or `undefined` for none. */
-function parseLease(name: string, value: unknown, pipelined: boolean): number | undefined {
-  if (value === undefined || value === false) return undefined;
-  if (!pipelined) throw new CheckpointTypeError("configure", name, "options.lease", "needs eventsQuery (the lease is claimed in the load's batch)");
-  if (value === true) return DEFAULT_LEASE_TTL_MS;
-  if (typeof value !== "object" || value === null) throw new CheckpointTypeError("configure", name, "options.lease", "must be a boolean or { ttlMs }");
-  const { ttlMs } = checkOptions<{ ttlMs?: unknown }>("configure", name, value, "options.lease", ["ttlMs"]);
-  return checkInteger("configure", name, ttlMs, "options.lease.ttlMs", {
-    min: 1,
-    max: MAX_LEASE_TTL_MS,
-    fallback: DEFAULT_LEASE_TTL_MS,
-  });
 }

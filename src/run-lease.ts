@@ -15,6 +15,12 @@ export interface RunLease {
   readonly ttlMs: number;
 }
 
+/** A run lease under a name of its own: a projection group's, claimed once for all its projections. */
+export interface NamedRunLease extends RunLease {
+  /** The lease's name (the group's), checked as a checkpoint name. */
+  readonly name: string;
+}
+
 /**
  * Claims the lease unless another run holds one that has not expired:
  * ?1 name, ?2 holder, ?3 ttl ms.

@@ -1,0 +1,98 @@
+// What a run's options become, for ProjectionRunner and ProjectionGroup
+// alike: the batch size, the batch limit, the signal, the query budget (with
+// one query kept back to let go of a lease), and the lease option.
+import { CheckpointTypeError } from "./errors.js";
+import { QueryBudget, QueryBudgetError, withReserve } from "./query-budget.js";
+import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
+import { checkInteger, checkOptions, checkSignal } from "./validate.js";
+
+const DEFAULT_BATCH_SIZE = 100;
+const MAX_BATCH_SIZE = 10_000;
+
+/** Options of `ProjectionRunner.run` and `ProjectionGroup.run`. */
+export interface RunOptions {
+  /**
+   * The most batches this run commits. Use it to stay under D1's
+   * queries-per-invocation limit (1,000; 50 on the free plan): see the
+   * README's per-invocation budget.
+   */
+  readonly maxBatches?: number | undefined;
+  /** Stops the run before its next round trip. */
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * Caps the D1 queries the run sends, counted as D1 counts them (each
+   * statement of a batch, every retry and check; a `readEvents` call counts
+   * as one): a number, or a {@link QueryBudget} shared by several runs of one
+   * invocation. The run ends (`ended: "budget"`, `caughtUp: false`) before a
+   * round trip that would go over it; a single batch larger than the whole
+   * budget is a {@link QueryBudgetError} and nothing of it is sent. With a
+   * lease, one query is kept back to let go of it. Default: no cap (the
+   * summary still counts `queries`).
+   */
+  readonly budget?: number | QueryBudget | undefined;
+}
+
+/**
+ * Why a run ended: it saw the end of the log, another run moved the
+ * checkpoint, another run held the lease, `maxBatches` was reached, or the
+ * next round trip did not fit in the query budget.
+ */
+export type RunEnd = "caughtUp" | "conflict" | "yielded" | "maxBatches" | "budget";
+
+/** What a run's store calls carry: its signal, its query budget, and the budget the lease's release may use. */
+export interface RunCalls {
+  readonly signal: AbortSignal | undefined;
+  readonly budget: QueryBudget;
+  readonly release: QueryBudget;
+}
+
+/** A run's options, checked. */
+export interface ParsedRun {
+  readonly maxBatches: number;
+  readonly signal: AbortSignal | undefined;
+  /** The run's budget: the caller's, or one without a cap that only counts. */
+  readonly budget: QueryBudget;
+  /** This run's lease, when the runner has a lease TTL. */
+  readonly lease: RunLease | undefined;
+  readonly calls: RunCalls;
+}
+
+/** Checks a run's options (`name` is the runner's or the group's). */
+export function parseRun(name: string, options: RunOptions | undefined, leaseTtlMs: number | undefined): ParsedRun {
+  const { maxBatches: limit, signal: rawSignal, budget: rawBudget } = checkOptions("run", name, options);
+  const maxBatches = checkInteger("run", name, limit, "options.maxBatches", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: Number.POSITIVE_INFINITY });
+  const signal = checkSignal("run", name, rawSignal);
+  const budget = parseRunBudget(name, rawBudget);
+  const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
+  // A leased run keeps one query back to let go of its lease when it ends early.
+  const calls: RunCalls = { signal, budget: lease === undefined ? budget : withReserve(budget, 1), release: budget };
+  return { maxBatches, signal, budget, lease, calls };
+}
+
+/** The `budget` of a run's options: a number or a shared budget; none counts without a cap. */
+function parseRunBudget(name: string, value: unknown): QueryBudget {
+  if (value instanceof QueryBudget) return value;
+  if (value === undefined) return new QueryBudget(Number.MAX_SAFE_INTEGER);
+  if (typeof value !== "number") throw new CheckpointTypeError("run", name, "options.budget", "must be a number or a QueryBudget");
+  return new QueryBudget(checkInteger("run", name, value, "options.budget", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: 1 }));
+}
+
+/** Whether an error is the budget refusing a round trip that could fit in a whole budget: the run ends there, nothing of it sent. */
+export function endsOnBudget(error: unknown): boolean {
+  return error instanceof QueryBudgetError && error.needed <= error.limit;
+}
+
+/** Events per batch: 1 to 10,000, default 100. */
+export function parseBatchSize(name: string, value: unknown): number {
+  return checkInteger("configure", name, value, "options.batchSize", { min: 1, max: MAX_BATCH_SIZE, fallback: DEFAULT_BATCH_SIZE });
+}
+
+/** The lease of a runner's options, checked: its TTL in milliseconds, or `undefined` for none. */
+export function parseLease(name: string, value: unknown, pipelined: boolean): number | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (!pipelined) throw new CheckpointTypeError("configure", name, "options.lease", "needs eventsQuery (the lease is claimed in the load's batch)");
+  if (value === true) return DEFAULT_LEASE_TTL_MS;
+  if (typeof value !== "object" || value === null) throw new CheckpointTypeError("configure", name, "options.lease", "must be a boolean or { ttlMs }");
+  const { ttlMs } = checkOptions<{ ttlMs?: unknown }>("configure", name, value, "options.lease", ["ttlMs"]);
+  return checkInteger("configure", name, ttlMs, "options.lease.ttlMs", { min: 1, max: MAX_LEASE_TTL_MS, fallback: DEFAULT_LEASE_TTL_MS });
+}
