@@ -5,6 +5,7 @@ import { describe, it } from "vitest";
 import { projectionWithLatency } from "./latency.js";
 import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
+import { oneInvocation, setBasedWrites } from "./throughput.js";
 import { D1CheckpointStore } from "../src/index.js";
 
 const minutes = 60_000;
@@ -28,6 +29,14 @@ describe("checkpointstore-d1 benchmarks", () => {
 
   it("latency", { timeout: 20 * minutes }, async ({ task }) => {
     task.meta.benchTable = await projectionWithLatency(env.DB, FULL);
+  });
+
+  it("set-based writes", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await setBasedWrites(env.DB, FULL);
+  });
+
+  it("one invocation", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await oneInvocation(env.DB, FULL);
   });
 
   it("overlap", { timeout: 20 * minutes }, async ({ task }) => {

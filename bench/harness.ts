@@ -35,6 +35,8 @@ export const TABLE_ORDER: readonly string[] = [
   "commit against two separate calls",
   "Projection throughput",
   "Projection with network latency",
+  "Set-based writes against one statement per event",
+  "One invocation, a budget of 1,000 queries",
   "Overlapping runners",
   "Durable Object store",
   "Listing every checkpoint: keyset against OFFSET",

@@ -24,9 +24,11 @@
  * @packageDocumentation
  */
 export type {
+  CheckpointCommit,
   CheckpointEntry,
   CheckpointStore,
   CommitOptions,
+  GroupProjectionStore,
   ListOptions,
   LoadResult,
   OperationOptions,
@@ -37,6 +39,7 @@ export type {
 export { isCheckpointConflict } from "./checkpoint-sql.js";
 export type { D1Client } from "./d1-client.js";
 export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1-checkpoint-store.js";
+export type { LoadManyAndQueryOptions, LoadManyResult } from "./d1-group.js";
 export type { LoadAndQueryOptions } from "./d1-pipelined.js";
 export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object-checkpoint-store.js";
 export {
@@ -60,9 +63,21 @@ export {
 export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
 export type { ParkedEvent, ParkedListOptions } from "./parked-events.js";
 export type { ProjectionStatus, StatusListOptions, StatusOptions } from "./projection-status.js";
-export type { RunLease } from "./run-lease.js";
+export type { NamedRunLease, RunLease } from "./run-lease.js";
 export { compareNames } from "./name-order.js";
 export { ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
+export {
+  ProjectionGroup,
+  ProjectionGroupError,
+  type GroupCommon,
+  type GroupEventsQuerySource,
+  type GroupMemberSummary,
+  type GroupProjection,
+  type GroupReadEventsSource,
+  type GroupRunSummary,
+  type PipelinedGroupStore,
+  type ProjectionGroupOptions,
+} from "./projection-group.js";
 export {
   ProjectionRunner,
   type EventsQuerySource,

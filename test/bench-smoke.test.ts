@@ -15,7 +15,7 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     expect(table.rows.length).toBeGreaterThan(0);
     for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
   }
-  const [operations, roundTrips, , runner, latency, overlap, durableObject, listing] = tables;
+  const [operations, roundTrips, , runner, latency, setBased, oneInvocation, overlap, durableObject, listing] = tables;
   expect(overlap?.rows.map((r) => `${r[0]}: ${r[1]}`)).toEqual([
     "readEvents: 1 appender, each run awaited",
     "readEvents: 16 appenders, runs in the background",
@@ -37,6 +37,19 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
   // pipelined: load with the read, then the commit.
   expect(latency?.rows.map((r) => r[1])).toEqual(["2,033", "100", "67", "67"]);
   expect(latency?.note).toContain("An idle run (nothing new) costs 1 round trip with eventsQuery and 2 with readEvents.");
+  // 300 events: per event a write, per batch a checkpoint and the next read, plus the load; set-based, one write per batch.
+  expect(setBased?.rows.map((r) => `${r[0]}: ${r[1]} queries, ${r[2]} round trips`)).toEqual([
+    "per-event writes, batchSize 100: 1,026.7 queries, 13.3 round trips",
+    "set-based writes, batchSize 100: 36.7 queries, 13.3 round trips",
+    "per-event writes, batchSize 1,000: 1,010 queries, 6.7 round trips",
+    "set-based writes, batchSize 1,000: 13.3 queries, 6.7 round trips",
+  ]);
+  // 3,000 events, a budget of 1,000 queries: per-event writes stop after 9 batches; set-based writes catch up.
+  expect(oneInvocation?.rows.map((r) => r.slice(0, 5).join(" / "))).toEqual([
+    "per-event writes, batchSize 100 / 900 / 920 / 11 / budget",
+    "set-based writes, batchSize 1,000 / 3,000 / 11 / 5 / caughtUp",
+    "set-based writes, batchSize 5,000 / 3,000 / 4 / 3 / caughtUp",
+  ]);
   expect(operations?.rows.map((r) => `${r[0]} ${r[1]}`)).toContain("save D1CheckpointStore");
   expect(roundTrips?.rows.map((r) => [r[0], r[1]])).toEqual([
     ["save", 1],

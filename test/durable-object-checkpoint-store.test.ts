@@ -5,6 +5,8 @@ import {
   CheckpointTypeError,
   CorruptCheckpointError,
   DurableObjectCheckpointStore,
+  ProjectionGroup,
+  ProjectionGroupError,
   ProjectionRunner,
   type SqlWrites,
 } from "../src/index.js";
@@ -214,6 +216,87 @@ describe("DurableObjectCheckpointStore", () => {
       await expect(store.commit("totals", 1, thenable)).rejects.toThrow("must be synchronous");
       await expect(store.load("totals")).resolves.toEqual({ position: 0, found: false });
       expect(state(storage).totals).toEqual([]);
+    });
+  });
+});
+
+describe("a projection group on the Durable Object store", () => {
+  const events = Array.from({ length: 25 }, (_, i) => ({ position: i + 1, k: `k${i % 3}`, v: i + 1 }));
+  const readEvents = (after: number, limit: number): Promise<typeof events> => Promise.resolve(events.filter((e) => e.position > after).slice(0, limit));
+  const writer = (prefix: string) => (batch: readonly (typeof events)[number][]): SqlWrites => (sql) => {
+    sql.exec(READ_MODEL);
+    for (const e of batch) sql.exec("INSERT INTO totals (k, total) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET total = total + excluded.total", `${prefix}${e.k}`, e.v);
+  };
+
+  it("commits every projection of a batch in one transactionSync", async () => {
+    const stub = freshObject();
+    await inObject(stub, async (store, storage) => {
+      const transactions: number[] = [];
+      const counting = new Proxy(storage, {
+        get(target, key) {
+          if (key === "transactionSync") return <T>(run: () => T): T => (transactions.push(1), target.transactionSync(run));
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const counted = new DurableObjectCheckpointStore(counting);
+      transactions.length = 0;
+      const summary = await new ProjectionGroup({
+        name: "g",
+        store: counted,
+        batchSize: 10,
+        readEvents,
+        projections: [
+          { name: "a", project: writer("a-") },
+          { name: "b", project: writer("b-") },
+        ],
+      }).run();
+      expect(summary.projections.map((m) => [m.name, m.to, m.events])).toEqual([["a", 25, 25], ["b", 25, 25]]);
+      expect(transactions).toHaveLength(3); // one per batch, both projections inside
+      const totals = storage.sql.exec("SELECT SUM(total) AS sum, COUNT(*) AS n FROM totals").toArray()[0];
+      expect(totals).toEqual({ sum: 2 * events.reduce((n, e) => n + e.v, 0), n: 6 });
+      await expect(store.loadMany(["a", "b", "c"])).resolves.toEqual([
+        { position: 25, found: true },
+        { position: 25, found: true },
+        { position: 0, found: false },
+      ]);
+    });
+  });
+
+  it("a write that throws in one projection rolls back the shared transaction; the others commit on their own", async () => {
+    await inObject(freshObject(), async (_store, storage) => {
+      const store = new DurableObjectCheckpointStore(storage);
+      const broken = (batch: readonly (typeof events)[number][]): SqlWrites => {
+        const write = writer("b-")(batch);
+        return (sql) => {
+          write(sql);
+          if (batch.some((e) => e.position === 12)) throw new Error("b cannot write 12");
+        };
+      };
+      const error = await new ProjectionGroup({
+        name: "g",
+        store,
+        batchSize: 10,
+        readEvents,
+        projections: [
+          { name: "a", project: writer("a-") },
+          { name: "b", project: broken },
+        ],
+      })
+        .run()
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ProjectionGroupError);
+      expect((error as ProjectionGroupError).summary.projections.map((m) => [m.name, m.to, m.ended])).toEqual([
+        ["a", 25, "caughtUp"],
+        ["b", 10, "failed"],
+      ]);
+      const sums = storage.sql.exec("SELECT substr(k, 1, 1) AS p, SUM(total) AS sum FROM totals GROUP BY 1 ORDER BY 1").toArray();
+      expect(sums).toEqual([
+        { p: "a", sum: events.reduce((n, e) => n + e.v, 0) },
+        { p: "b", sum: events.slice(0, 10).reduce((n, e) => n + e.v, 0) },
+      ]);
+      await expect(store.commitMany([{ name: "a", position: 30, writes: () => undefined, expected: 7 }])).rejects.toBeInstanceOf(CheckpointConflictError);
+      await expect(store.commitMany([{ name: "a", position: 30, writes: async () => {} } as never])).rejects.toBeInstanceOf(CheckpointTypeError);
     });
   });
 });

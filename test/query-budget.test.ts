@@ -154,7 +154,9 @@ describe("the query budget of a run", () => {
     await expect(runner(counted.db).run({ budget: "100" as never })).rejects.toBeInstanceOf(CheckpointTypeError);
     await expect(new D1CheckpointStore(counted.db).load("a", { budget: { limit: 5 } as never })).rejects.toBeInstanceOf(CheckpointTypeError);
     expect(() => new QueryBudget(-1)).toThrow(CheckpointRangeError);
-    expect(() => new QueryBudget(1).spend(-1)).toThrow(CheckpointRangeError);
+    expect(() => {
+      new QueryBudget(1).spend(-1);
+    }).toThrow(CheckpointRangeError);
     expect(counted.calls).toEqual([]);
   });
 });

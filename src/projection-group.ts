@@ -1,0 +1,515 @@
+// Several projections over one event source in one invocation: each batch of
+// events is read once, every projection projects the events after its own
+// checkpoint, and all of them commit together in one transaction with their
+// own conditional checkpoints (and, with eventsQuery, the next read riding
+// along). A shared batch that fails is committed again projection by
+// projection, so one projection's conflict or failing statement never
+// blocks or corrupts another.
+import type { CheckpointCommit, GroupProjectionStore, LoadResult } from "./checkpoint-store.js";
+import type { LoadManyAndQueryOptions, LoadManyResult } from "./d1-group.js";
+import { CheckpointConflictError, CheckpointStoreError, CheckpointTypeError, D1OperationError, messageOf } from "./errors.js";
+import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent, type ProjectedBatch } from "./project-batch.js";
+import type { RunSummary } from "./projection-runner.js";
+import type { RunLease } from "./run-lease.js";
+import { QueryBudgetError } from "./query-budget.js";
+import { endsOnBudget, parseBatchSize, parseLease, parseRun, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
+import { checkFunction, checkMethods, checkName, checkOptions, hasMethods } from "./validate.js";
+
+/** One projection of a group: its checkpoint name and how it turns events into writes. */
+export interface GroupProjection<Event extends PositionedEvent, Writes> {
+  /** The projection's checkpoint name; distinct within the group. */
+  readonly name: string;
+  /** As `ProjectionRunner`'s `project`: pure, no I/O, the same writes for the same events. */
+  readonly project: (events: readonly Event[]) => Writes | Promise<Writes>;
+  /** As `ProjectionRunner`'s `onError`: skip, park or stop this projection (the others go on). */
+  readonly onError?: ((error: unknown, event: Event) => EventErrorDecision | Promise<EventErrorDecision>) | undefined;
+}
+
+/** What every group is configured with, whatever its event source. */
+export interface GroupCommon<Event extends PositionedEvent, Writes> {
+  /** The group's name: it names the group's lease, and its errors. */
+  readonly name: string;
+  /** The projections, 1 to 100, each with a distinct name. */
+  readonly projections: readonly GroupProjection<Event, Writes>[];
+  /** Events per batch (one read, one commit for every projection): 1 to 10,000, default 100. */
+  readonly batchSize?: number | undefined;
+}
+
+/** A group whose events come from your own function: one round trip of its own per batch. */
+export interface GroupReadEventsSource<Event extends PositionedEvent, Writes> extends GroupCommon<Event, Writes> {
+  /** Where the checkpoints live, and the read models with them: a D1 or a Durable Object store. */
+  readonly store: GroupProjectionStore<Writes>;
+  /** Reads up to `limit` events after `after`, ascending by position. */
+  readonly readEvents: (after: number, limit: number) => Promise<readonly Event[]>;
+  /** Not with `readEvents`. */
+  readonly eventsQuery?: undefined;
+}
+
+/** A store that can ride a query along with a group's load and commit: what {@link ProjectionGroup} needs for `eventsQuery`. */
+export interface PipelinedGroupStore extends GroupProjectionStore<readonly D1PreparedStatement[]> {
+  /** The checkpoints of `names` and the rows of `query(lowest position)`, in one round trip when it can guess. */
+  loadManyAndQuery<Row>(names: readonly string[], query: (after: number) => D1PreparedStatement, options?: LoadManyAndQueryOptions): Promise<LoadManyResult<Row>>;
+  /** `commitMany`, then `query` in the same batch; its rows only when the batch committed. */
+  commitManyAndQuery<Row>(
+    commits: readonly CheckpointCommit<readonly D1PreparedStatement[]>[],
+    query: D1PreparedStatement,
+    options?: LoadManyAndQueryOptions,
+  ): Promise<Row[]>;
+  /** Lets go of a run lease (as `D1CheckpointStore.releaseLease`); needed only with `lease`. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  releaseLease?<Row>(
+    name: string,
+    lease: RunLease,
+    query: D1PreparedStatement | undefined,
+    options?: LoadManyAndQueryOptions & { readonly drop?: boolean | undefined },
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+}
+
+/** A group whose events are in the store's D1 database: the next read rides in each batch's commit. */
+export interface GroupEventsQuerySource<Event extends PositionedEvent> extends GroupCommon<Event, readonly D1PreparedStatement[]> {
+  /** The D1 store. */
+  readonly store: PipelinedGroupStore;
+  /** The query of up to `limit` events after `after`, ascending by position; its rows are the events. */
+  readonly eventsQuery: (after: number, limit: number) => D1PreparedStatement;
+  /** Not with `eventsQuery`. */
+  readonly readEvents?: undefined;
+  /** One lease for the whole group, named by the group's `name`: as `ProjectionRunner`'s `lease`. */
+  readonly lease?: boolean | { readonly ttlMs?: number | undefined } | undefined;
+}
+
+/** Configuration of a {@link ProjectionGroup}: exactly one of `readEvents` and `eventsQuery`. */
+export type ProjectionGroupOptions<Event extends PositionedEvent, Writes = readonly D1PreparedStatement[]> =
+  | GroupReadEventsSource<Event, Writes>
+  | (Writes extends readonly D1PreparedStatement[] ? GroupEventsQuerySource<Event> : never);
+
+/** What a group run did for one of its projections: a run's summary, without the queries (the group counts those). */
+export interface GroupMemberSummary extends Omit<RunSummary, "queries" | "ended"> {
+  /** Why this projection's part of the run ended: the group's end, its own conflict, or `"failed"` (see `error`). */
+  readonly ended: RunEnd | "failed";
+  /** What stopped this projection (a `ProjectionError`, a D1 failure of its own writes), when it failed. */
+  readonly error: Error | undefined;
+}
+
+/** What a group run did. */
+export interface GroupRunSummary {
+  /** The group's name. */
+  readonly name: string;
+  /** One summary per projection, in the group's order. */
+  readonly projections: readonly GroupMemberSummary[];
+  /** Batches committed (a batch shared by several projections counts once). */
+  readonly batches: number;
+  /** D1 queries the run sent, as D1 counts them. */
+  readonly queries: number;
+  /** Why the run ended; `"failed"` when every projection had failed or conflicted. */
+  readonly ended: RunEnd | "failed";
+  /** Whether the run saw the end of the log. */
+  readonly caughtUp: boolean;
+}
+
+/** Some projections of a group failed; the others went as far as they could. The summary tells which. */
+export class ProjectionGroupError extends CheckpointStoreError {
+  /** The class name, for logs. */
+  override name = "ProjectionGroupError";
+  /** The run's summary, each failed projection with its `error`. */
+  readonly summary: GroupRunSummary;
+
+  constructor(summary: GroupRunSummary) {
+    const failed = summary.projections.filter((member) => member.error !== undefined);
+    super(
+      "run",
+      summary.name,
+      `${failed.length} of ${summary.projections.length} projections failed: ${failed.map((member) => `${member.name} (${messageOf(member.error)})`).join("; ")}`,
+      { cause: failed[0]?.error },
+    );
+    this.summary = summary;
+  }
+}
+
+/** One projection's progress through a run. */
+interface Member<Event extends PositionedEvent, Writes> {
+  readonly projection: GroupProjection<Event, Writes>;
+  readonly from: number;
+  position: number;
+  expected: number | null;
+  events: number;
+  batches: number;
+  readonly skipped: number[];
+  readonly parked: number[];
+  state: "active" | "conflict" | "failed";
+  error: Error | undefined;
+}
+
+/** A projection's share of a batch. */
+interface Part<Event extends PositionedEvent, Writes> {
+  readonly member: Member<Event, Writes>;
+  readonly projected: ProjectedBatch<Writes>;
+  readonly count: number;
+}
+
+interface Config<Event extends PositionedEvent, Writes> {
+  readonly name: string;
+  readonly store: GroupProjectionStore<Writes>;
+  readonly projections: readonly GroupProjection<Event, Writes>[];
+  readonly batchSize: number;
+  readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
+  readonly eventsQuery: ((after: number, limit: number) => D1PreparedStatement) | undefined;
+  readonly leaseTtlMs: number | undefined;
+}
+
+/**
+ * Runs several projections over one event source: one read per batch for all
+ * of them, and one commit (one transaction) of every projection's writes and
+ * conditional checkpoint, so N projections cost one round trip per batch, not
+ * N. A projection that is behind catches up alone until it reaches the
+ * others, then joins them. When a shared commit fails (a conflict, a failing
+ * statement), the batch is committed again projection by projection: each
+ * keeps its exactly-once guarantee, its parking and honest outcomes, and one
+ * projection's failure does not stop the others. The run resolves when every
+ * projection is done, and rejects with {@link ProjectionGroupError} if any failed.
+ *
+ * @example
+ * ```ts
+ * const group = new ProjectionGroup<LedgerEvent>({
+ *   name: "ledger-projections",
+ *   store: new D1CheckpointStore(env.DB),
+ *   batchSize: 1000,
+ *   eventsQuery: (after, limit) =>
+ *     env.DB.prepare("SELECT * FROM events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+ *   projections: [
+ *     { name: "balances", project: (events) => balanceStatements(env.DB, events) },
+ *     { name: "daily-totals", project: (events) => dailyTotalStatements(env.DB, events) },
+ *   ],
+ * });
+ * const summary = await group.run({ budget: 900 });
+ * ```
+ */
+export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1PreparedStatement[]> {
+  readonly #config: Config<Event, Writes>;
+
+  /** Checks the configuration; nothing is sent until {@link ProjectionGroup.run}. */
+  constructor(options: ProjectionGroupOptions<Event, Writes>) {
+    type Loose = Partial<Omit<GroupReadEventsSource<Event, Writes>, "eventsQuery">> & Partial<Pick<GroupEventsQuerySource<Event>, "eventsQuery" | "lease">>;
+    const given: unknown = options;
+    if (given === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
+    const raw = checkOptions("configure", undefined, given as Loose);
+    const name = checkName("configure", raw.name, "options.name");
+    const store = checkMethods<GroupProjectionStore<Writes>>("configure", name, raw.store, "options.store", ["loadMany", "commitMany", "commit"], "a store with loadMany, commitMany and commit (a D1 or Durable Object store)");
+    const readEvents = checkFunction("configure", name, raw.readEvents, "options.readEvents");
+    const eventsQuery = checkFunction("configure", name, raw.eventsQuery, "options.eventsQuery");
+    if ((readEvents === undefined) === (eventsQuery === undefined)) {
+      throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
+    }
+    if (eventsQuery !== undefined && !hasMethods(store, ["loadManyAndQuery", "commitManyAndQuery"])) {
+      throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
+    }
+    const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
+    if (leaseTtlMs !== undefined && !hasMethods(store, ["releaseLease"])) {
+      throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
+    }
+    this.#config = {
+      name,
+      store,
+      projections: checkProjections<Event, Writes>(name, raw.projections),
+      batchSize: parseBatchSize(name, raw.batchSize),
+      readEvents,
+      eventsQuery,
+      leaseTtlMs,
+    };
+  }
+
+  /** The group's name. */
+  get name(): string {
+    return this.#config.name;
+  }
+
+  /**
+   * Projects every projection until caught up, `maxBatches` is reached or the
+   * query budget would be exceeded. Resolves with one summary per projection;
+   * rejects with {@link ProjectionGroupError} (holding that summary) when a
+   * projection failed, after the others went as far as they could.
+   */
+  async run(options?: RunOptions): Promise<GroupRunSummary> {
+    const { name, batchSize, eventsQuery } = this.#config;
+    const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, this.#config.leaseTtlMs);
+    const spentBefore = budget.spent;
+    const start = await this.#start(calls, lease).catch(async (error: unknown) => {
+      if (lease !== undefined) await this.#drop(lease, calls);
+      throw error;
+    });
+    const members = this.#config.projections.map((projection, index): Member<Event, Writes> => {
+      const checkpoint = start.checkpoints[index] ?? { position: 0, found: false };
+      return {
+        projection,
+        from: checkpoint.position,
+        position: checkpoint.position,
+        expected: checkpoint.found ? checkpoint.position : null,
+        events: 0,
+        batches: 0,
+        skipped: [],
+        parked: [],
+        state: "active",
+        error: undefined,
+      };
+    });
+    let batches = 0;
+    let end: RunEnd | "failed" = "maxBatches";
+    const finish = (): GroupRunSummary => {
+      const summary: GroupRunSummary = {
+        name,
+        projections: members.map((member) => memberSummary(member, end)),
+        batches,
+        queries: budget.spent - spentBefore,
+        ended: end,
+        caughtUp: end === "caughtUp",
+      };
+      if (members.some((member) => member.state === "failed")) throw new ProjectionGroupError(summary);
+      return summary;
+    };
+    if (!start.leased) {
+      end = "yielded";
+      return finish();
+    }
+
+    let released = lease === undefined;
+    let reloads = 0;
+    let batch: readonly Event[] | undefined = start.events;
+    try {
+      run: while (batches < maxBatches) {
+        signal?.throwIfAborted();
+        const active = members.filter((member) => member.state === "active");
+        if (active.length === 0) {
+          end = members.some((member) => member.state === "conflict") ? "conflict" : "failed";
+          break;
+        }
+        // With eventsQuery a read loads the active checkpoints again: the lowest is taken after it.
+        batch ??= await this.#read(active, Math.min(...active.map((member) => member.position)), calls);
+        const lowest = Math.min(...active.map((member) => member.position));
+        checkBatch(name, lowest, batch, batchSize);
+        const last = batch.at(-1);
+        if (last === undefined) {
+          if (lease !== undefined && eventsQuery !== undefined) {
+            // Nothing left: let go of the lease, unless another run noted work meanwhile (then go on with it).
+            const { held, rows } = await this.#leasing().releaseLease<Event>(name, lease, eventsQuery(lowest, batchSize), { signal, budget: calls.budget });
+            released = !held;
+            if (held) {
+              batch = rows;
+              continue;
+            }
+          }
+          end = "caughtUp";
+          break;
+        }
+        const parts = await this.#project(active, batch, last.position);
+        const final = batch.length < batchSize;
+        const more = !final && batches + 1 < maxBatches;
+        batch = undefined;
+        if (parts.length > 0) {
+          const shared = await this.#commitShared(parts, last.position, more, calls);
+          if (shared.committed) batch = shared.next;
+          else {
+            const conflicts = await this.#commitEach(parts, last.position, calls);
+            // A leased group answers for the work other runs noted pending: it reloads and goes on.
+            if (conflicts > 0 && lease !== undefined && reloads < maxBatches) {
+              reloads += 1;
+              for (const member of members) if (member.state === "conflict") member.state = "active";
+              continue;
+            }
+          }
+          batches += 1;
+        }
+        if (final && members.every((member) => member.state !== "active" || member.position >= last.position)) {
+          if (lease !== undefined && eventsQuery !== undefined) {
+            const { held, rows } = await this.#leasing().releaseLease<Event>(name, lease, eventsQuery(last.position, batchSize), { signal, budget: calls.budget });
+            released = !held;
+            if (held) {
+              batch = rows;
+              continue run;
+            }
+          }
+          end = "caughtUp";
+          break;
+        }
+      }
+    } catch (error) {
+      if (!endsOnBudget(error)) throw error;
+      end = "budget";
+    } finally {
+      if (!released && lease !== undefined) await this.#drop(lease, calls);
+    }
+    return finish();
+  }
+
+  /** The checkpoints of every projection, and with `eventsQuery` the first events, and whether the lease is this run's. */
+  async #start(
+    { signal, budget }: RunCalls,
+    lease?: RunLease,
+    names: readonly string[] = this.#config.projections.map((projection) => projection.name),
+  ): Promise<{ checkpoints: LoadResult[]; events: readonly Event[] | undefined; leased: boolean }> {
+    const { name, store, eventsQuery, batchSize } = this.#config;
+    if (eventsQuery === undefined) return { checkpoints: await store.loadMany(names, { signal, budget }), events: undefined, leased: true };
+    const { checkpoints, rows, leased } = await this.#pipelined().loadManyAndQuery<Event>(names, (after) => eventsQuery(after, batchSize), {
+      signal,
+      budget,
+      lease: lease === undefined ? undefined : { name, ...lease },
+    });
+    return { checkpoints, events: rows, leased };
+  }
+
+  /**
+   * Reads the next events after `lowest`. With `eventsQuery` the active
+   * projections' checkpoints are loaded again with them (their positions are
+   * updated), and the events are those after the lowest of them.
+   */
+  async #read(active: readonly Member<Event, Writes>[], lowest: number, calls: RunCalls): Promise<readonly Event[]> {
+    const { name, readEvents, batchSize } = this.#config;
+    if (readEvents !== undefined) {
+      calls.budget.spend(1, "run", name); // readEvents counts as one query
+      return readEvents(lowest, batchSize);
+    }
+    const { checkpoints, events } = await this.#start(calls, undefined, active.map((member) => member.projection.name));
+    active.forEach((member, index) => {
+      const checkpoint = checkpoints[index];
+      if (checkpoint !== undefined) {
+        member.position = checkpoint.position;
+        member.expected = checkpoint.found ? checkpoint.position : null;
+      }
+    });
+    return events ?? [];
+  }
+
+  /** Every active projection behind `last` projects the events after its own checkpoint; one that stops is failed. */
+  async #project(active: readonly Member<Event, Writes>[], batch: readonly Event[], last: number): Promise<Part<Event, Writes>[]> {
+    const canPark = hasMethods(this.#config.store, ["replayParked"]);
+    const parts: Part<Event, Writes>[] = [];
+    for (const member of active) {
+      if (member.position >= last) continue; // ahead of this batch: it waits for the others
+      const events = batch.filter((event) => event.position > member.position);
+      const { name, project, onError } = member.projection;
+      try {
+        parts.push({ member, projected: await projectBatch({ name, project, onError, canPark }, events), count: events.length });
+      } catch (error) {
+        if (!(error instanceof ProjectionError)) throw error;
+        fail(member, error);
+      }
+    }
+    return parts;
+  }
+
+  /** Commits every part in one transaction (with `more`, the next read rides along); `committed: false` when it failed and applied nothing. */
+  async #commitShared(
+    parts: readonly Part<Event, Writes>[],
+    last: number,
+    more: boolean,
+    { signal, budget }: RunCalls,
+  ): Promise<{ committed: boolean; next: readonly Event[] | undefined }> {
+    const { store, eventsQuery, batchSize } = this.#config;
+    const commits = parts.map(({ member, projected }) => commitOf(member, last, projected));
+    try {
+      const next =
+        eventsQuery !== undefined && more
+          ? await this.#pipelined().commitManyAndQuery<Event>(commits as unknown as CheckpointCommit<readonly D1PreparedStatement[]>[], eventsQuery(last, batchSize), { signal, budget })
+          : (await store.commitMany(commits, { signal, budget }), undefined);
+      for (const part of parts) advance(part, last);
+      return { committed: true, next };
+    } catch (error) {
+      // A failed shared commit applied nothing (a conflict, a statement D1 rejected, a write that threw inside the
+      // Durable Object's transaction, writes the store refused), so it is committed again projection by projection.
+      // What cannot be attributed ends the run: an unknown outcome, an abort, the query budget.
+      if ((error instanceof D1OperationError && (error.outcomeUnknown || error.aborted)) || error instanceof QueryBudgetError || error === signal?.reason) throw error;
+      return { committed: false, next: undefined };
+    }
+  }
+
+  /** Commits the parts one by one after a shared commit failed: each projection's own conflict or failure stays its own. Returns the conflicts. */
+  async #commitEach(parts: readonly Part<Event, Writes>[], last: number, { signal, budget }: RunCalls): Promise<number> {
+    let conflicts = 0;
+    for (const part of parts) {
+      const { name, writes, expected, parked } = commitOf(part.member, last, part.projected);
+      try {
+        await this.#config.store.commit(name, last, writes, parked === undefined ? { expected, signal, budget } : { expected, signal, budget, parked });
+        advance(part, last);
+      } catch (error) {
+        if (endsOnBudget(error)) throw error;
+        if (error instanceof CheckpointConflictError && error.checkpoint === name) {
+          part.member.state = "conflict";
+          conflicts += 1;
+        } else if (error instanceof Error) fail(part.member, error);
+        else throw error;
+      }
+    }
+    return conflicts;
+  }
+
+  /** Lets go of the lease at once, whatever was noted; best effort, within the query kept back for it. */
+  async #drop(lease: RunLease, calls: RunCalls): Promise<void> {
+    await this.#leasing()
+      .releaseLease(this.#config.name, lease, undefined, { drop: true, budget: calls.release })
+      .catch(() => undefined);
+  }
+
+  #leasing(): PipelinedGroupStore & Required<Pick<PipelinedGroupStore, "releaseLease">> {
+    const store = this.#pipelined();
+    if (store.releaseLease === undefined) throw new CheckpointTypeError("run", this.#config.name, "options.store", "must offer releaseLease to use a lease");
+    return store as PipelinedGroupStore & Required<Pick<PipelinedGroupStore, "releaseLease">>;
+  }
+
+  #pipelined(): PipelinedGroupStore {
+    return this.#config.store as unknown as PipelinedGroupStore;
+  }
+}
+
+function commitOf<Event extends PositionedEvent, Writes>(member: Member<Event, Writes>, last: number, projected: ProjectedBatch<Writes>): CheckpointCommit<Writes> {
+  const commit = { name: member.projection.name, position: last, writes: projected.writes, expected: member.expected };
+  return projected.parked.length === 0 ? commit : { ...commit, parked: projected.parked };
+}
+
+function advance<Event extends PositionedEvent, Writes>({ member, projected, count }: Part<Event, Writes>, last: number): void {
+  member.expected = member.position = last;
+  member.events += count - projected.skipped.length - projected.parked.length;
+  member.skipped.push(...projected.skipped);
+  member.parked.push(...projected.parked.map((event) => event.position));
+  member.batches += 1;
+}
+
+function fail<Event extends PositionedEvent, Writes>(member: Member<Event, Writes>, error: Error): void {
+  member.state = "failed";
+  member.error = error;
+}
+
+function memberSummary<Event extends PositionedEvent, Writes>(member: Member<Event, Writes>, end: RunEnd | "failed"): GroupMemberSummary {
+  const ended = member.state === "active" ? end : member.state === "conflict" ? "conflict" : "failed";
+  return {
+    name: member.projection.name,
+    from: member.from,
+    to: member.position,
+    events: member.events,
+    skipped: member.skipped,
+    parked: member.parked,
+    batches: member.batches,
+    conflict: member.state === "conflict",
+    caughtUp: ended === "caughtUp",
+    yielded: ended === "yielded",
+    ended,
+    error: member.error,
+  };
+}
+
+/** The projections of a group's options: 1 to 100, distinct names, each with a `project` function. */
+function checkProjections<Event extends PositionedEvent, Writes>(group: string, value: unknown): GroupProjection<Event, Writes>[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > 100) {
+    throw new CheckpointTypeError("configure", group, "options.projections", "must be an array of 1 to 100 projections { name, project, onError? }");
+  }
+  const names = new Set<string>();
+  return (value as unknown[]).map((item, index) => {
+    const given = checkOptions<Partial<GroupProjection<Event, Writes>>>("configure", group, item as Partial<GroupProjection<Event, Writes>>, `options.projections[${index}]`, ["name", "project", "onError"]);
+    if (item === undefined) throw new CheckpointTypeError("configure", group, `options.projections[${index}]`, "must be an object { name, project, onError? }");
+    const name = checkName("configure", given.name, `options.projections[${index}].name`);
+    if (names.has(name)) throw new CheckpointTypeError("configure", group, `options.projections[${index}].name`, `names ${JSON.stringify(name)} twice`);
+    names.add(name);
+    return {
+      name,
+      project: checkFunction<GroupProjection<Event, Writes>["project"]>("configure", name, given.project, `options.projections[${index}].project`, true),
+      onError: checkFunction("configure", name, given.onError, `options.projections[${index}].onError`),
+    };
+  });
+}
