@@ -66,12 +66,12 @@ export async function waitForCheckpoint(
 ): Promise<LoadResult> {
   const valid = checkName("waitFor", name);
   const target = checkPosition("waitFor", valid, position);
-  const { timeoutMs: rawTimeout, signal: rawSignal } = checkOptions("waitFor", valid, options);
+  const { timeoutMs: rawTimeout, signal: rawSignal, budget } = checkOptions("waitFor", valid, options);
   const timeoutMs = checkInteger("waitFor", valid, rawTimeout, "options.timeoutMs", { min: 0, max: MAX_TIMEOUT_MS, fallback: 5000 });
   const signal = checkSignal("waitFor", valid, rawSignal);
   const deadline = Date.now() + timeoutMs;
   for (let polls = 1, delay = FIRST_DELAY_MS; ; polls++, delay = Math.min(delay * 2, MAX_DELAY_MS)) {
-    const checkpoint = await store.load(valid, { signal });
+    const checkpoint = await store.load(valid, { signal, budget }); // each poll counts against the budget, if any
     if (checkpoint.found && checkpoint.position >= target) return checkpoint;
     const left = deadline - Date.now();
     if (left <= 0) throw new CheckpointTimeoutError(valid, target, checkpoint, polls, timeoutMs);

@@ -138,12 +138,13 @@ describe("the query budget of a run", () => {
   it("store calls take a budget too, and a call that does not fit sends nothing", async () => {
     const counted = countD1(env.DB);
     const store = new D1CheckpointStore(counted.db);
-    const budget = new QueryBudget(2);
+    const budget = new QueryBudget(3);
     await store.save("a", 1, { budget });
     await store.load("a", { budget });
+    await store.waitFor("a", 1, { budget }); // one poll
     await expect(store.reset("a", { budget })).rejects.toBeInstanceOf(QueryBudgetError);
-    expect(counted.calls).toHaveLength(2);
-    expect(budget).toMatchObject({ spent: 2, remaining: 0 });
+    expect(counted.calls).toHaveLength(3);
+    expect(budget).toMatchObject({ spent: 3, remaining: 0 });
     await expect(store.load("a")).resolves.toEqual({ position: 1, found: true });
   });
 
