@@ -90,9 +90,12 @@ export class AccountHistory extends DurableObject<Env> {
     }).run({ maxBatches: MAX_BATCHES });
   }
 
-  /** The account's history, newest first, with its checkpoint and lag. */
-  async view(limit: number): Promise<AccountHistoryView> {
-    const account = (await this.ctx.storage.get<string>("account")) ?? "";
+  /**
+   * The history of `account` (this object's, as `idFromName(account)` addressed it), newest
+   * first, with its checkpoint and lag. Reads only: an object never notified reports all the
+   * account's events as lag. Call it for accounts with events only: the first call creates the object.
+   */
+  async view(account: string, limit: number): Promise<AccountHistoryView> {
     const { position } = this.#store.loadSync(HISTORY);
     const lag = await this.env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE account = ?1 AND position > ?2")
       .bind(account, position)

@@ -14,9 +14,11 @@ GET  /                                 this text
 POST /events                           append {"account": "alice", "amount": 5} (or an array of up to 100)
 GET  /balances?after=&limit=           the read model, in account order
 GET  /balances/:account                one account
-     ?min_position=N                   (on both) wait up to 2 s until the projection has applied position N
+     ?min_position=N                   (on both) wait up to 2 s until the projection has applied position N:
+                                       503 with Retry-After if it has not by then; 409 at once if N is beyond the newest event
 
-GET  /accounts/:account/history?limit=  its history, newest first (a projection in a Durable Object per account)
+GET  /accounts/:account/history?limit=  its history, newest first (a projection in a Durable Object per account);
+                                       404 for an account with no events (no object is created for it)
 GET  /admin                           the admin page (log in with ADMIN_TOKEN)
 GET  /admin/checkpoints                projections with position and lag   (Authorization: Bearer <ADMIN_TOKEN>)
 POST /admin/projections/:name/reset    clear a projection and rebuild it   (Authorization: Bearer <ADMIN_TOKEN>)
@@ -51,12 +53,21 @@ function parseMinPosition(value: string | null): number | undefined {
  * Read-your-writes: with `?min_position=N` (a position `POST /events` answered),
  * waits up to 2 s for the balances projection to reach N, kicking a run in case
  * the one started by the append is gone; a 503 if it does not get there.
+ * The checkpoint and the newest event's position come in one round trip: an N
+ * beyond the newest event is a 409 at once (no run, no wait, no Retry-After:
+ * waiting cannot help, and a client retrying on Retry-After would retry forever).
  */
 async function awaitProjection(url: URL, request: Request, env: Env, ctx: ExecutionContext): Promise<Record<string, string>> {
   const minimum = parseMinPosition(url.searchParams.get("min_position"));
   if (minimum === undefined) return {};
   const store = new D1CheckpointStore(env.DB);
-  if ((await store.load(BALANCES)).position < minimum) ctx.waitUntil(runInBackground(env.DB, "read-your-writes"));
+  const checkpoint = await store.status(BALANCES, { newest: env.DB.prepare("SELECT MAX(position) FROM events"), signal: request.signal });
+  const newest = checkpoint.position + (checkpoint.lag ?? 0); // lag = newest - position, at least 0
+  if (minimum > newest) {
+    throw new HttpError(409, `position ${minimum} does not exist yet: the newest event is at ${newest}`);
+  }
+  if (checkpoint.position >= minimum) return { "x-projection-position": String(checkpoint.position) };
+  ctx.waitUntil(runInBackground(env.DB, "read-your-writes"));
   try {
     const { position } = await store.waitFor(BALANCES, minimum, { timeoutMs: 2000, signal: request.signal });
     return { "x-projection-position": String(position) };
@@ -78,6 +89,11 @@ async function notifyHistories(env: Env, events: readonly NewEvent[]): Promise<v
   const accounts = [...new Set(events.map((event) => event.account))];
   const results = await Promise.allSettled(accounts.map((account) => historyOf(env, account).notify(account)));
   for (const result of results) if (result.status === "rejected") console.error("history notification failed", result.reason);
+}
+
+/** Whether the log has an event of `account`: one lookup in the events_by_account index. */
+async function hasEvents(db: D1Database, account: string): Promise<boolean> {
+  return (await db.prepare("SELECT 1 FROM events WHERE account = ?1 LIMIT 1").bind(account).first()) !== null;
 }
 
 function historyOf(env: Env, account: string): DurableObjectStub<AccountHistory> {
@@ -134,9 +150,11 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (historyOfAccount !== undefined) {
     allow("GET");
     const account = parseAccount(historyOfAccount);
-    const view = await historyOf(env, account).view(parseLimit(url.searchParams.get("limit")));
-    if (view.position === 0 && view.lag === 0) throw new HttpError(404, "no such account");
-    return json({ ...view, account });
+    const limit = parseLimit(url.searchParams.get("limit"));
+    // Asked of D1 first (one indexed lookup, events_by_account): an account with no events gets
+    // no object, so anonymous reads of made-up names cannot create objects and their storage.
+    if (!(await hasEvents(env.DB, account))) throw new HttpError(404, "no such account");
+    return json(await historyOf(env, account).view(account, limit));
   }
   if (path === "/admin" || path.startsWith("/admin/")) return routeAdmin(request, env, ctx);
   throw new HttpError(404, "no such route: GET / lists them");

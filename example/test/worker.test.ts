@@ -1,8 +1,9 @@
-import { createExecutionContext, createScheduledController, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, listDurableObjectIds, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { SCHEMA } from "../../src/index.js";
 import { schemaStatements } from "../../src/schema.js";
+import { countD1 } from "../../src/testing.js";
 import type { AccountHistory, AccountHistoryView } from "../src/account-history.js";
 import worker from "../src/worker.js";
 
@@ -37,6 +38,7 @@ beforeEach(async () => {
     env.DB.prepare("DELETE FROM events"),
     env.DB.prepare("DELETE FROM balances"),
     env.DB.prepare("DELETE FROM checkpoints"),
+    env.DB.prepare("DELETE FROM projection_leases"),
   ]);
 });
 
@@ -222,6 +224,28 @@ describe("the example Worker", () => {
       expect((await send("/accounts/a%20b/history")).status).toBe(400);
     });
 
+    it("an unknown account's history is a 404 that creates no object; a known account's still answers", async () => {
+      // listDurableObjectIds lists the objects that have storage (Miniflare reads the namespace's
+      // directory of <id>.sqlite files): an object that was only started, and ran its constructor's
+      // CREATE TABLE, is listed.
+      const stored = async (): Promise<string[]> => (await listDurableObjectIds(env.ACCOUNT_HISTORY)).map((id) => id.toString());
+      const before = await stored();
+      for (const account of ["nobody-1", "nobody-2", "nobody-3"]) {
+        const response = await send(`/accounts/${account}/history`);
+        expect(response.status).toBe(404);
+        await expect(body(response)).resolves.toEqual({ error: "no such account" });
+        expect(await stored()).not.toContain(env.ACCOUNT_HISTORY.idFromName(account).toString());
+      }
+      expect(await stored()).toEqual(before);
+
+      // The check can see an object: a known account's read reaches its object, which is then listed.
+      await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('olga', 3), ('olga', 4)").run(); // no notification
+      const known = await send("/accounts/olga/history");
+      expect(known.status).toBe(200);
+      await expect(body(known)).resolves.toEqual({ account: "olga", position: 0, lag: 2, entries: [] });
+      expect(await stored()).toContain(env.ACCOUNT_HISTORY.idFromName("olga").toString());
+    });
+
     it("an admin reset rebuilds one account's history from the log", async () => {
       await post("/events", [
         { account: "lea", amount: 7 },
@@ -255,11 +279,52 @@ describe("the example Worker", () => {
       expect(list.status).toBe(200);
     });
 
-    it("answers 503 with retry-after when the projection does not get there in time", async () => {
-      const response = await send("/balances?min_position=999999999");
+    it("answers 503 with retry-after when the projection does not get to an existing position in time", async () => {
+      // Another run holds the projection's lease (and never finishes): the run this read starts stops at once.
+      await env.DB.prepare("INSERT INTO projection_leases (name, holder, expires_at) VALUES ('balances', 'another-run', 9e15)").run();
+      const { results } = await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('ned', 1) RETURNING position").all<{ position: number }>();
+      const newest = results[0]?.position ?? 0;
+      const started = Date.now();
+      const response = await send(`/balances?min_position=${newest}`);
       expect(response.status).toBe(503);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
       expect(response.headers.get("retry-after")).toBe("1");
-      await expect(body(response)).resolves.toEqual({ error: "the balances projection has not reached position 999999999 yet" });
+      await expect(body(response)).resolves.toEqual({ error: `the balances projection has not reached position ${newest} yet` });
+    });
+
+    it("a position beyond the newest event is a 409 at once, with no retry-after and no projection run", async () => {
+      // Appended behind the Worker's back: the projection has not run, so a run would move its checkpoint.
+      const { results } = await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('pia', 1), ('pia', 2) RETURNING position").all<{
+        position: number;
+      }>();
+      const newest = results.at(-1)?.position ?? 0;
+      const counted = countD1(env.DB);
+      for (const path of [`/balances?min_position=${newest + 1}`, `/balances/pia?min_position=${newest + 1}`, "/balances?min_position=999999999"]) {
+        counted.clear();
+        const started = Date.now();
+        const response = await send(path, {}, { ...env, DB: counted.db });
+        expect(response.status, path).toBe(409);
+        expect(Date.now() - started, path).toBeLessThan(1000);
+        expect(response.headers.get("retry-after"), path).toBeNull();
+        const position = Number(new URL(path, "http://x").searchParams.get("min_position"));
+        await expect(body(response)).resolves.toEqual({ error: `position ${position} does not exist yet: the newest event is at ${newest}` });
+        expect(counted.calls, path).toHaveLength(1); // the checkpoint and the newest position, in one round trip; no run
+      }
+      expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM checkpoints").first<{ n: number }>())?.n).toBe(0); // no run moved it
+
+      // The newest position itself is still waited for (and projected).
+      const response = await send(`/balances/pia?min_position=${newest}`);
+      expect(response.status).toBe(200);
+      expect(Number(response.headers.get("x-projection-position"))).toBe(newest);
+      await expect(body(response)).resolves.toEqual({ account: "pia", balance: 3, events: 2 });
+    });
+
+    it("min_position=0 on an empty log is already reached (not a 503 forever)", async () => {
+      const started = Date.now();
+      const response = await send("/balances?min_position=0");
+      expect(response.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(response.headers.get("x-projection-position")).toBe("0");
     });
 
     it.each(["-1", "1.5", "x", ""])("min_position=%s is a 400", async (value) => {
