@@ -34,7 +34,7 @@ export default defineConfig(async () => {
           plugins: [
             cloudflareTest({
               wrangler: { configPath: "./example/wrangler.toml" },
-              miniflare: { bindings: { TEST_MIGRATIONS: exampleMigrations, ADMIN_TOKEN: "test-admin-token" } },
+              miniflare: { bindings: { TEST_MIGRATIONS: exampleMigrations, ADMIN_TOKEN: "test-admin-token-0123456789abcdef" } },
             }),
           ],
           test: {

@@ -6,7 +6,7 @@ import type { BenchTable } from "./harness.js";
 import { projectionWithLatency } from "./latency.js";
 import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, listing, operations, roundTrips, runnerThroughput, type BenchScale } from "./suites.js";
-import { oneInvocation, setBasedWrites } from "./throughput.js";
+import { oneInvocation, projectionGroupWrites, setBasedWrites } from "./throughput.js";
 import { D1CheckpointStore } from "../src/index.js";
 
 /** Every suite, in the order docs/benchmarks.md shows them. */
@@ -23,6 +23,7 @@ export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
     await projectionWithLatency(db, scale),
     await setBasedWrites(db, scale),
     await oneInvocation(db, scale),
+    await projectionGroupWrites(db, scale),
     await overlappingRunners(db, scale),
     await durableObjectOperations(objects, db, scale),
     await listing(db, scale),

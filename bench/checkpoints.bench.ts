@@ -5,7 +5,7 @@ import { describe, it } from "vitest";
 import { projectionWithLatency } from "./latency.js";
 import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
-import { oneInvocation, setBasedWrites } from "./throughput.js";
+import { oneInvocation, projectionGroupWrites, setBasedWrites } from "./throughput.js";
 import { D1CheckpointStore } from "../src/index.js";
 
 const minutes = 60_000;
@@ -37,6 +37,10 @@ describe("checkpointstore-d1 benchmarks", () => {
 
   it("one invocation", { timeout: 20 * minutes }, async ({ task }) => {
     task.meta.benchTable = await oneInvocation(env.DB, FULL);
+  });
+
+  it("projection group", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await projectionGroupWrites(env.DB, FULL);
   });
 
   it("overlap", { timeout: 20 * minutes }, async ({ task }) => {

@@ -37,6 +37,7 @@ export const TABLE_ORDER: readonly string[] = [
   "Projection with network latency",
   "Set-based writes against one statement per event",
   "One invocation, a budget of 1,000 queries",
+  "Five projections: one group against five runners",
   "Overlapping runners",
   "Durable Object store",
   "Listing every checkpoint: keyset against OFFSET",

@@ -142,16 +142,21 @@ export class CheckpointConflictError extends CheckpointStoreError {
 export class CorruptCheckpointError extends CheckpointStoreError {
   /** The class name, for logs. */
   override name = "CorruptCheckpointError";
-  /** What D1 returned for the position column. */
+  /** What D1 returned for the column. */
   readonly value: unknown;
+  /** The column that holds it: `"position"`, or `"parked_at"` for a parked event's time. */
+  readonly column: string;
 
-  constructor(operation: CheckpointOperation, checkpoint: string, value: unknown) {
+  constructor(operation: CheckpointOperation, checkpoint: string, value: unknown, column = "position") {
     super(
       operation,
       checkpoint,
-      `stored position ${String(value)} (${typeof value}) is not a non-negative safe integer`,
+      column === "position"
+        ? `stored position ${String(value)} (${typeof value}) is not a non-negative safe integer`
+        : `stored ${column} ${String(value)} (${typeof value}) is not a time in milliseconds that a Date can hold`,
     );
     this.value = value;
+    this.column = column;
   }
 }
 

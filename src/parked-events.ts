@@ -6,7 +6,7 @@ import type { OperationOptions, ParkRequest } from "./checkpoint-store.js";
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
 import { CheckpointRangeError, CheckpointTypeError, CorruptCheckpointError, type CheckpointOperation } from "./errors.js";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./keyset.js";
-import { checkInteger, checkName, checkOptions, checkPosition, checkSignal } from "./validate.js";
+import { checkInteger, checkName, checkOptions, checkPosition, checkSignal, isTime } from "./validate.js";
 
 /** A parked event, as the stores' `parked()` lists it. */
 export interface ParkedEvent {
@@ -73,7 +73,7 @@ export interface ParkedRow {
 export function parkedEvent(operation: CheckpointOperation, name: string, row: ParkedRow): ParkedEvent {
   const { position, error, parked_at: at } = row;
   if (typeof position !== "number" || !Number.isSafeInteger(position) || position < 0) throw new CorruptCheckpointError(operation, name, position);
-  if (typeof at !== "number" || !Number.isFinite(at)) throw new CorruptCheckpointError(operation, name, at);
+  if (!isTime(at)) throw new CorruptCheckpointError(operation, name, at, "parked_at");
   return { name, position, error: typeof error === "string" ? error : String(error), parkedAt: new Date(at) };
 }
 

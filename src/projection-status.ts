@@ -4,7 +4,7 @@
 import type { ListOptions, OperationOptions } from "./checkpoint-store.js";
 import type { CheckpointOperation } from "./errors.js";
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
-import { checkPosition, toPosition } from "./validate.js";
+import { checkPosition, isTime, toPosition } from "./validate.js";
 
 /** One projection's status, as `status()` and `statuses()` report it. */
 export interface ProjectionStatus {
@@ -73,7 +73,8 @@ export interface StatusRow {
 export function projectionStatus(operation: CheckpointOperation, name: string, row: StatusRow, newest: number | undefined): ProjectionStatus {
   const found = row.found === undefined || row.found === 1 || row.found === true;
   const position = found ? toPosition(operation, name, row.position) : 0;
-  const movedAt = typeof row.moved_at === "number" && Number.isFinite(row.moved_at) ? row.moved_at : undefined;
+  // A move time another tool wrote badly is unknown rather than an Invalid Date.
+  const movedAt = isTime(row.moved_at) ? row.moved_at : undefined;
   const now = typeof row.now === "number" ? row.now : Date.now();
   return {
     name,

@@ -97,6 +97,14 @@ export function toPosition(operation: CheckpointOperation, name: string, value: 
   throw new CorruptCheckpointError(operation, name, value);
 }
 
+/** The most milliseconds from the epoch a `Date` holds, either way. */
+const MAX_DATE_MS = 8.64e15;
+
+/** Whether a stored value is a time in milliseconds that a `Date` can hold. */
+export function isTime(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && Math.abs(value) <= MAX_DATE_MS;
+}
+
 /**
  * Checks an options argument: `undefined` or a plain object (not an array, a
  * `Date`, a `Map` or another class's instance). With `known`, a key it does

@@ -1,0 +1,330 @@
+// The admin handler: a fetch-style function that serves the admin page and
+// its JSON routes under a base path, and answers `undefined` for any other
+// path so that it mounts in any Worker or router.
+import type { D1CheckpointStore } from "../d1-checkpoint-store.js";
+import { CheckpointStoreError, CheckpointTypeError, messageOf } from "../errors.js";
+import { ProjectionError } from "../project-batch.js";
+import type { ProjectionStatus } from "../projection-status.js";
+import { checkFunction, checkMethods, checkOptions, checkPosition } from "../validate.js";
+import type { AdminAuth } from "./auth.js";
+import { HTML_HEADERS, renderLogin, renderMessage, renderOverview, renderParked, STYLESHEET, type PageContext } from "./page.js";
+import { isSameOrigin } from "./session.js";
+import { parkedPage, partitionViews, projectionViews, type EventTimeAfter } from "./views.js";
+
+/** What a request to the admin handler does, for the rate-limit hook. */
+export type AdminAction = "login" | "read" | "write";
+
+/** What the admin may do with one D1 projection. Give only what it should offer. */
+export interface AdminProjection {
+  /** Applies a parked event again: `true` when applied, `false` when it was not parked. Typically `(position) => runner.replay(position)`. */
+  readonly replay?: ((position: number) => Promise<boolean>) | undefined;
+  /** Clears the read model and its checkpoint in one batch (`db.batch([clear, store.resetStatement(name)])`). */
+  readonly reset?: (() => Promise<void>) | undefined;
+  /** Runs after a reset, in `waitUntil`: typically `() => runner.run({ budget: 900 })`. */
+  readonly rebuild?: (() => Promise<unknown>) | undefined;
+}
+
+/** A Durable Object partition the page lists: a name, and its projections' statuses (typically an RPC method of its stub). */
+export interface AdminPartition {
+  readonly name: string;
+  readonly statuses: () => Promise<readonly ProjectionStatus[]>;
+}
+
+/** Options of {@link adminHandler}. */
+export interface AdminHandlerOptions {
+  /** Where the page lives: `/admin` by default. Requests outside it are answered `undefined`. */
+  readonly basePath?: string | undefined;
+  /** The page's title; default `"Projections"`. */
+  readonly title?: string | undefined;
+  /** The D1 store whose projections are listed (every checkpoint in its database). */
+  readonly store: D1CheckpointStore;
+  /** Who may use the page: `bearerToken(token)`, `cloudflareAccess({ … })`, or your own {@link AdminAuth}. */
+  readonly auth: AdminAuth;
+  /** The newest event's position for `lag`: a number, or a query such as `SELECT MAX(position) FROM events`. */
+  readonly newest?: number | D1PreparedStatement | undefined;
+  /**
+   * Lag as time: the query of the time of the first event after a position
+   * (first row's first column, ms since the epoch or a date text). All lagging
+   * projections' queries go in one batch.
+   */
+  readonly eventTimeAfter?: EventTimeAfter | undefined;
+  /** The projections the page may act on, by checkpoint name. */
+  readonly projections?: Readonly<Record<string, AdminProjection>> | undefined;
+  /** The Durable Object partitions to list; called on every overview, so keep the list short. */
+  readonly partitions?: (() => Promise<readonly AdminPartition[]>) | undefined;
+  /**
+   * A rate limit: answer `false` to refuse a request with 429. For example
+   * with the Workers rate-limiting binding, keyed by action and client address:
+   *
+   * ```ts
+   * rateLimit: async (request, action) =>
+   *   (await env.ADMIN_LIMIT.limit({ key: action + ":" + (request.headers.get("cf-connecting-ip") ?? "") })).success,
+   * ```
+   */
+  readonly rateLimit?: ((request: Request, action: AdminAction) => boolean | Promise<boolean>) | undefined;
+  /** Keeps a rebuild going after the response: pass `ctx.waitUntil.bind(ctx)`. Without it, a rebuild runs before the answer. */
+  readonly waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
+}
+
+/** The handler: a `Response` for requests under the base path, `undefined` for any other. */
+export type AdminHandler = (request: Request) => Promise<Response | undefined>;
+
+/** The most projections the overview lists. */
+const MAX_LISTED = 1000;
+/** Parked events per page. */
+const PARKED_PAGE = 50;
+/** The longest notice shown, in characters. */
+const MAX_NOTICE = 200;
+
+/** A refusal with its status, answered as JSON or as an HTML page. */
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff", ...headers } });
+}
+
+function html(body: string, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(body, { status, headers: { ...HTML_HEADERS, ...headers } });
+}
+
+function segment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new Refusal(400, "malformed escape in the path");
+  }
+}
+
+function checkBase(value: unknown): string {
+  if (value === undefined) return "/admin";
+  if (typeof value !== "string" || !/^(\/[A-Za-z0-9._~-]+)+$/.test(value)) {
+    throw new CheckpointTypeError("configure", undefined, "options.basePath", "must be a path such as /admin (no trailing slash)");
+  }
+  return value;
+}
+
+/**
+ * The admin page as a fetch-style handler: the status of every D1
+ * projection (position, lag in events and in time, time since it moved,
+ * parked events), each projection's parked events paged by position, the
+ * Durable Object partitions you list, and Reset and Replay for the
+ * projections you give. Server-rendered, no script, under a strict CSP;
+ * writes of browser credentials must come from the page's own origin; rows
+ * other tools wrote badly are shown as corrupt, never a 500. JSON routes
+ * under `<base>/api/` serve scripts.
+ *
+ * @example
+ * ```ts
+ * import { adminHandler, bearerToken } from "@synapse-es/checkpointstore-d1/admin";
+ *
+ * export default {
+ *   async fetch(request, env, ctx) {
+ *     const admin = adminHandler({
+ *       store: new D1CheckpointStore(env.DB),
+ *       auth: bearerToken(env.ADMIN_TOKEN),
+ *       newest: env.DB.prepare("SELECT MAX(position) FROM events"),
+ *       projections: { balances: { replay: (p) => balances(env).replay(p) } },
+ *       waitUntil: ctx.waitUntil.bind(ctx),
+ *     });
+ *     return (await admin(request)) ?? app(request, env, ctx);
+ *   },
+ * } satisfies ExportedHandler<Env>;
+ * ```
+ */
+export function adminHandler(options: AdminHandlerOptions): AdminHandler {
+  const given = checkOptions("configure", undefined, options, "options", [
+    "basePath",
+    "title",
+    "store",
+    "auth",
+    "newest",
+    "eventTimeAfter",
+    "projections",
+    "partitions",
+    "rateLimit",
+    "waitUntil",
+  ]);
+  const base = checkBase(given.basePath);
+  const title = given.title ?? "Projections";
+  if (typeof title !== "string" || title.length === 0 || title.length > 100) throw new CheckpointTypeError("configure", undefined, "options.title", "must be a string of 1 to 100 characters");
+  const store = checkMethods<D1CheckpointStore>("configure", undefined, given.store, "options.store", ["statuses", "parked"], "a D1CheckpointStore");
+  const auth = checkMethods<AdminAuth>("configure", undefined, given.auth, "options.auth", ["authorize"], "an AdminAuth such as bearerToken(token)");
+  const projections = checkOptions<Record<string, AdminProjection>>("configure", undefined, given.projections, "options.projections");
+  for (const [name, projection] of Object.entries(projections)) {
+    const actions = checkOptions("configure", name, projection, `options.projections.${name}`, ["replay", "reset", "rebuild"]);
+    for (const key of ["replay", "reset", "rebuild"] as const) checkFunction("configure", name, actions[key], `options.projections.${name}.${key}`);
+  }
+  const eventTimeAfter = checkFunction("configure", undefined, given.eventTimeAfter, "options.eventTimeAfter");
+  const partitions = checkFunction("configure", undefined, given.partitions, "options.partitions");
+  const rateLimit = checkFunction("configure", undefined, given.rateLimit, "options.rateLimit");
+  const waitUntil = checkFunction("configure", undefined, given.waitUntil, "options.waitUntil");
+  const newest = given.newest;
+  const context: PageContext = {
+    base,
+    title,
+    logout: auth.login !== undefined,
+    actions: (name) => ({ reset: Object.hasOwn(projections, name) && projections[name]?.reset !== undefined, replay: Object.hasOwn(projections, name) && projections[name]?.replay !== undefined }),
+  };
+  const projectionOf = (name: string): AdminProjection => {
+    const projection = Object.hasOwn(projections, name) ? projections[name] : undefined;
+    if (projection === undefined) throw new Refusal(404, `no projection named ${name} is configured here`);
+    return projection;
+  };
+
+  const limit = async (request: Request, action: AdminAction): Promise<void> => {
+    if (rateLimit !== undefined && !(await rateLimit(request, action))) throw new Refusal(429, "too many requests: try again later", { "retry-after": "60" });
+  };
+
+  const route = async (request: Request, url: URL, path: string, wantsJson: boolean): Promise<Response> => {
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    const allow = (expected: "GET" | "POST"): void => {
+      if (method !== expected) throw new Refusal(405, `use ${expected === "GET" ? "GET or HEAD" : "POST"}`, { allow: expected === "GET" ? "GET, HEAD" : "POST" });
+    };
+    if (path === "/style.css") {
+      allow("GET");
+      return new Response(STYLESHEET, { headers: { "content-type": "text/css; charset=utf-8", "cache-control": "max-age=300", "x-content-type-options": "nosniff" } });
+    }
+    if (path === "/login" || path === "/logout") {
+      allow("POST");
+      if (auth.login === undefined || auth.logout === undefined) throw new Refusal(404, "this admin page has no login form");
+      if (!isSameOrigin(request, url)) throw new Refusal(403, "cross-origin request refused");
+      if (path === "/logout") return back(base, undefined, { "set-cookie": auth.logout(url) });
+      await limit(request, "login");
+      const secret = (await readForm(request)).get("token") ?? "";
+      const cookie = await auth.login(secret, url);
+      if (cookie === undefined) return html(renderLogin(context, "Wrong token."), 401);
+      return back(base, undefined, { "set-cookie": cookie });
+    }
+
+    const identity = await auth.authorize(request);
+    if (identity === undefined) {
+      if (path === "" && method === "GET" && !wantsJson) {
+        return auth.login !== undefined ? html(renderLogin(context)) : html(renderMessage(context, "Not signed in", "Sign in to use this page."), 401);
+      }
+      throw new Refusal(401, "authorization required", { "www-authenticate": 'Bearer realm="admin"' });
+    }
+    const writing = method !== "GET";
+    await limit(request, writing ? "write" : "read");
+    if (writing && identity.ambient && !isSameOrigin(request, url)) throw new Refusal(403, "cross-origin request refused");
+    const asJson = wantsJson || !identity.ambient;
+    const notice = url.searchParams.get("notice")?.slice(0, MAX_NOTICE) ?? undefined;
+
+    if (path === "" || path === "/api/projections") {
+      allow("GET");
+      const listed = await projectionViews(store, newest, eventTimeAfter, MAX_LISTED);
+      if (path !== "" || asJson) return json({ projections: listed });
+      const listedPartitions = partitions === undefined ? undefined : await partitionViews(partitions);
+      return html(renderOverview(context, { projections: listed, partitions: listedPartitions, notice }));
+    }
+    if (path === "/api/partitions") {
+      allow("GET");
+      return json({ partitions: partitions === undefined ? [] : await partitionViews(partitions) });
+    }
+    const parked = /^(\/api)?\/projections\/([^/]+)\/parked$/.exec(path);
+    if (parked !== null) {
+      allow("GET");
+      const name = segment(parked[2] ?? "");
+      const after = positionParameter(url.searchParams.get("after"), "after");
+      const page = await parkedPage(store, name, after, PARKED_PAGE);
+      if (parked[1] !== undefined || asJson) return json({ name, ...page });
+      return html(renderParked(context, name, page, notice));
+    }
+    const reset = /^\/projections\/([^/]+)\/reset$/.exec(path);
+    if (reset !== null) {
+      allow("POST");
+      const name = segment(reset[1] ?? "");
+      const projection = projectionOf(name);
+      if (projection.reset === undefined) throw new Refusal(404, `${name} cannot be reset here`);
+      await projection.reset();
+      if (projection.rebuild !== undefined) {
+        const rebuilding = projection.rebuild().catch((error: unknown) => {
+          console.error(`rebuild of ${name} failed`, error);
+        });
+        if (waitUntil === undefined) await rebuilding;
+        else waitUntil(rebuilding);
+      }
+      return answer(asJson, base, { reset: name, rebuilding: projection.rebuild !== undefined }, 202, `reset ${name}`);
+    }
+    const replay = /^\/projections\/([^/]+)\/parked\/([^/]+)\/replay$/.exec(path);
+    if (replay !== null) {
+      allow("POST");
+      const name = segment(replay[1] ?? "");
+      const position = positionParameter(segment(replay[2] ?? ""), "position");
+      const projection = projectionOf(name);
+      if (projection.replay === undefined) throw new Refusal(404, `${name} cannot replay here`);
+      // Whether it is parked first: a position that is not must not be read and projected at all.
+      const isParked = (await store.db.prepare("SELECT 1 AS parked FROM parked_events WHERE name = ?1 AND position = ?2").bind(name, position).first()) !== null;
+      if (!isParked) throw new Refusal(404, `the event at position ${position} of ${name} is not parked`);
+      let replayed: boolean;
+      try {
+        replayed = await projection.replay(position);
+      } catch (error) {
+        if (error instanceof ProjectionError) throw new Refusal(409, `replaying ${position} failed: ${error.message}`);
+        throw error;
+      }
+      if (!replayed) throw new Refusal(404, `the event at position ${position} of ${name} is not parked`);
+      return answer(asJson, `${base}/projections/${encodeURIComponent(name)}/parked`, { replayed: position, name }, 200, `replayed ${position}`);
+    }
+    throw new Refusal(404, "no such admin route");
+  };
+
+  return async (request) => {
+    const url = new URL(request.url);
+    if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) return undefined;
+    const path = url.pathname.slice(base.length);
+    const wantsJson = path.startsWith("/api/") || (request.headers.get("accept") ?? "").toLowerCase().includes("application/json") || request.headers.has("authorization");
+    try {
+      return await route(request, url, path, wantsJson);
+    } catch (error) {
+      const refusal =
+        error instanceof Refusal
+          ? error
+          : error instanceof CheckpointStoreError
+            ? new Refusal(503, `the store failed: ${messageOf(error)}`)
+            : undefined;
+      if (refusal === undefined) throw error;
+      if (wantsJson || request.method === "HEAD") return json({ error: refusal.message }, refusal.status, refusal.headers);
+      const heading = refusal.status === 401 ? "Not signed in" : refusal.status === 403 ? "Forbidden" : refusal.status === 404 ? "Not found" : "Request refused";
+      return html(renderMessage(context, heading, refusal.message), refusal.status, refusal.headers);
+    }
+  };
+}
+
+/** A 303 back to a page of the admin, with a notice to show there. */
+function back(to: string, notice: string | undefined, headers: Record<string, string> = {}): Response {
+  const location = notice === undefined ? to : `${to}?notice=${encodeURIComponent(notice.slice(0, MAX_NOTICE))}`;
+  return new Response(null, { status: 303, headers: { location, "cache-control": "no-store", ...headers } });
+}
+
+function answer(asJson: boolean, to: string, body: unknown, status: number, notice: string): Response {
+  return asJson ? json(body, status) : back(to, notice);
+}
+
+/** A non-negative position from a query parameter or a path segment (0 when absent), a 400 otherwise. */
+function positionParameter(raw: string | null, what: string): number {
+  if (raw === null || raw === "") return 0;
+  if (!/^[0-9]{1,16}$/.test(raw)) throw new Refusal(400, `${what} must be a non-negative integer`);
+  try {
+    return checkPosition("status", undefined, Number(raw), what);
+  } catch {
+    throw new Refusal(400, `${what} must be a non-negative safe integer`);
+  }
+}
+
+/** The form fields of a urlencoded body of at most 4 KB. */
+async function readForm(request: Request): Promise<URLSearchParams> {
+  if (!(request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/x-www-form-urlencoded")) {
+    throw new Refusal(415, "send the form as application/x-www-form-urlencoded");
+  }
+  const body = await request.text();
+  if (body.length > 4096) throw new Refusal(413, "the form is too large");
+  return new URLSearchParams(body);
+}

@@ -1,0 +1,190 @@
+// The admin page's HTML, rendered on the server: no framework, no script.
+// Every value goes through `escapeHtml`; the page runs under a CSP that
+// allows no script at all and only the stylesheet of its own origin.
+import type { ParkedPage, PartitionView, ProjectionView } from "./views.js";
+
+/**
+ * The response headers of every admin HTML page: no caching, no script, no
+ * framing, no referrer to other sites. Not `no-referrer`: with it, browsers
+ * send `Origin: null` on the page's own form posts, which the same-origin
+ * check refuses.
+ */
+export const HTML_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "content-type": "text/html; charset=utf-8",
+  "cache-control": "no-store",
+  "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "same-origin",
+});
+
+/** The page's stylesheet, served at `<base>/style.css` (the CSP allows no inline style). */
+export const STYLESHEET = `body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #1d1d1f; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
+form.inline { display: inline; margin: 0; }
+button { font: inherit; padding: .15rem .7rem; cursor: pointer; }
+.notice { background: #eef6ff; border: 1px solid #9cc3f5; padding: .5rem .8rem; }
+.error { background: #fff0f0; border: 1px solid #f0a0a0; padding: .5rem .8rem; }
+.corrupt { color: #b00020; font-weight: 600; }
+.muted { color: #777; }
+header { display: flex; justify-content: space-between; align-items: baseline; }
+`;
+
+const ENTITIES: Readonly<Record<string, string>> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** Text made safe for HTML content and quoted attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
+}
+
+/** Where the page lives, and what it may offer per projection. */
+export interface PageContext {
+  readonly base: string;
+  readonly title: string;
+  /** Whether a projection has a Reset and a Replay. */
+  readonly actions: (name: string) => { readonly reset: boolean; readonly replay: boolean };
+  /** Whether to show a Log out button (a login form opened the session). */
+  readonly logout: boolean;
+}
+
+function layout(context: Pick<PageContext, "base">, title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<link rel="stylesheet" href="${escapeHtml(context.base)}/style.css">
+</head>
+<body>
+${body}
+</body>
+</html>
+`;
+}
+
+/** A form with one button that POSTs to `action`. */
+function button(action: string, label: string): string {
+  return `<form class="inline" method="post" action="${escapeHtml(action)}"><button type="submit">${escapeHtml(label)}</button></form>`;
+}
+
+function seconds(ms: number | undefined): string {
+  return ms === undefined ? "—" : String(Math.floor(ms / 1000));
+}
+
+function projectionPath(context: PageContext, name: string): string {
+  return `${context.base}/projections/${encodeURIComponent(name)}`;
+}
+
+function projectionRow(context: PageContext, row: ProjectionView): string {
+  if ("corrupt" in row) {
+    return `<tr><td>${escapeHtml(row.name)}</td><td colspan="5" class="corrupt">corrupt: ${escapeHtml(row.corrupt)}</td><td></td></tr>`;
+  }
+  const { reset } = context.actions(row.name);
+  const parked = row.parked === 0 ? "0" : `<a href="${escapeHtml(projectionPath(context, row.name))}/parked">${row.parked}</a>`;
+  const actions = reset ? button(`${projectionPath(context, row.name)}/reset`, "Reset") : `<span class="muted">—</span>`;
+  return `<tr><td>${escapeHtml(row.name)}</td><td class="number">${row.position}</td><td class="number">${row.lag ?? "—"}</td><td class="number">${seconds(row.lagMs)}</td><td class="number">${seconds(row.sinceMovedMs)}</td><td class="number">${parked}</td><td>${actions}</td></tr>`;
+}
+
+function partitionRows(view: PartitionView): string {
+  if (view.error !== undefined) return `<tr><td>${escapeHtml(view.name)}</td><td colspan="4" class="error">${escapeHtml(view.error)}</td></tr>`;
+  if (view.statuses.length === 0) return `<tr><td>${escapeHtml(view.name)}</td><td colspan="4" class="muted">no checkpoint</td></tr>`;
+  return view.statuses
+    .map(
+      (status) =>
+        `<tr><td>${escapeHtml(view.name)}</td><td>${escapeHtml(status.name)}</td><td class="number">${status.position}</td><td class="number">${status.lag ?? "—"}</td><td class="number">${status.parked}</td></tr>`,
+    )
+    .join("\n");
+}
+
+function header(context: PageContext, title: string): string {
+  return `<header><h1>${escapeHtml(title)}</h1>${context.logout ? button(`${context.base}/logout`, "Log out") : ""}</header>`;
+}
+
+function notice(text: string | undefined): string {
+  return text === undefined ? "" : `<p class="notice" role="status">${escapeHtml(text)}</p>`;
+}
+
+/** The overview: every D1 projection, and the Durable Object partitions when listed. */
+export function renderOverview(
+  context: PageContext,
+  view: { readonly projections: readonly ProjectionView[]; readonly partitions: readonly PartitionView[] | undefined; readonly notice: string | undefined },
+): string {
+  const projections =
+    view.projections.length === 0
+      ? `<p class="muted">No checkpoints yet.</p>`
+      : `<table id="projections">
+<thead><tr><th>projection</th><th class="number">position</th><th class="number">lag (events)</th><th class="number">lag (s)</th><th class="number">since moved (s)</th><th class="number">parked</th><th></th></tr></thead>
+<tbody>
+${view.projections.map((row) => projectionRow(context, row)).join("\n")}
+</tbody>
+</table>`;
+  const partitions =
+    view.partitions === undefined
+      ? ""
+      : `<h2>Durable Object partitions</h2>
+${
+  view.partitions.length === 0
+    ? `<p class="muted">No partitions listed.</p>`
+    : `<table id="partitions">
+<thead><tr><th>partition</th><th>projection</th><th class="number">position</th><th class="number">lag (events)</th><th class="number">parked</th></tr></thead>
+<tbody>
+${view.partitions.map(partitionRows).join("\n")}
+</tbody>
+</table>`
+}`;
+  return layout(context, context.title, `${header(context, context.title)}
+${notice(view.notice)}
+<h2>Projections</h2>
+${projections}
+${partitions}`);
+}
+
+/** One page of a projection's parked events, with Replay buttons and a link to the next page. */
+export function renderParked(context: PageContext, name: string, page: ParkedPage, notice_: string | undefined): string {
+  const { replay } = context.actions(name);
+  const path = projectionPath(context, name);
+  const rows = [
+    ...page.corrupt.map((row) => `<tr><td class="corrupt">corrupt: ${escapeHtml(row.corrupt)}</td><td>${escapeHtml(row.error)}</td><td></td><td></td></tr>`),
+    ...page.events.map((event) => {
+      const at = event.parkedAt === undefined ? `<span class="corrupt">corrupt time</span>` : escapeHtml(event.parkedAt.toISOString());
+      const action = replay ? button(`${path}/parked/${event.position}/replay`, "Replay") : "";
+      return `<tr><td class="number">${event.position}</td><td>${escapeHtml(event.error)}</td><td>${at}</td><td>${action}</td></tr>`;
+    }),
+  ];
+  const table =
+    rows.length === 0
+      ? `<p class="muted">Nothing parked.</p>`
+      : `<table id="parked">
+<thead><tr><th class="number">position</th><th>error</th><th>parked at</th><th></th></tr></thead>
+<tbody>
+${rows.join("\n")}
+</tbody>
+</table>`;
+  const next = page.next === undefined ? "" : `<p><a href="${escapeHtml(path)}/parked?after=${page.next}">Next page</a></p>`;
+  const title = `Parked events of ${name}`;
+  return layout(context, title, `${header(context, title)}
+${notice(notice_)}
+<p><a href="${escapeHtml(context.base)}">All projections</a></p>
+${table}
+${next}`);
+}
+
+/** The login form; `error` is shown above it. */
+export function renderLogin(context: Pick<PageContext, "base" | "title">, error?: string): string {
+  const line = error === undefined ? "" : `<p class="error" role="alert">${escapeHtml(error)}</p>`;
+  return layout(context, `${context.title}: log in`, `<h1>${escapeHtml(context.title)}</h1>
+${line}
+<form method="post" action="${escapeHtml(context.base)}/login">
+<label>Admin token <input type="password" name="token" autocomplete="current-password" required></label>
+<button type="submit">Log in</button>
+</form>`);
+}
+
+/** A page with one message and a link back to the overview. */
+export function renderMessage(context: Pick<PageContext, "base">, title: string, message: string): string {
+  return layout(context, title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(message)}</p>\n<p><a href="${escapeHtml(context.base)}">Back to the admin page</a></p>`);
+}
