@@ -12,8 +12,8 @@ import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, typ
 import type { RunSummary } from "./projection-runner.js";
 import type { RunLease } from "./run-lease.js";
 import { QueryBudgetError } from "./query-budget.js";
-import { endsOnBudget, parseBatchSize, parseLease, parseRun, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
-import { checkFunction, checkMethods, checkName, checkOptions, hasMethods } from "./validate.js";
+import { dropLease, endsOnBudget, leasing, parseRun, parseSource, type LeaseReleasing, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
+import { checkFunction, checkName, checkOptions, hasMethods } from "./validate.js";
 
 /** One projection of a group: its checkpoint name and how it turns events into writes. */
 export interface GroupProjection<Event extends PositionedEvent, Writes> {
@@ -188,29 +188,16 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
 
   /** Checks the configuration; nothing is sent until {@link ProjectionGroup.run}. */
   constructor(options: ProjectionGroupOptions<Event, Writes>) {
-    type Loose = Partial<Omit<GroupReadEventsSource<Event, Writes>, "eventsQuery">> & Partial<Pick<GroupEventsQuerySource<Event>, "eventsQuery" | "lease">>;
-    const given: unknown = options;
-    if (given === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
-    const raw = checkOptions("configure", undefined, given as Loose);
-    const name = checkName("configure", raw.name, "options.name");
-    const store = checkMethods<GroupProjectionStore<Writes>>("configure", name, raw.store, "options.store", ["loadMany", "commitMany", "commit"], "a store with loadMany, commitMany and commit (a D1 or Durable Object store)");
-    const readEvents = checkFunction("configure", name, raw.readEvents, "options.readEvents");
-    const eventsQuery = checkFunction("configure", name, raw.eventsQuery, "options.eventsQuery");
-    if ((readEvents === undefined) === (eventsQuery === undefined)) {
-      throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
-    }
-    if (eventsQuery !== undefined && !hasMethods(store, ["loadManyAndQuery", "commitManyAndQuery"])) {
-      throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
-    }
-    const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
-    if (leaseTtlMs !== undefined && !hasMethods(store, ["releaseLease"])) {
-      throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
-    }
+    const { raw, name, store, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<GroupProjectionStore<Writes>, Event>(
+      options,
+      ["loadMany", "commitMany", "commit"],
+      ["loadManyAndQuery", "commitManyAndQuery"],
+    );
     this.#config = {
       name,
       store,
       projections: checkProjections<Event, Writes>(name, raw.projections),
-      batchSize: parseBatchSize(name, raw.batchSize),
+      batchSize,
       readEvents,
       eventsQuery,
       leaseTtlMs,
@@ -440,17 +427,12 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     return conflicts;
   }
 
-  /** Lets go of the lease at once, whatever was noted; best effort, within the query kept back for it. */
   async #drop(lease: RunLease, calls: RunCalls): Promise<void> {
-    await this.#leasing()
-      .releaseLease(this.#config.name, lease, undefined, { drop: true, budget: calls.release })
-      .catch(() => undefined);
+    await dropLease(this.#config.store, this.#config.name, lease, calls);
   }
 
-  #leasing(): PipelinedGroupStore & Required<Pick<PipelinedGroupStore, "releaseLease">> {
-    const store = this.#pipelined();
-    if (store.releaseLease === undefined) throw new CheckpointTypeError("run", this.#config.name, "options.store", "must offer releaseLease to use a lease");
-    return store as PipelinedGroupStore & Required<Pick<PipelinedGroupStore, "releaseLease">>;
+  #leasing(): LeaseReleasing {
+    return leasing(this.#config.store, this.#config.name);
   }
 
   #pipelined(): PipelinedGroupStore {

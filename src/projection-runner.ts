@@ -1,9 +1,19 @@
 import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore } from "./checkpoint-store.js";
-import { CheckpointConflictError, CheckpointTypeError, messageOf } from "./errors.js";
+import { CheckpointConflictError, messageOf } from "./errors.js";
 import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
 import type { RunLease } from "./run-lease.js";
-import { endsOnBudget, parseBatchSize, parseLease, parseRun, type RunCalls as Calls, type RunEnd, type RunOptions } from "./run-options.js";
-import { checkFunction, checkMethods, checkName, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
+import {
+  dropLease,
+  endsOnBudget,
+  leasing,
+  parseRun,
+  parseSource,
+  type LeaseReleasing,
+  type RunCalls as Calls,
+  type RunEnd,
+  type RunOptions,
+} from "./run-options.js";
+import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
 
 
 /**
@@ -202,31 +212,17 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
 
   /** Checks the configuration; nothing is sent until {@link ProjectionRunner.run}. */
   constructor(options: ProjectionRunnerOptions<Event, Writes>) {
-    type Loose = Partial<Omit<ReadEventsSource<Event, Writes>, "eventsQuery" | "lease">> &
-      Partial<Pick<EventsQuerySource<Event>, "eventsQuery" | "lease">>;
-    const given: unknown = options;
-    if (given === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
-    const raw = checkOptions("configure", undefined, given as Loose);
-    const name = checkName("configure", raw.name, "options.name");
-    const store = checkMethods<ProjectionStore<Writes>>("configure", name, raw.store, "options.store", ["load", "commit"], "a store with load and commit methods");
-    const readEvents = checkFunction("configure", name, raw.readEvents, "options.readEvents");
-    const eventsQuery = checkFunction("configure", name, raw.eventsQuery, "options.eventsQuery");
-    if ((readEvents === undefined) === (eventsQuery === undefined)) {
-      throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
-    }
-    if (eventsQuery !== undefined && !hasMethods(store, ["commitAndQuery", "loadAndQuery"])) {
-      throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
-    }
-    const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
-    if (leaseTtlMs !== undefined && !hasMethods(store, ["releaseLease"])) {
-      throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
-    }
+    const { raw, name, store, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<ProjectionStore<Writes>, Event>(
+      options,
+      ["load", "commit"],
+      ["commitAndQuery", "loadAndQuery"],
+    );
     this.#config = {
       name,
       store,
-      batchSize: parseBatchSize(name, raw.batchSize),
-      project: checkFunction<Config<Event, Writes>["project"]>("configure", name, raw.project, "options.project", true),
-      onError: checkFunction("configure", name, raw.onError, "options.onError"),
+      batchSize,
+      project: checkFunction("configure", name, raw.project as Config<Event, Writes>["project"] | undefined, "options.project", true),
+      onError: checkFunction("configure", name, raw.onError as Config<Event, Writes>["onError"], "options.onError"),
       readEvents,
       eventsQuery,
       leaseTtlMs,
@@ -402,18 +398,12 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     }
   }
 
-  /** Lets go of the lease at once, whatever was noted; best effort (it expires anyway), within the query kept back for it. */
   async #drop(lease: RunLease, calls: Calls): Promise<void> {
-    await this.#leasing()
-      .releaseLease(this.#config.name, lease, undefined, { drop: true, budget: calls.release })
-      .catch(() => undefined);
+    await dropLease(this.#config.store, this.#config.name, lease, calls);
   }
 
-  /** The store as one that can let go of leases (the constructor checked it when `lease` is set). */
-  #leasing(): PipelinedProjectionStore & Required<Pick<PipelinedProjectionStore, "releaseLease">> {
-    const store = this.#pipelined();
-    if (store.releaseLease === undefined) throw new CheckpointTypeError("run", this.#config.name, "options.store", "must offer releaseLease to use a lease");
-    return store as PipelinedProjectionStore & Required<Pick<PipelinedProjectionStore, "releaseLease">>;
+  #leasing(): LeaseReleasing {
+    return leasing(this.#config.store, this.#config.name);
   }
 
   #pipelined(): PipelinedProjectionStore {

@@ -4,7 +4,7 @@
 import { CheckpointTypeError } from "./errors.js";
 import { QueryBudget, QueryBudgetError, withReserve } from "./query-budget.js";
 import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS, type RunLease } from "./run-lease.js";
-import { checkInteger, checkOptions, checkSignal } from "./validate.js";
+import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkSignal, hasMethods } from "./validate.js";
 
 const DEFAULT_BATCH_SIZE = 100;
 const MAX_BATCH_SIZE = 10_000;
@@ -95,4 +95,71 @@ export function parseLease(name: string, value: unknown, pipelined: boolean): nu
   if (typeof value !== "object" || value === null) throw new CheckpointTypeError("configure", name, "options.lease", "must be a boolean or { ttlMs }");
   const { ttlMs } = checkOptions<{ ttlMs?: unknown }>("configure", name, value, "options.lease", ["ttlMs"]);
   return checkInteger("configure", name, ttlMs, "options.lease.ttlMs", { min: 1, max: MAX_LEASE_TTL_MS, fallback: DEFAULT_LEASE_TTL_MS });
+}
+
+/** What a runner or a group is configured with beside its projections, checked. */
+export interface ParsedSource<Store, Event> {
+  /** The options object, checked to be one, for the caller's own fields. */
+  readonly raw: Record<string, unknown>;
+  readonly name: string;
+  readonly store: Store;
+  readonly batchSize: number;
+  readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
+  readonly eventsQuery: ((after: number, limit: number) => D1PreparedStatement) | undefined;
+  readonly leaseTtlMs: number | undefined;
+}
+
+/**
+ * Checks the options every runner and group shares: the name, a store with
+ * `methods`, exactly one event source (`eventsQuery` needs a store with
+ * `pipelined`), the batch size, and a lease (which needs `releaseLease`).
+ */
+export function parseSource<Store extends object, Event>(
+  options: unknown,
+  methods: readonly string[],
+  pipelined: readonly string[],
+): ParsedSource<Store, Event> {
+  if (options === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
+  const raw = checkOptions<Record<string, unknown>>("configure", undefined, options as Record<string, unknown>);
+  const name = checkName("configure", raw.name, "options.name");
+  const store = checkMethods<Store>("configure", name, raw.store, "options.store", methods, `a store with ${methods.join(", ")}`);
+  type ReadEvents = (after: number, limit: number) => Promise<readonly Event[]>;
+  type EventsQuery = (after: number, limit: number) => D1PreparedStatement;
+  const readEvents = checkFunction("configure", name, raw.readEvents as ReadEvents | undefined, "options.readEvents");
+  const eventsQuery = checkFunction("configure", name, raw.eventsQuery as EventsQuery | undefined, "options.eventsQuery");
+  if ((readEvents === undefined) === (eventsQuery === undefined)) {
+    throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
+  }
+  if (eventsQuery !== undefined && !hasMethods(store, pipelined)) {
+    throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
+  }
+  const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
+  if (leaseTtlMs !== undefined && !hasMethods(store, ["releaseLease"])) {
+    throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
+  }
+  return { raw, name, store, batchSize: parseBatchSize(name, raw.batchSize), readEvents, eventsQuery, leaseTtlMs };
+}
+
+/** A store that can let go of a run lease (`D1CheckpointStore.releaseLease`). */
+export interface LeaseReleasing {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  releaseLease<Row>(
+    name: string,
+    lease: RunLease,
+    query: D1PreparedStatement | undefined,
+    options?: { readonly signal?: AbortSignal | undefined; readonly budget?: QueryBudget | undefined; readonly drop?: boolean | undefined },
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+}
+
+/** The store as one that lets go of leases (the constructor checked it when a lease is set). */
+export function leasing(store: object, name: string): LeaseReleasing {
+  if (!hasMethods(store, ["releaseLease"])) throw new CheckpointTypeError("run", name, "options.store", "must offer releaseLease to use a lease");
+  return store as LeaseReleasing;
+}
+
+/** Lets go of a lease at once, whatever was noted; best effort (it expires anyway), within the query kept back for it. */
+export async function dropLease(store: object, name: string, lease: RunLease, calls: RunCalls): Promise<void> {
+  await leasing(store, name)
+    .releaseLease(name, lease, undefined, { drop: true, budget: calls.release })
+    .catch(() => undefined);
 }

@@ -6,7 +6,7 @@
 // overlapping notifications cost nothing.
 // In your project, import from "@synapse-es/checkpointstore-d1".
 import { DurableObject } from "cloudflare:workers";
-import { DurableObjectCheckpointStore, ProjectionRunner, type RunSummary, type SqlWrites } from "../../src/index.js";
+import { DurableObjectCheckpointStore, ProjectionRunner, type ProjectionStatus, type RunSummary, type SqlWrites } from "../../src/index.js";
 import type { Env } from "./env.js";
 import type { LedgerEvent } from "./ledger.js";
 
@@ -104,6 +104,16 @@ export class AccountHistory extends DurableObject<Env> {
       .exec<{ position: number; amount: number; balance: number }>("SELECT position, amount, balance FROM history ORDER BY position DESC LIMIT ?1", limit)
       .toArray();
     return { account, position, lag: lag?.n ?? 0, entries };
+  }
+
+  /**
+   * This object's checkpoints' statuses (the admin page lists them as a
+   * partition); `newest` is the account's newest event position, for `lag`.
+   */
+  async statuses(newest?: number): Promise<ProjectionStatus[]> {
+    const statuses: ProjectionStatus[] = [];
+    for await (const status of this.#store.statuses(newest === undefined ? undefined : { newest })) statuses.push(status);
+    return statuses;
   }
 
   /** Clears the history and its checkpoint in one transaction, then lets the alarm rebuild it. */

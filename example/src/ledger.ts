@@ -50,12 +50,6 @@ export async function appendEvents(db: D1Database, events: readonly NewEvent[]):
   return results.map((result) => result.results[0]?.position ?? 0);
 }
 
-/** The newest event's position (0 for an empty log). */
-export async function newestPosition(db: D1Database): Promise<number> {
-  const row = await db.prepare("SELECT COALESCE(MAX(position), 0) AS position FROM events").first<{ position: number }>();
-  return row?.position ?? 0;
-}
-
 /** The error that parks an event of an account on hold. */
 export class AccountOnHold extends Error {
   constructor(readonly account: string) {
@@ -133,15 +127,6 @@ export async function releaseAccount(db: D1Database, account: string): Promise<v
 export async function listHolds(db: D1Database): Promise<string[]> {
   const { results } = await db.prepare("SELECT account FROM holds ORDER BY account LIMIT 1000").all<{ account: string }>();
   return results.map((row) => row.account);
-}
-
-/**
- * Replays a parked event of the balances projection: applies it and removes
- * it from the parked events in one batch. Throws `ProjectionError` when it is
- * still rejected (its account still on hold).
- */
-export async function replayParked(db: D1Database, position: number): Promise<"replayed" | "not parked"> {
-  return (await balancesRunner(db).replay(position)) ? "replayed" : "not parked";
 }
 
 /** Balances in account order, `limit` after `after`. */

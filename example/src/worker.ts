@@ -19,10 +19,16 @@ GET  /balances/:account                one account
 
 GET  /accounts/:account/history?limit=  its history, newest first (a projection in a Durable Object per account);
                                        404 for an account with no events (no object is created for it)
-GET  /admin                           the admin page (log in with ADMIN_TOKEN)
-GET  /admin/checkpoints                projections with position and lag   (Authorization: Bearer <ADMIN_TOKEN>)
-POST /admin/projections/:name/reset    clear a projection and rebuild it   (Authorization: Bearer <ADMIN_TOKEN>)
-POST /admin/projections/history/:account/reset   rebuild one account's history (Authorization: Bearer <ADMIN_TOKEN>)
+GET  /admin                            the admin page: projections, lag, parked events, history objects (log in with ADMIN_TOKEN)
+GET  /admin/projections/:name/parked   its parked events, with Replay  (?after= pages by position)
+POST /admin/projections/:name/reset    clear a projection and rebuild it
+POST /admin/projections/:name/parked/:position/replay   apply a parked event again
+GET  /admin/holds                      accounts on hold (their events are parked), with Release
+POST /admin/holds                      put {"account": "alice"} on hold
+POST /admin/holds/:account/release     release it
+POST /admin/projections/history/:account/reset   rebuild one account's history
+GET  /admin/api/projections            the same as JSON (also /admin/api/partitions, /admin/api/projections/:name/parked)
+     Scripts send Authorization: Bearer <ADMIN_TOKEN> (32+ characters, no whitespace) and get JSON.
 `;
 
 const MAX_AMOUNT = 1_000_000_000;

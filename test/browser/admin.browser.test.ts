@@ -1,6 +1,7 @@
-// The example's admin page in a real browser: Debian's Chromium driven by
-// playwright-core, against `npm start` as a user runs it. Not part of
-// `npm test`: `npm run test:browser` (needs /usr/bin/chromium: apt-get install chromium).
+// The example's admin in a real browser (the package's admin page and the
+// example's holds page): Debian's Chromium driven by playwright-core, against
+// `npm start` as a user runs it. Not part of `npm test`: `npm run test:browser`
+// (needs /usr/bin/chromium: apt-get install chromium).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -12,7 +13,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { freePort, waitForOutput } from "../support/processes.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
-/** The page at the end (and admin-parked.png: with the event parked); the folder is not committed. */
+/** The overview at the end (and admin-holds.png, admin-parked.png: the holds page, the event parked); the folder is not committed. */
 const screenshot = path.join(import.meta.dirname, "screenshots", "admin.png");
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -27,10 +28,13 @@ const CHROMIUM_ARGS = [
 ];
 const quiet = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 
-/** Clicks the button of the form that posts to `action`; resolves once the 303 has led back to /admin with `expected` as its notice. */
-async function press(page: Page, action: string, expected: string): Promise<void> {
+/**
+ * Clicks the button of the form that posts to `action`; resolves once the 303
+ * has led back to the page at `to` with `expected` as its notice.
+ */
+async function press(page: Page, action: string, to: string, expected: string): Promise<void> {
   await Promise.all([
-    page.waitForURL((url) => url.pathname === "/admin" && url.searchParams.get("notice") === expected),
+    page.waitForURL((url) => url.pathname === to && url.searchParams.get("notice") === expected),
     page.locator(`form[action="${action}"] button`).click(),
   ]);
   expect(await page.locator("p.notice").textContent()).toBe(expected);
@@ -78,6 +82,7 @@ describe("the admin page in Chromium", () => {
       if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
     });
 
+    // The package's admin page: log in.
     await page.goto(`${base}/admin`);
     await page.locator('input[name="token"]').fill(token);
     await page.getByRole("button", { name: "Log in" }).click();
@@ -86,34 +91,47 @@ describe("the admin page in Chromium", () => {
     await page.locator("#projections tr", { hasText: "balances" }).waitFor();
     expect(await page.locator("#projections").textContent()).toContain("balances");
 
+    // The example's holds page: hold the account.
+    await page.goto(`${base}/admin/holds`);
     await page.locator('form[action="/admin/holds"] input[name="account"]').fill("frozen");
-    await press(page, "/admin/holds", "frozen is on hold");
+    await press(page, "/admin/holds", "/admin/holds", "frozen is on hold");
     await page.locator('form[action="/admin/holds/frozen/release"]').waitFor();
+    await page.screenshot({ path: screenshot.replace(/\.png$/, "-holds.png"), fullPage: true });
 
     const appended = await fetch(`${base}/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ account: "frozen", amount: 7 }) });
     expect(appended.status).toBe(201);
     const [position = 0] = (await appended.json<{ appended: number[] }>()).appended;
-    const replay = `/admin/projections/balances/parked/${position}/replay`;
-    // The projection runs after the append's response: reload until it has parked the event.
+
+    // The package's parked page: the projection runs after the append's response, so reload until it has parked the event.
+    const parkedPage = "/admin/projections/balances/parked";
+    const replay = `${parkedPage}/${position}/replay`;
+    await page.goto(`${base}${parkedPage}`);
     for (let attempt = 0; attempt < 20 && (await page.locator(`form[action="${replay}"]`).count()) === 0; attempt++) {
       await (await fetch(`${base}/balances?min_position=${position}`)).body?.cancel(); // waits (up to 2 s) for the projection to pass it
       await page.reload();
     }
     const row = page.locator("#parked tr", { has: page.locator(`form[action="${replay}"]`) });
     expect(await row.count()).toBe(1);
-    expect(await row.locator("td").nth(1).textContent()).toBe(String(position));
+    expect(await row.locator("td").nth(0).textContent()).toBe(String(position));
+    expect(await row.locator("td").nth(1).textContent()).toContain("frozen is on hold");
     await mkdir(path.dirname(screenshot), { recursive: true });
     await page.screenshot({ path: screenshot.replace(/\.png$/, "-parked.png"), fullPage: true });
 
-    await press(page, "/admin/holds/frozen/release", "released frozen");
+    // Release on the holds page, then replay on the parked page.
+    await page.goto(`${base}/admin/holds`);
+    await press(page, "/admin/holds/frozen/release", "/admin/holds", "released frozen");
     expect(await page.locator('form[action="/admin/holds/frozen/release"]').count()).toBe(0);
 
-    await press(page, replay, `replayed ${position}`);
+    await page.goto(`${base}${parkedPage}`);
+    await press(page, replay, parkedPage, `replayed ${position}`);
     expect(await page.locator(`form[action="${replay}"]`).count()).toBe(0);
     const balance = await fetch(`${base}/balances/frozen`);
     expect(balance.status).toBe(200);
     expect(await balance.json()).toMatchObject({ account: "frozen", balance: 7 });
 
+    // The overview lists the account's history object among the partitions.
+    await page.goto(`${base}/admin`);
+    await page.locator("#partitions tr", { hasText: "history/frozen" }).waitFor();
     await page.screenshot({ path: screenshot, fullPage: true });
     expect(violations).toEqual([]);
   });
