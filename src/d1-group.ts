@@ -28,8 +28,11 @@ export interface LoadManyAndQueryOptions extends OperationOptions {
 
 /** What `loadManyAndQuery` gives: the checkpoints in the order of the names, the query's rows, and whether the lease is this run's. */
 export interface LoadManyResult<Row> {
+  /** The checkpoints, in the order of the names. */
   readonly checkpoints: LoadResult[];
+  /** The query's rows (after the lowest checkpoint); none when the lease is another run's. */
   readonly rows: Row[];
+  /** Whether the lease is this run's (always `true` without a lease). */
   readonly leased: boolean;
 }
 
@@ -172,6 +175,7 @@ function remember(calls: D1Calls, names: readonly string[], checkpoints: readonl
 }
 
 function checkNamedLease(value: NamedRunLease): NamedRunLease {
+  checkOptions("load", undefined, value, "options.lease", ["name", "holder", "ttlMs"]);
   const name = checkName("load", (value as { name?: unknown } | null)?.name, "options.lease.name");
   const { holder, ttlMs } = checkLease("load", name, { holder: value.holder, ttlMs: value.ttlMs }, "options.lease");
   return { name, holder, ttlMs };

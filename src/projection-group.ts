@@ -12,7 +12,7 @@ import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, typ
 import type { RunSummary } from "./projection-runner.js";
 import type { RunLease } from "./run-lease.js";
 import { QueryBudgetError } from "./query-budget.js";
-import { dropLease, endsOnBudget, leasing, parseRun, parseSource, type LeaseReleasing, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
+import { dropLease, endsOnBudget, leasing, startRun, parseRun, parseSource, type LeaseReleasing, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
 import { checkFunction, checkName, checkOptions, hasMethods } from "./validate.js";
 
 /** One projection of a group: its checkpoint name and how it turns events into writes. */
@@ -219,10 +219,9 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     const { name, batchSize, eventsQuery } = this.#config;
     const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, this.#config.leaseTtlMs);
     const spentBefore = budget.spent;
-    const start = await this.#start(calls, lease).catch(async (error: unknown) => {
-      if (lease !== undefined) await this.#drop(lease, calls);
-      throw error;
-    });
+    const started = await startRun(() => this.#start(calls, lease), calls, spentBefore, lease === undefined ? undefined : () => this.#drop(lease, calls));
+    // Not even the first round trip fitted in the budget: nothing was read, so every projection's from and to are 0.
+    const start = started ?? { checkpoints: [], events: undefined, leased: true };
     const members = this.#config.projections.map((projection, index): Member<Event, Writes> => {
       const checkpoint = start.checkpoints[index] ?? { position: 0, found: false };
       return {
@@ -252,8 +251,9 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       if (members.some((member) => member.state === "failed")) throw new ProjectionGroupError(summary);
       return summary;
     };
-    if (!start.leased) {
-      end = "yielded";
+    if (started === undefined || !start.leased) {
+      end = started === undefined ? "budget" : "yielded";
+      calls.done();
       return finish();
     }
 
@@ -294,19 +294,23 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
           const shared = await this.#commitShared(parts, last.position, more, calls);
           if (shared.committed) batch = shared.next;
           else {
-            const conflicts = await this.#commitEach(parts, last.position, calls);
+            const { conflicts, committed } = await this.#commitEach(parts, last.position, calls);
             // A leased group answers for the work other runs noted pending: it reloads and goes on.
             if (conflicts > 0 && lease !== undefined && reloads < maxBatches) {
               reloads += 1;
+              if (committed > 0) batches += 1;
               for (const member of members) if (member.state === "conflict") member.state = "active";
               continue;
             }
           }
           batches += 1;
         }
-        if (final && members.every((member) => member.state !== "active" || member.position >= last.position)) {
-          if (lease !== undefined && eventsQuery !== undefined) {
-            const { held, rows } = await this.#leasing().releaseLease<Event>(name, lease, eventsQuery(last.position, batchSize), { signal, budget: calls.budget });
+        const running = members.filter((member) => member.state === "active");
+        if (final && running.every((member) => member.position >= last.position)) {
+          if (lease !== undefined && eventsQuery !== undefined && running.length > 0) {
+            // The next read starts after the lowest projection still running (one may stand beyond this batch).
+            const after = Math.min(...running.map((member) => member.position));
+            const { held, rows } = await this.#leasing().releaseLease<Event>(name, lease, eventsQuery(after, batchSize), { signal, budget: calls.budget });
             released = !held;
             if (held) {
               batch = rows;
@@ -322,6 +326,11 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       end = "budget";
     } finally {
       if (!released && lease !== undefined) await this.#drop(lease, calls);
+      calls.done();
+    }
+    // No projection left running: the run ended on their conflicts or failures, whatever it saw of the log.
+    if (!members.some((member) => member.state === "active") && (end === "caughtUp" || end === "maxBatches")) {
+      end = members.some((member) => member.state === "conflict") ? "conflict" : "failed";
     }
     return finish();
   }
@@ -375,8 +384,9 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       try {
         parts.push({ member, projected: await projectBatch({ name, project, onError, canPark }, events), count: events.length });
       } catch (error) {
-        if (!(error instanceof ProjectionError)) throw error;
-        fail(member, error);
+        // A ProjectionError (project stopped), or onError itself throwing: this projection stops, the others go on.
+        if (!(error instanceof Error)) throw error;
+        fail(member, error instanceof ProjectionError ? error : new ProjectionError(name, undefined, `onError failed: ${messageOf(error)}`, { cause: error }));
       }
     }
     return parts;
@@ -408,15 +418,18 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
   }
 
   /** Commits the parts one by one after a shared commit failed: each projection's own conflict or failure stays its own. Returns the conflicts. */
-  async #commitEach(parts: readonly Part<Event, Writes>[], last: number, { signal, budget }: RunCalls): Promise<number> {
+  async #commitEach(parts: readonly Part<Event, Writes>[], last: number, { signal, budget }: RunCalls): Promise<{ conflicts: number; committed: number }> {
     let conflicts = 0;
+    let committed = 0;
     for (const part of parts) {
       const { name, writes, expected, parked } = commitOf(part.member, last, part.projected);
       try {
         await this.#config.store.commit(name, last, writes, parked === undefined ? { expected, signal, budget } : { expected, signal, budget, parked });
         advance(part, last);
+        committed += 1;
       } catch (error) {
-        if (endsOnBudget(error)) throw error;
+        // The budget and an abort end the run; an unknown outcome is this projection's own, reported with it.
+        if (endsOnBudget(error) || (signal?.aborted === true && (error === signal.reason || (error instanceof D1OperationError && error.aborted)))) throw error;
         if (error instanceof CheckpointConflictError && error.checkpoint === name) {
           part.member.state = "conflict";
           conflicts += 1;
@@ -424,7 +437,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
         else throw error;
       }
     }
-    return conflicts;
+    return { conflicts, committed };
   }
 
   async #drop(lease: RunLease, calls: RunCalls): Promise<void> {

@@ -1,10 +1,12 @@
 import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore } from "./checkpoint-store.js";
 import { CheckpointConflictError, messageOf } from "./errors.js";
 import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
+import { checkBudget, type QueryBudget } from "./query-budget.js";
 import type { RunLease } from "./run-lease.js";
 import {
   dropLease,
   endsOnBudget,
+  startRun,
   leasing,
   parseRun,
   parseSource,
@@ -143,7 +145,7 @@ export type ProjectionRunnerOptions<Event extends PositionedEvent, Writes = read
 export interface RunSummary {
   /** The projection's name. */
   readonly name: string;
-  /** The checkpoint when the run started (0 when there was none). */
+  /** The checkpoint when the run started (0 when there was none, or when not even its first round trip fitted in the budget). */
   readonly from: number;
   /** The checkpoint when the run ended. */
   readonly to: number;
@@ -240,11 +242,12 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, leaseTtlMs);
     const spentBefore = budget.spent;
 
-    const { checkpoint: start, events: first, leased } = await this.#start(calls, lease).catch(async (error: unknown) => {
-      // The claim may have landed before the failure: let go rather than block other runs until it expires.
-      if (lease !== undefined) await this.#drop(lease, calls);
-      throw error;
-    });
+    const started = await startRun(() => this.#start(calls, lease), calls, spentBefore, lease === undefined ? undefined : () => this.#drop(lease, calls));
+    if (started === undefined) {
+      // Not even the first round trip fitted in the budget: nothing was read, so from and to are 0.
+      return { name, from: 0, to: 0, events: 0, skipped: [], parked: [], batches: 0, conflict: false, caughtUp: false, yielded: false, ended: "budget", queries: budget.spent - spentBefore };
+    }
+    const { checkpoint: start, events: first, leased } = started;
     let expected: number | null = start.found ? start.position : null;
     let position = start.position;
     let batch: readonly Event[] | undefined = first;
@@ -266,7 +269,10 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       ended: end,
       queries: budget.spent - spentBefore,
     });
-    if (!leased) return summary("yielded");
+    if (!leased) {
+      calls.done();
+      return summary("yielded");
+    }
 
     let released = lease === undefined;
     let reloads = 0;
@@ -341,6 +347,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
         // Ending early (maxBatches, the query budget, a conflict, an error): let go now rather than when the lease expires.
         await this.#drop(lease, calls);
       }
+      calls.done();
     }
     return summary(end);
   }
@@ -363,9 +370,11 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const { name, store } = this.#config;
     const at = checkPosition("replay", name, position);
     checkMethods("replay", name, store, "options.store", ["replayParked"], "a store that can replay parked events (replayParked)");
-    const signal = checkSignal("replay", name, checkOptions("replay", name, options).signal);
+    const given = checkOptions("replay", name, options);
+    const signal = checkSignal("replay", name, given.signal);
+    const budget = checkBudget("replay", name, given.budget);
     signal?.throwIfAborted();
-    const found = await this.#readOne(at, signal);
+    const found = await this.#readOne(at, signal, budget);
     const event = Array.isArray(found) ? (found[0] as Event | undefined) : undefined;
     if (event?.position !== at) {
       throw new ProjectionError(name, at, `the event source has no event at position ${at} (it returned ${String(event?.position ?? "nothing")})`);
@@ -376,7 +385,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     } catch (error) {
       throw new ProjectionError(name, at, `project rejected the parked event at position ${at} again: ${messageOf(error)}`, { cause: error });
     }
-    return store.replayParked(name, at, writes, { signal });
+    return store.replayParked(name, at, writes, { signal, budget });
   }
 
   /**
@@ -384,11 +393,12 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
    * goes through the store (`loadAndQuery`), so it is retried and its
    * failures are the store's errors; a throwing `readEvents` is a {@link ProjectionError}.
    */
-  async #readOne(position: number, signal: AbortSignal | undefined): Promise<unknown> {
+  async #readOne(position: number, signal: AbortSignal | undefined, budget: QueryBudget | undefined): Promise<unknown> {
     const { name, readEvents, eventsQuery } = this.#config;
     if (eventsQuery !== undefined) {
-      return (await this.#pipelined().loadAndQuery<Event>(name, () => eventsQuery(position - 1, 1), { signal })).rows;
+      return (await this.#pipelined().loadAndQuery<Event>(name, () => eventsQuery(position - 1, 1), { signal, budget })).rows;
     }
+    budget?.spend(1, "replay", name); // readEvents counts as one query
     try {
       return await readEvents?.(position - 1, 1);
     } catch (error) {

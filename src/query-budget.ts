@@ -70,8 +70,8 @@ export class QueryBudget {
 
   /** The queries left. */
   get remaining(): number {
-    const held = heldBack.get(this);
-    return held === undefined ? this.limit - this.#spent : Math.max(0, held.parent.remaining - held.reserve);
+    const parent = viewOf.get(this);
+    return parent === undefined ? this.limit - this.#spent : Math.max(0, parent.remaining - (reserved.get(parent) ?? 0));
   }
 
   /**
@@ -82,23 +82,43 @@ export class QueryBudget {
   spend(queries: number, operation: CheckpointOperation = "run", checkpoint?: string): void {
     const count = checkInteger(operation, checkpoint, queries, "queries", { min: 0, max: Number.MAX_SAFE_INTEGER, fallback: 0 });
     if (count > this.remaining) throw new QueryBudgetError(operation, checkpoint, count, this);
-    heldBack.get(this)?.parent.spend(count, operation, checkpoint);
+    viewOf.get(this)?.spend(count, operation, checkpoint);
     this.#spent += count;
   }
 }
 
 /** Budgets made by {@link withReserve}: they spend on their parent and keep `reserve` of it back. */
-const heldBack = new WeakMap<QueryBudget, { readonly parent: QueryBudget; readonly reserve: number }>();
+/** The budget each view made by {@link withReserve} spends on. */
+const viewOf = new WeakMap<QueryBudget, QueryBudget>();
+/** Queries held back of a budget, by all the runs that share it, for what they must still send at the end. */
+const reserved = new WeakMap<QueryBudget, number>();
+
+/** A run's view of a budget, and the way to give its reserve back. */
+export interface BudgetView {
+  /** Spends on the budget, but never into what any run holds back. */
+  readonly budget: QueryBudget;
+  /** Gives the reserve back (once the run has sent what it kept it for). */
+  readonly free: () => void;
+}
 
 /**
- * A budget that spends on `budget` but keeps `reserve` queries of it back, for
- * what must still be sent at the end (a leased run's release). Its `limit` is
- * the parent's less the reserve.
+ * A view of `budget` for one run that holds `reserve` queries of it back for
+ * what the run must still send at the end (a leased run's release, sent on
+ * `budget` itself). The views of runs sharing one budget, even at the same
+ * time, never spend into each other's reserves.
  */
-export function withReserve(budget: QueryBudget, reserve: number): QueryBudget {
-  const child = new QueryBudget(Math.max(1, budget.limit - reserve));
-  heldBack.set(child, { parent: budget, reserve });
-  return child;
+export function withReserve(budget: QueryBudget, reserve: number): BudgetView {
+  const view = new QueryBudget(Math.max(1, budget.limit - reserve));
+  viewOf.set(view, budget);
+  reserved.set(budget, (reserved.get(budget) ?? 0) + reserve);
+  let held = reserve;
+  return {
+    budget: view,
+    free: () => {
+      reserved.set(budget, Math.max(0, (reserved.get(budget) ?? 0) - held));
+      held = 0;
+    },
+  };
 }
 
 /** Checks a `budget` option: `undefined` or a {@link QueryBudget}. */

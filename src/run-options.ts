@@ -44,6 +44,8 @@ export interface RunCalls {
   readonly signal: AbortSignal | undefined;
   readonly budget: QueryBudget;
   readonly release: QueryBudget;
+  /** Gives back the query kept for the release, once the run is over. */
+  readonly done: () => void;
 }
 
 /** A run's options, checked. */
@@ -64,8 +66,9 @@ export function parseRun(name: string, options: RunOptions | undefined, leaseTtl
   const signal = checkSignal("run", name, rawSignal);
   const budget = parseRunBudget(name, rawBudget);
   const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
-  // A leased run keeps one query back to let go of its lease when it ends early.
-  const calls: RunCalls = { signal, budget: lease === undefined ? budget : withReserve(budget, 1), release: budget };
+  // A leased run keeps one query back to let go of its lease when it ends early; runs sharing a budget never spend each other's.
+  const view = withReserve(budget, lease === undefined ? 0 : 1);
+  const calls: RunCalls = { signal, budget: view.budget, release: budget, done: () => { view.free(); } };
   return { maxBatches, signal, budget, lease, calls };
 }
 
@@ -162,4 +165,21 @@ export async function dropLease(store: object, name: string, lease: RunLease, ca
   await leasing(store, name)
     .releaseLease(name, lease, undefined, { drop: true, budget: calls.release })
     .catch(() => undefined);
+}
+
+/**
+ * Starts a run: `undefined` when its first round trip did not fit in the
+ * query budget (the run then ends on its budget, nothing of that round trip
+ * sent). On any failure a lease that may have been claimed is let go at once,
+ * rather than blocking other runs until it expires.
+ */
+export async function startRun<T>(start: () => Promise<T>, calls: RunCalls, spentBefore: number, drop: (() => Promise<void>) | undefined): Promise<T | undefined> {
+  try {
+    return await start();
+  } catch (error) {
+    if (drop !== undefined && calls.release.spent > spentBefore) await drop();
+    calls.done();
+    if (endsOnBudget(error)) return undefined;
+    throw error;
+  }
 }

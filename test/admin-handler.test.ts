@@ -301,4 +301,28 @@ describe("actions", () => {
     expect((await send(h, "/admin/login", { method: "POST" })).status).toBe(404);
     expect((await send(h, "/admin", { headers: { "x-user": "ops" } })).status).toBe(200);
   });
+
+  it("a newest query that returns junk, or a failing partitions hook, is never a 500", async () => {
+    await new D1CheckpointStore(env.DB).save("a", 1);
+    const junk = handler({ newest: env.DB.prepare("SELECT 'abc'") });
+    const response = await send(junk, "/admin/api/projections", { headers: bearer });
+    expect(response.status).toBe(503);
+    const listed = handler({ partitions: () => Promise.reject(new Error("cannot list")) });
+    const cookie = await login(listed);
+    const page = await send(listed, "/admin", { headers: { cookie } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("cannot list");
+    expect(() => adminHandler({ store: new D1CheckpointStore(env.DB), auth: bearerToken(TOKEN), newest: "10" as never })).toThrow(CheckpointTypeError);
+  });
+
+  it("wrong bearer tokens are rate-limited too, and a custom base path scopes the session cookie to it", async () => {
+    let allowed = 2;
+    const limited = handler({ rateLimit: () => (allowed -= 1) >= 0 });
+    expect((await send(limited, "/admin/api/projections", { headers: { authorization: "Bearer wrong-wrong-wrong-wrong-wrong-wrong" } })).status).toBe(401);
+    expect((await send(limited, "/admin/api/projections", { headers: { authorization: "Bearer wrong-wrong-wrong-wrong-wrong-wrong" } })).status).toBe(401);
+    expect((await send(limited, "/admin/api/projections", { headers: { authorization: "Bearer wrong-wrong-wrong-wrong-wrong-wrong" } })).status).toBe(429);
+    const custom = handler({ basePath: "/ops" });
+    const response = await send(custom, "/ops/login", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", origin: ORIGIN }, body: `token=${TOKEN}` });
+    expect(response.headers.get("set-cookie")).toContain("Path=/ops;");
+  });
 });

@@ -210,6 +210,30 @@ describe("ProjectionGroup", () => {
     expect(await totals()).toEqual({ "totals-a": { sum, applied: 30 }, "totals-b": { sum: (await readLedger(0, 10)).reduce((n, e) => n + e.amount, 0), applied: 10 }, "totals-c": { sum, applied: 30 } });
   });
 
+  it("when every projection has failed the run ends 'failed', and a throwing onError stops only its projection", async () => {
+    await appendEvents(12);
+    const throwingHook: GroupProjection<LedgerEvent, readonly D1PreparedStatement[]> = {
+      name: "totals-a",
+      project: (events) => {
+        if (events.some((event) => event.position === 3)) throw new Error("cannot project 3");
+        return [];
+      },
+      onError: () => {
+        throw new Error("the hook broke");
+      },
+    };
+    const error = await group(env.DB, [throwingHook, perEvent(env.DB, "totals-b")]).run().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProjectionGroupError);
+    const { summary } = error as ProjectionGroupError;
+    expect(summary.projections.map((member) => [member.name, member.ended, member.to])).toEqual([
+      ["totals-a", "failed", 0],
+      ["totals-b", "caughtUp", 12],
+    ]);
+    expect(summary.projections[0]?.error?.message).toContain("the hook broke");
+    const alone = await group(env.DB, [{ name: "totals-c", project: () => Promise.reject(new Error("always")) }]).run().catch((e: unknown) => e);
+    expect((alone as ProjectionGroupError).summary).toMatchObject({ ended: "failed", caughtUp: false });
+  });
+
   it("set-based writes: at most 2N + 1 queries per batch for N projections", async () => {
     await appendEvents(300);
     const counted = countD1(env.DB);

@@ -160,4 +160,34 @@ describe("the query budget of a run", () => {
     }).toThrow(CheckpointRangeError);
     expect(counted.calls).toEqual([]);
   });
+
+  it("a run whose first round trip does not fit ends on its budget, sending nothing", async () => {
+    await appendEvents(5);
+    const counted = countD1(env.DB);
+    const budget = new QueryBudget(10);
+    budget.spend(9); // the invocation's own queries used most of it
+    await expect(runner(counted.db, { lease: true }).run({ budget })).resolves.toMatchObject({ ended: "budget", from: 0, to: 0, batches: 0, queries: 0 });
+    expect(counted.calls).toEqual([]);
+  });
+
+  it("leased runs sharing one budget at the same time never spend each other's reserve: every lease is let go", async () => {
+    await appendEvents(60);
+    const budget = new QueryBudget(45);
+    const counted = countD1(env.DB);
+    const summaries = await Promise.all([0, 1].map((i) => runner(counted.db, { lease: true, batchSize: 7 + i }).run({ budget })));
+    expect(budget.spent).toBeLessThanOrEqual(45);
+    expect(counted.calls.reduce((n, call) => n + call.sql.length, 0)).toBe(budget.spent);
+    expect(summaries.map((summary) => summary.ended).sort()).toContain("budget");
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM projection_leases").first<{ n: number }>())?.n).toBe(0);
+  });
+
+  it("replay counts its queries against a budget", async () => {
+    await appendEvents(3);
+    await env.DB.prepare("INSERT INTO parked_events (name, position, error, parked_at) VALUES ('ledger', 2, 'x', 0)").run();
+    const counted = countD1(env.DB);
+    const budget = new QueryBudget(10);
+    await expect(runner(counted.db).replay(2, { budget })).resolves.toBe(true);
+    expect(budget.spent).toBe(counted.calls.reduce((n, call) => n + call.sql.length, 0));
+    expect(budget.spent).toBeGreaterThan(0);
+  });
 });

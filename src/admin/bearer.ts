@@ -11,8 +11,6 @@ export interface BearerTokenOptions {
   readonly minLength?: number | undefined;
   /** How long a browser session lasts, in seconds: 60 to 86,400, default 3,600. */
   readonly sessionSeconds?: number | undefined;
-  /** The path the session cookie is scoped to over plain http (over https it is a `__Host-` cookie on `/`). Default `/admin`. */
-  readonly cookiePath?: string | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -21,6 +19,11 @@ const encoder = new TextEncoder();
 async function tokenMatches(given: string, token: string): Promise<boolean> {
   const [a, b] = await Promise.all([crypto.subtle.digest("SHA-256", encoder.encode(given)), crypto.subtle.digest("SHA-256", encoder.encode(token))]);
   return crypto.subtle.timingSafeEqual(a, b);
+}
+
+/** The admin's base path, from the URL of its login or logout route: the session cookie's path over plain http. */
+function adminPath(url: URL): string {
+  return url.pathname.replace(/\/(login|logout)$/, "") || "/";
 }
 
 /**
@@ -37,13 +40,9 @@ async function tokenMatches(given: string, token: string): Promise<boolean> {
  * ```
  */
 export function bearerToken(token: string, options?: BearerTokenOptions): AdminAuth {
-  const given = checkOptions("configure", undefined, options, "options", ["minLength", "sessionSeconds", "cookiePath"]);
+  const given = checkOptions("configure", undefined, options, "options", ["minLength", "sessionSeconds"]);
   const minLength = checkInteger("configure", undefined, given.minLength, "options.minLength", { min: 16, max: 1024, fallback: 32 });
   const seconds = checkInteger("configure", undefined, given.sessionSeconds, "options.sessionSeconds", { min: 60, max: 86_400, fallback: 3600 });
-  const path = given.cookiePath ?? "/admin";
-  if (typeof path !== "string" || !/^\/[A-Za-z0-9._~/-]*$/.test(path)) {
-    throw new CheckpointTypeError("configure", undefined, "options.cookiePath", "must be a path such as /admin");
-  }
   const value: unknown = token;
   if (typeof value !== "string") throw new CheckpointTypeError("configure", undefined, "token", `must be a string, got ${value === null ? "null" : typeof value}`);
   if (/\s/.test(token)) throw new CheckpointRangeError("configure", undefined, "token", "must not contain whitespace (a padded or blank secret)");
@@ -62,10 +61,10 @@ export function bearerToken(token: string, options?: BearerTokenOptions): AdminA
       return (await hasSession(request, token, seconds)) ? session : undefined;
     },
     async login(secret, url) {
-      return (await tokenMatches(secret, token)) ? sessionCookie(token, url, path, seconds) : undefined;
+      return (await tokenMatches(secret, token)) ? sessionCookie(token, url, adminPath(url), seconds) : undefined;
     },
     logout(url) {
-      return clearedCookie(url, path);
+      return clearedCookie(url, adminPath(url));
     },
   };
 }

@@ -2,10 +2,10 @@
 // its JSON routes under a base path, and answers `undefined` for any other
 // path so that it mounts in any Worker or router.
 import type { D1CheckpointStore } from "../d1-checkpoint-store.js";
-import { CheckpointStoreError, CheckpointTypeError, messageOf } from "../errors.js";
+import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf } from "../errors.js";
 import { ProjectionError } from "../project-batch.js";
 import type { ProjectionStatus } from "../projection-status.js";
-import { checkFunction, checkMethods, checkOptions, checkPosition } from "../validate.js";
+import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods } from "../validate.js";
 import type { AdminAuth } from "./auth.js";
 import { HTML_HEADERS, renderLogin, renderMessage, renderOverview, renderParked, STYLESHEET, type PageContext } from "./page.js";
 import { isSameOrigin } from "./session.js";
@@ -26,7 +26,9 @@ export interface AdminProjection {
 
 /** A Durable Object partition the page lists: a name, and its projections' statuses (typically an RPC method of its stub). */
 export interface AdminPartition {
+  /** How the page names the partition, e.g. `history/alice`. */
   readonly name: string;
+  /** Its projections' statuses, e.g. `() => stub.statuses()` (an RPC method of the object). */
   readonly statuses: () => Promise<readonly ProjectionStatus[]>;
 }
 
@@ -167,6 +169,10 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
   const rateLimit = checkFunction("configure", undefined, given.rateLimit, "options.rateLimit");
   const waitUntil = checkFunction("configure", undefined, given.waitUntil, "options.waitUntil");
   const newest = given.newest;
+  if (newest !== undefined && typeof newest !== "number" && !hasMethods(newest, ["bind", "all", "first"])) {
+    throw new CheckpointTypeError("configure", undefined, "options.newest", "must be a position or a D1PreparedStatement");
+  }
+  if (typeof newest === "number") checkPosition("configure", undefined, newest, "options.newest");
   const context: PageContext = {
     base,
     title,
@@ -204,6 +210,9 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       return back(base, undefined, { "set-cookie": cookie });
     }
 
+    const writing = method !== "GET";
+    // Before authorizing, so that guessing credentials (a bearer token, a forged Access token) is limited too.
+    await limit(request, writing ? "write" : "read");
     const identity = await auth.authorize(request);
     if (identity === undefined) {
       if (path === "" && method === "GET" && !wantsJson) {
@@ -211,8 +220,6 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       }
       throw new Refusal(401, "authorization required", { "www-authenticate": 'Bearer realm="admin"' });
     }
-    const writing = method !== "GET";
-    await limit(request, writing ? "write" : "read");
     if (writing && identity.ambient && !isSameOrigin(request, url)) throw new Refusal(403, "cross-origin request refused");
     const asJson = wantsJson || !identity.ambient;
     const notice = url.searchParams.get("notice")?.slice(0, MAX_NOTICE) ?? undefined;
@@ -284,10 +291,11 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
     try {
       return await route(request, url, path, wantsJson);
     } catch (error) {
+      // Whatever the store or D1 answered (a D1 failure, a `newest` query returning junk) is a 503 page, never a 500.
       const refusal =
         error instanceof Refusal
           ? error
-          : error instanceof CheckpointStoreError
+          : error instanceof CheckpointStoreError || error instanceof CheckpointTypeError || error instanceof CheckpointRangeError || isD1Error(error)
             ? new Refusal(503, `the store failed: ${messageOf(error)}`)
             : undefined;
       if (refusal === undefined) throw error;
@@ -296,6 +304,11 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       return html(renderMessage(context, heading, refusal.message), refusal.status, refusal.headers);
     }
   };
+}
+
+/** Whether an error is one D1 raised (its messages start with `D1_`). */
+function isD1Error(error: unknown): boolean {
+  return error instanceof Error && /^D1_[A-Z_]+/.test(error.message);
 }
 
 /** A 303 back to a page of the admin, with a notice to show there. */

@@ -71,6 +71,11 @@ function button(action: string, label: string): string {
   return `<form class="inline" method="post" action="${escapeHtml(action)}"><button type="submit">${escapeHtml(label)}</button></form>`;
 }
 
+/** A number from a partition's RPC answer, which nothing has checked: shown as a number or not at all. */
+function number(value: unknown): string {
+  return typeof value === "number" && Number.isFinite(value) ? String(value) : "?";
+}
+
 function seconds(ms: number | undefined): string {
   return ms === undefined ? "—" : String(Math.floor(ms / 1000));
 }
@@ -95,7 +100,7 @@ function partitionRows(view: PartitionView): string {
   return view.statuses
     .map(
       (status) =>
-        `<tr><td>${escapeHtml(view.name)}</td><td>${escapeHtml(status.name)}</td><td class="number">${status.position}</td><td class="number">${status.lag ?? "—"}</td><td class="number">${status.parked}</td></tr>`,
+        `<tr><td>${escapeHtml(view.name)}</td><td>${escapeHtml(status.name)}</td><td class="number">${number(status.position)}</td><td class="number">${status.lag === undefined ? "—" : number(status.lag)}</td><td class="number">${number(status.parked)}</td></tr>`,
     )
     .join("\n");
 }

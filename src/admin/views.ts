@@ -41,6 +41,9 @@ export interface PartitionView {
   readonly error: string | undefined;
 }
 
+/** The most lagging projections whose lag as time one page view looks up (one query each, in one batch). */
+const MAX_TIME_LOOKUPS = 25;
+
 /** What to read the oldest unapplied event's time with: its first row's first column, ms since the epoch or a date text. */
 export type EventTimeAfter = (after: number) => D1PreparedStatement;
 
@@ -69,7 +72,8 @@ export async function projectionViews(
       if (after === undefined) break;
     }
   }
-  const lagging = rows.filter((row): row is ProjectionStatus => !("corrupt" in row) && (row.lag ?? 1) > 0);
+  // At most MAX_TIME_LOOKUPS lagging projections get lag as time, so that a page view stays well within D1's queries per invocation.
+  const lagging = rows.filter((row): row is ProjectionStatus => !("corrupt" in row) && (row.lag ?? 1) > 0).slice(0, MAX_TIME_LOOKUPS);
   const times = eventTimeAfter === undefined || lagging.length === 0 ? [] : await store.db.batch<Record<string, unknown>>(lagging.map((row) => eventTimeAfter(row.position)));
   const now = Date.now();
   const lagMs = new Map<string, number>();
@@ -111,11 +115,18 @@ export async function parkedPage(store: D1CheckpointStore, name: string, after: 
 export async function partitionViews(
   list: () => Promise<readonly { readonly name: string; readonly statuses: () => Promise<readonly ProjectionStatus[]> }[]>,
 ): Promise<PartitionView[]> {
-  const partitions = await list();
+  let partitions: Awaited<ReturnType<typeof list>>;
+  try {
+    partitions = await list();
+  } catch (error) {
+    return [{ name: "(the partitions hook)", statuses: [], error: messageOf(error) }];
+  }
   return Promise.all(
     partitions.map(async ({ name, statuses }) => {
       try {
-        return { name, statuses: await statuses(), error: undefined };
+        // An RPC answer nothing has checked: names made text, so that the page can escape them.
+        const listed: readonly { readonly name: unknown }[] = await statuses();
+        return { name, statuses: listed.map((status) => ({ ...status, name: typeof status.name === "string" ? status.name : String(status.name) })) as ProjectionStatus[], error: undefined };
       } catch (error) {
         return { name, statuses: [], error: messageOf(error) };
       }
