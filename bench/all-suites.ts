@@ -4,6 +4,7 @@
 import { durableObjectOperations } from "./durable-object.js";
 import type { BenchTable } from "./harness.js";
 import { projectionWithLatency } from "./latency.js";
+import { ormAdapters } from "./orm.js";
 import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, listing, operations, roundTrips, runnerThroughput, type BenchScale } from "./suites.js";
 import { oneInvocation, projectionGroupWrites, setBasedWrites } from "./throughput.js";
@@ -24,6 +25,7 @@ export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
     await setBasedWrites(db, scale),
     await oneInvocation(db, scale),
     await projectionGroupWrites(db, scale),
+    await ormAdapters(db, scale),
     await overlappingRunners(db, scale),
     await durableObjectOperations(objects, db, scale),
     await listing(db, scale),

@@ -3,6 +3,7 @@
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { projectionWithLatency } from "./latency.js";
+import { ormAdapters } from "./orm.js";
 import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
 import { oneInvocation, projectionGroupWrites, setBasedWrites } from "./throughput.js";
@@ -41,6 +42,10 @@ describe("checkpointstore-d1 benchmarks", () => {
 
   it("projection group", { timeout: 20 * minutes }, async ({ task }) => {
     task.meta.benchTable = await projectionGroupWrites(env.DB, FULL);
+  });
+
+  it("orm adapters", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await ormAdapters(env.DB, FULL);
   });
 
   it("overlap", { timeout: 20 * minutes }, async ({ task }) => {

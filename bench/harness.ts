@@ -38,6 +38,7 @@ export const TABLE_ORDER: readonly string[] = [
   "Set-based writes against one statement per event",
   "One invocation, a budget of 1,000 queries",
   "Five projections: one group against five runners",
+  "Drizzle and Kysely adapters against raw D1 statements",
   "Overlapping runners",
   "Durable Object store",
   "Listing every checkpoint: keyset against OFFSET",

@@ -21,6 +21,8 @@ npm install --no-audit --no-fund --prefer-offline --save-exact -D \
   "@cloudflare/vitest-plugin@$(pin @cloudflare/vitest-plugin)" \
   "@cloudflare/workers-types@$(pin @cloudflare/workers-types)" \
   "@types/node@$(pin @types/node)" \
+  "drizzle-orm@$(pin drizzle-orm)" \
+  "kysely@$(pin kysely)" \
   "typescript@$(pin typescript)" \
   "vitest@$(pin vitest)"
 npm install --no-audit --no-fund --prefer-offline "$work/$tarball"

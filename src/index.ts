@@ -66,8 +66,8 @@ export type { ProjectionStatus, StatusListOptions, StatusOptions } from "./proje
 export type { NamedRunLease, RunLease } from "./run-lease.js";
 export { compareNames } from "./name-order.js";
 export { ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
+export { ProjectionGroup } from "./projection-group.js";
 export {
-  ProjectionGroup,
   ProjectionGroupError,
   type GroupCommon,
   type GroupEventsQuerySource,
@@ -77,16 +77,16 @@ export {
   type GroupRunSummary,
   type PipelinedGroupStore,
   type ProjectionGroupOptions,
-} from "./projection-group.js";
-export {
-  ProjectionRunner,
-  type EventsQuerySource,
-  type PipelinedProjectionStore,
-  type ProjectionRunnerOptions,
-  type ReadEventsSource,
-  type RunnerCommon,
-  type RunSummary,
-} from "./projection-runner.js";
+} from "./projection-group-options.js";
+export { ProjectionRunner } from "./projection-runner.js";
+export type {
+  EventsQuerySource,
+  PipelinedProjectionStore,
+  ProjectionRunnerOptions,
+  ReadEventsSource,
+  RunnerCommon,
+  RunSummary,
+} from "./projection-runner-options.js";
 export { QueryBudget, QueryBudgetError } from "./query-budget.js";
 export type { RunEnd, RunOptions } from "./run-options.js";
 export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./retry.js";
