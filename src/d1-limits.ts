@@ -18,3 +18,10 @@ export const D1_MAX_STATEMENT_BYTES = 100_000;
 
 /** D1's limit of queries per Worker invocation on the paid plan (50 on the free plan). */
 export const D1_QUERIES_PER_INVOCATION = 1000;
+
+/**
+ * D1's most bound parameters per query: statements with more fail when the
+ * batch is sent (local D1 enforces it too). Bind a batch's rows as one JSON
+ * value instead (`jsonRowStatements`).
+ */
+export const D1_MAX_BOUND_PARAMETERS = 100;

@@ -52,7 +52,7 @@ export {
   type CheckpointInputDetails,
   type CheckpointOperation,
 } from "./errors.js";
-export { D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES, D1_QUERIES_PER_INVOCATION } from "./d1-limits.js";
+export { D1_MAX_BOUND_PARAMETERS, D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES, D1_QUERIES_PER_INVOCATION } from "./d1-limits.js";
 export {
   jsonRowChunks,
   jsonRowStatements,

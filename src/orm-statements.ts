@@ -3,7 +3,7 @@
 // Neither library is imported here; each adapter turns its own queries into
 // `{ sql, parameters }` first. Pure: it prepares statements and sends nothing.
 import type { D1Client } from "./d1-client.js";
-import { D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES } from "./d1-limits.js";
+import { D1_MAX_BOUND_PARAMETERS, D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES } from "./d1-limits.js";
 import { CheckpointRangeError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import { checkMethods, utf8Length } from "./validate.js";
 
@@ -12,12 +12,6 @@ import { checkMethods, utf8Length } from "./validate.js";
  * for a commit (`commit`, `commitMany`, a runner's `project`).
  */
 const OPERATION: CheckpointOperation = "commit";
-
-/**
- * D1's most bound parameters per query (https://developers.cloudflare.com/d1/platform/limits/):
- * local D1 enforces it too ("too many SQL variables"), when the batch is sent.
- */
-export const D1_MAX_BOUND_PARAMETERS = 100;
 
 /** A query as a library built it: SQL with placeholders and the values to bind, in order. */
 export interface BuiltQuery {
