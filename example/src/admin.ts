@@ -7,6 +7,7 @@ import { CheckpointRangeError, CheckpointTypeError, D1CheckpointStore } from "..
 import type { Env } from "./env.js";
 import { refusal, routeLedgerAdmin } from "./holds.js";
 import { json } from "./http.js";
+import { DAILY_TOTALS, resetDailyTotals } from "./daily-totals.js";
 import { balancesRunner, BALANCES, catchUp, resetBalances } from "./ledger.js";
 
 /** Where the admin lives. */
@@ -61,6 +62,7 @@ export function ledgerAdmin(env: Env, ctx: ExecutionContext, auth: AdminAuth): A
         reset: () => resetBalances(env.DB),
         rebuild: () => catchUp(env.DB),
       },
+      [DAILY_TOTALS]: { reset: () => resetDailyTotals(env.DB), rebuild: () => catchUp(env.DB) },
     },
     partitions: () => recentHistories(env),
     waitUntil: ctx.waitUntil.bind(ctx),

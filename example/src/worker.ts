@@ -1,14 +1,15 @@
-// The example Worker: an event log whose "balances" read model is a projection
-// kept exactly-once by @synapse-es/checkpointstore-d1.
+// The example Worker: an event log whose "balances" and "daily-totals" read
+// models are projections kept exactly-once by @synapse-es/checkpointstore-d1.
 // In your project, import from "@synapse-es/checkpointstore-d1".
 import { CheckpointTimeoutError, D1CheckpointStore } from "../../src/index.js";
 import type { Env } from "./env.js";
 import { AccountHistory } from "./account-history.js";
 import { routeAdmin } from "./admin.js";
+import { listDailyTotals } from "./daily-totals.js";
 import { ACCOUNT, HttpError, json, parseAccount, pathSegment, readJson } from "./http.js";
 import { appendEvents, BALANCES, catchUp, getBalance, listBalances, type NewEvent } from "./ledger.js";
 
-const DESCRIPTION = `checkpointstore-d1 example: a ledger with a projected balances read model.
+const DESCRIPTION = `checkpointstore-d1 example: a ledger with projected balances and daily totals.
 
 GET  /                                 this text
 POST /events                           append {"account": "alice", "amount": 5} (or an array of up to 100)
@@ -16,6 +17,8 @@ GET  /balances?after=&limit=           the read model, in account order
 GET  /balances/:account                one account
      ?min_position=N                   (on both) wait up to 2 s until the projection has applied position N:
                                        503 with Retry-After if it has not by then; 409 at once if N is beyond the newest event
+GET  /daily-totals/:account?after=&limit=  its total and event count per UTC day, in day order (after: a YYYY-MM-DD);
+                                       a projection written with Drizzle, run with balances as one group
 
 GET  /accounts/:account/history?limit=  its history, newest first (a projection in a Durable Object per account);
                                        404 for an account with no events (no object is created for it)
@@ -81,6 +84,14 @@ async function awaitProjection(url: URL, request: Request, env: Env, ctx: Execut
     if (!(error instanceof CheckpointTimeoutError)) throw error;
     throw new HttpError(503, `the balances projection has not reached position ${minimum} yet`, { "retry-after": "1" });
   }
+}
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+function parseDay(value: string | null): string {
+  if (value === null || value === "") return "";
+  if (!DAY.test(value)) throw new HttpError(400, "after must be a day, YYYY-MM-DD");
+  return value;
 }
 
 function parseLimit(value: string | null): number {
@@ -151,6 +162,15 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     const balance = await getBalance(env.DB, name);
     if (balance === null) throw new HttpError(404, "no such account");
     return json(balance, 200, headers);
+  }
+  const dailyOfAccount = /^\/daily-totals\/([^/]+)$/.exec(path)?.[1];
+  if (dailyOfAccount !== undefined) {
+    allow("GET");
+    const name = parseAccount(dailyOfAccount);
+    const after = parseDay(url.searchParams.get("after"));
+    const days = await listDailyTotals(env.DB, name, after, parseLimit(url.searchParams.get("limit")));
+    if (days.length === 0 && after === "") throw new HttpError(404, "no such account");
+    return json({ account: name, days });
   }
   const historyOfAccount = /^\/accounts\/([^/]+)\/history$/.exec(path)?.[1];
   if (historyOfAccount !== undefined) {

@@ -69,6 +69,7 @@ beforeEach(async () => {
   await env.DB.batch([
     env.DB.prepare("DELETE FROM events"),
     env.DB.prepare("DELETE FROM balances"),
+    env.DB.prepare("DELETE FROM daily_totals"),
     env.DB.prepare("DELETE FROM checkpoints"),
     env.DB.prepare("DELETE FROM parked_events"),
     env.DB.prepare("DELETE FROM projection_leases"),
@@ -327,8 +328,12 @@ describe("what the pages show", () => {
     await appendEvent("cas", 2);
     await env.DB.prepare("INSERT INTO events (account, amount, recorded_at) VALUES ('cas', 1, ?1)").bind(new Date(Date.now() - 60_000).toISOString()).run();
     const { projections } = await (await send("/admin/api/projections", { headers: bearer })).json<{ projections: { name: string; lag: number; lagMs: number }[] }>();
-    expect(projections).toMatchObject([{ name: "balances", lag: 1, parked: 0 }]);
+    expect(projections).toMatchObject([
+      { name: "balances", lag: 1, parked: 0 },
+      { name: "daily-totals", lag: 1, parked: 0 },
+    ]);
     expect(projections[0]?.lagMs).toBeGreaterThanOrEqual(59_000);
+    expect(projections[1]?.lagMs).toBeGreaterThanOrEqual(59_000);
   });
 
   it("the partitions: the history objects of the 20 most recently active accounts, with their checkpoints", async () => {

@@ -5,6 +5,7 @@ import { SCHEMA } from "../../src/index.js";
 import { schemaStatements } from "../../src/schema.js";
 import { countD1 } from "../../src/testing.js";
 import type { AccountHistory, AccountHistoryView } from "../src/account-history.js";
+import { LEDGER_PROJECTIONS } from "../src/ledger.js";
 import worker from "../src/worker.js";
 
 const TOKEN = "test-admin-token-0123456789abcdef";
@@ -42,6 +43,7 @@ beforeEach(async () => {
   await env.DB.batch([
     env.DB.prepare("DELETE FROM events"),
     env.DB.prepare("DELETE FROM balances"),
+    env.DB.prepare("DELETE FROM daily_totals"),
     env.DB.prepare("DELETE FROM checkpoints"),
     env.DB.prepare("DELETE FROM projection_leases"),
   ]);
@@ -82,13 +84,21 @@ describe("the example Worker", () => {
     expect(await projections()).toEqual([]);
     await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env);
     await expect(body(await send("/balances/carol"))).resolves.toEqual({ account: "carol", balance: 10, events: 2 });
-    expect(await projections()).toEqual([{ name: "balances", position: await newestPosition(), lag: 0 }]);
+    const newest = await newestPosition();
+    expect(await projections()).toEqual([
+      { name: "balances", position: newest, lag: 0 },
+      { name: "daily-totals", position: newest, lag: 0 },
+    ]);
   });
 
   it("admin lists checkpoints with their lag behind the newest event", async () => {
     await post("/events", { account: "dave", amount: 1 });
     await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('dave', 1), ('dave', 1)").run();
-    expect(await projections()).toEqual([{ name: "balances", position: (await newestPosition()) - 2, lag: 2 }]);
+    const position = (await newestPosition()) - 2;
+    expect(await projections()).toEqual([
+      { name: "balances", position, lag: 2 },
+      { name: "daily-totals", position, lag: 2 },
+    ]);
   });
 
   it("admin reset clears the projection and rebuilds the same read model", async () => {
@@ -282,8 +292,8 @@ describe("the example Worker", () => {
     });
 
     it("answers 503 with retry-after when the projection does not get to an existing position in time", async () => {
-      // Another run holds the projection's lease (and never finishes): the run this read starts stops at once.
-      await env.DB.prepare("INSERT INTO projection_leases (name, holder, expires_at) VALUES ('balances', 'another-run', 9e15)").run();
+      // Another run holds the projections' lease (and never finishes): the run this read starts stops at once.
+      await env.DB.prepare("INSERT INTO projection_leases (name, holder, expires_at) VALUES (?1, 'another-run', 9e15)").bind(LEDGER_PROJECTIONS).run();
       const { results } = await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('ned', 1) RETURNING position").all<{ position: number }>();
       const newest = results[0]?.position ?? 0;
       const started = Date.now();
