@@ -14,10 +14,10 @@ import {
   jsonRowChunks,
   ProjectionGroup,
   ProjectionRunner,
-  type D1Client,
 } from "../src/index.js";
 import { countD1 } from "../src/testing.js";
 import { appendEvents, ledgerRunner, ledgerTotals, readLedger, resetLedger, type LedgerEvent } from "./support/ledger.js";
+import { any, caught, countPrepares, wrongRows } from "./support/orm.js";
 
 // Drizzle queries committed with the checkpoint: builders and sql templates
 // become statements of the caller's binding, checked before anything is sent.
@@ -71,51 +71,6 @@ function credit(event: LedgerEvent, db: BaseSQLiteDatabase<"async", unknown> = o
 const upsertJson = (json: string) => sql`INSERT INTO ledger_balances (account, balance, applied)
   SELECT value ->> 'account', SUM(value ->> 'amount'), COUNT(*) FROM json_each(${json}) WHERE true GROUP BY 1
   ON CONFLICT (account) DO UPDATE SET balance = balance + excluded.balance, applied = applied + excluded.applied`;
-
-/** Rows of the read model that differ from the events up to `position`, summed per account (0 when exact). */
-async function wrongRows(position: number): Promise<number> {
-  const events = "SELECT account, SUM(amount) AS balance, COUNT(*) AS applied FROM ledger_events WHERE position <= ?1 GROUP BY account";
-  const model = "SELECT account, balance, applied FROM ledger_balances";
-  const row = await env.DB.prepare(
-    `SELECT (SELECT COUNT(*) FROM (${events} EXCEPT ${model})) + (SELECT COUNT(*) FROM (${model} EXCEPT ${events})) AS wrong`,
-  )
-    .bind(position)
-    .first<{ wrong: number }>();
-  return row?.wrong ?? -1;
-}
-
-/** Wraps `db` so that every `prepare` is recorded: nothing built means none. */
-function countPrepares<DB extends D1Client>(db: DB): { db: DB; prepared: string[] } {
-  const prepared: string[] = [];
-  const wrapped = new Proxy(db, {
-    get(target, key) {
-      if (key === "prepare") {
-        return (text: string) => {
-          prepared.push(text);
-          return target.prepare(text);
-        };
-      }
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { db: wrapped, prepared };
-}
-
-/** A value the type checker would reject, as a plain JavaScript caller passes it. */
-function any(value: unknown): never {
-  return value as never;
-}
-
-/** What `call` throws (undefined if it returns). */
-function caught(call: () => unknown): unknown {
-  try {
-    call();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
 
 describe("drizzleStatements: Drizzle writes committed with the checkpoint", () => {
   it("a runner whose project returns Drizzle builders projects every event exactly once, a batch per round trip", async () => {

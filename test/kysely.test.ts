@@ -26,6 +26,7 @@ import {
 } from "../src/index.js";
 import { countD1 } from "../src/testing.js";
 import { appendEvents, ledgerRunner, ledgerTotals, readLedger, resetLedger, type LedgerEvent } from "./support/ledger.js";
+import { any, caught, countPrepares, wrongRows } from "./support/orm.js";
 
 // Kysely queries committed with the checkpoint: builders and compiled queries
 // become statements of the caller's binding, checked before anything is sent.
@@ -123,51 +124,6 @@ function upsertRows(json: string) {
         applied: eb("ledger_balances.applied", "+", eb.ref("excluded.applied")),
       })),
     );
-}
-
-/** Rows of the read model that differ from the events up to `position`, summed per account (0 when exact). */
-async function wrongRows(position: number): Promise<number> {
-  const events = "SELECT account, SUM(amount) AS balance, COUNT(*) AS applied FROM ledger_events WHERE position <= ?1 GROUP BY account";
-  const model = "SELECT account, balance, applied FROM ledger_balances";
-  const row = await env.DB.prepare(
-    `SELECT (SELECT COUNT(*) FROM (${events} EXCEPT ${model})) + (SELECT COUNT(*) FROM (${model} EXCEPT ${events})) AS wrong`,
-  )
-    .bind(position)
-    .first<{ wrong: number }>();
-  return row?.wrong ?? -1;
-}
-
-/** Wraps `db` so that every `prepare` is recorded: nothing built means none. */
-function countPrepares<DB extends D1Client>(db: DB): { db: DB; prepared: string[] } {
-  const prepared: string[] = [];
-  const wrapped = new Proxy(db, {
-    get(target, key) {
-      if (key === "prepare") {
-        return (text: string) => {
-          prepared.push(text);
-          return target.prepare(text);
-        };
-      }
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { db: wrapped, prepared };
-}
-
-/** A value the type checker would reject, as a plain JavaScript caller passes it. */
-function any(value: unknown): never {
-  return value as never;
-}
-
-/** What `call` throws (undefined if it returns). */
-function caught(call: () => unknown): unknown {
-  try {
-    call();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
 }
 
 describe("kyselyStatements: Kysely writes committed with the checkpoint", () => {
