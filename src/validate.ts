@@ -7,7 +7,8 @@ import { CheckpointRangeError, CheckpointTypeError, CorruptCheckpointError, type
 /** The longest checkpoint name, in bytes of UTF-8. */
 export const MAX_NAME_BYTES = 1024;
 
-function typeName(value: unknown): string {
+/** What a value is, for an input error: `null`, `array`, or its `typeof`. */
+export function typeName(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "array";
   return typeof value;

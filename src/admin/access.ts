@@ -14,7 +14,8 @@
 // request awaiting it can hang or fail when that one ends). Two requests that
 // miss the cache together both fetch; that is the price of sharing no promise.
 import { CheckpointRangeError, CheckpointTypeError } from "../errors.js";
-import { checkFunction, checkInteger, checkOptions } from "../validate.js";
+import { checkFunction, checkInteger, checkOptions, typeName } from "../validate.js";
+import { decodeBase64Url } from "./base64url.js";
 import type { AdminAuth, AdminIdentity } from "./auth.js";
 
 /** Options of {@link cloudflareAccess}. */
@@ -128,12 +129,6 @@ export function cloudflareAccess(options: CloudflareAccessOptions): AdminAuth {
       }
     },
   };
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  return typeof value;
 }
 
 function parseOptions(options: CloudflareAccessOptions): Config {
@@ -329,17 +324,3 @@ function decodeJson(segment: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Unpadded base64url (RFC 7515 §2) as bytes, or `undefined` for anything else. */
-function decodeBase64Url(segment: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9_-]*$/.test(segment) || segment.length % 4 === 1) return undefined;
-  const base64 = segment.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (segment.length % 4)) % 4);
-  let binary: string;
-  try {
-    binary = atob(base64);
-  } catch {
-    return undefined;
-  }
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}

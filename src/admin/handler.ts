@@ -3,6 +3,7 @@
 // path so that it mounts in any Worker or router.
 import type { D1CheckpointStore } from "../d1-checkpoint-store.js";
 import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf } from "../errors.js";
+import { IS_PARKED_SQL } from "../parked-events.js";
 import { ProjectionError } from "../project-batch.js";
 import type { ProjectionStatus } from "../projection-status.js";
 import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods } from "../validate.js";
@@ -268,7 +269,7 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       const projection = projectionOf(name);
       if (projection.replay === undefined) throw new Refusal(404, `${name} cannot replay here`);
       // Whether it is parked first: a position that is not must not be read and projected at all.
-      const isParked = (await store.db.prepare("SELECT 1 AS parked FROM parked_events WHERE name = ?1 AND position = ?2").bind(name, position).first()) !== null;
+      const isParked = (await store.db.prepare(IS_PARKED_SQL).bind(name, position).first()) !== null;
       if (!isParked) throw new Refusal(404, `the event at position ${position} of ${name} is not parked`);
       let replayed: boolean;
       try {

@@ -7,6 +7,8 @@
 // out only clears the browser's copy. Over https it is a `__Host-` cookie
 // (Secure, Path=/, no Domain: no subdomain can set or shadow it).
 
+import { decodeBase64Url, encodeBase64Url } from "./base64url.js";
+
 /** The cookie's name over plain http (local development), and after `__Host-` over https. */
 const COOKIE = "admin_session";
 
@@ -14,22 +16,6 @@ const encoder = new TextEncoder();
 
 function hmacKey(secret: string): Promise<CryptoKey> {
   return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
-}
-
-function base64url(bytes: ArrayBuffer): string {
-  let binary = "";
-  for (const byte of new Uint8Array(bytes)) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-/** The bytes of an unpadded base64url string, or `undefined` when it is not one. */
-export function fromBase64url(text: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
-  try {
-    return Uint8Array.from(atob(text.replaceAll("-", "+").replaceAll("_", "/")), (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
 }
 
 function secure(url: URL): boolean {
@@ -50,7 +36,7 @@ function attributes(url: URL, path: string, maxAge: number): string {
 export async function sessionCookie(secret: string, url: URL, path: string, seconds: number, now = Date.now()): Promise<string> {
   const expiry = String(now + seconds * 1000);
   const signature = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(`admin-session:${expiry}`));
-  return `${cookieName(url)}=${expiry}.${base64url(signature)}; ${attributes(url, path, seconds)}`;
+  return `${cookieName(url)}=${expiry}.${encodeBase64Url(signature)}; ${attributes(url, path, seconds)}`;
 }
 
 /** A `Set-Cookie` value that clears the session cookie. */
@@ -72,7 +58,7 @@ export async function hasSession(request: Request, secret: string, seconds: numb
   if (expiry === undefined || signature === undefined || rest.length > 0 || !/^[0-9]{1,16}$/.test(expiry)) return false;
   const expires = Number(expiry);
   if (expires <= now || expires > now + seconds * 1000) return false;
-  const bytes = fromBase64url(signature);
+  const bytes = decodeBase64Url(signature);
   if (bytes?.byteLength !== 32) return false;
   return crypto.subtle.verify("HMAC", await hmacKey(secret), bytes, encoder.encode(`admin-session:${expiry}`));
 }
