@@ -1,5 +1,5 @@
 import { CheckpointConflictError } from "./errors.js";
-import type { LoadResult } from "./checkpoint-store.js";
+import type { LoadResult, VersionFence } from "./checkpoint-store.js";
 import type { CheckpointOperation } from "./errors.js";
 import type { Page, PageRequest, RawName } from "./keyset.js";
 import { toPosition } from "./validate.js";
@@ -28,19 +28,45 @@ export const COMPARE_AND_SET_SQL =
   "INSERT INTO checkpoints (name, position) VALUES (?1, (SELECT ?2 FROM checkpoints WHERE name = ?1)) " +
   "ON CONFLICT (name) DO UPDATE SET position = CASE WHEN position = ?3 THEN excluded.position ELSE NULL END";
 
+/** The state of version ?v of projection ?n: its record's, or `'live'` for version 1 of a projection without records; NULL otherwise. */
+function stateExpression(n: number, v: number): string {
+  return (
+    `COALESCE((SELECT state FROM projection_versions WHERE name = ?${n} AND version = ?${v}), ` +
+    `CASE WHEN ?${v} = 1 AND NOT EXISTS (SELECT 1 FROM projection_versions WHERE name = ?${n}) THEN 'live' END)`
+  );
+}
+
+/** A version's state: ?1 name, ?2 version. */
+export const VERSION_STATE_SQL = `SELECT ${stateExpression(1, 2)} AS state`;
+
+/** A fence's condition on save bindings ?4 name, ?5 version, ?6 state. */
+const FENCE_CONDITION = `${stateExpression(4, 5)} = ?6`;
+
 /**
  * The save statement for a condition, with its bindings: an upsert without
  * one, an insert that fails when a row exists for `null`, a compare-and-set
- * for a position.
+ * for a position. With a fence, the saved value is NULL (so the statement
+ * fails, and the batch with it) unless the version is still in the fence's state.
  */
 export function saveSql(
   name: string,
   position: number,
   expected: number | null | undefined,
-): { readonly sql: string; readonly bindings: readonly (string | number)[] } {
-  if (expected === undefined) return { sql: UPSERT_SQL, bindings: [name, position] };
-  if (expected === null) return { sql: INSERT_NEW_SQL, bindings: [name, position] };
-  return { sql: COMPARE_AND_SET_SQL, bindings: [name, position, expected] };
+  fence?: VersionFence,
+): { readonly sql: string; readonly bindings: readonly (string | number | null)[] } {
+  if (fence === undefined) {
+    if (expected === undefined) return { sql: UPSERT_SQL, bindings: [name, position] };
+    if (expected === null) return { sql: INSERT_NEW_SQL, bindings: [name, position] };
+    return { sql: COMPARE_AND_SET_SQL, bindings: [name, position, expected] };
+  }
+  const value = `CASE WHEN ${FENCE_CONDITION} THEN ?2 END`;
+  const sql =
+    expected === undefined
+      ? UPSERT_SQL.replace("?2", value)
+      : expected === null
+        ? INSERT_NEW_SQL.replace("?2", value)
+        : COMPARE_AND_SET_SQL.replace("SELECT ?2", `SELECT ${value}`);
+  return { sql, bindings: [name, position, expected ?? null, fence.name, fence.version, fence.state] };
 }
 
 /** A loaded row (or none) as a {@link LoadResult}; a stored value that is not a position is a `CorruptCheckpointError`. */

@@ -44,6 +44,22 @@ export interface OperationOptions {
   readonly budget?: QueryBudget | undefined;
 }
 
+/**
+ * Makes a commit conditional on a projection version's state as well: the
+ * commit applies nothing and rejects with `ProjectionVersionError` when
+ * the version is no longer in `state`. `ProjectionRunner` sets it for a runner
+ * with a `version`; the checkpoint must be the version's (`name` when live,
+ * `name@version` when building).
+ */
+export interface VersionFence {
+  /** The projection's name (the live checkpoint's). */
+  readonly name: string;
+  /** The version. */
+  readonly version: number;
+  /** The state the version must still be in. */
+  readonly state: "live" | "building";
+}
+
 /** Options of `save`. */
 export interface SaveOptions extends OperationOptions {
   /**
@@ -53,6 +69,12 @@ export interface SaveOptions extends OperationOptions {
    * Omitted: an unconditional upsert.
    */
   readonly expected?: number | null | undefined;
+  /**
+   * Makes the save conditional on a projection version's state too (see
+   * {@link VersionFence}): set by `ProjectionRunner` for a runner with a
+   * `version`. Needs migration 0003.
+   */
+  readonly fence?: VersionFence | undefined;
 }
 
 /** Options of `commit`: a save's options, and events to park in the same transaction. */

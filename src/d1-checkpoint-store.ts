@@ -20,10 +20,12 @@ import type { D1Client } from "./d1-client.js";
 import { saveStatement, writeCheckpoint } from "./d1-commit.js";
 import { commitMany, loadMany, loadManyAndQuery, type LoadManyAndQueryOptions, type LoadManyResult } from "./d1-group.js";
 import { parked, replayParked, status, statuses } from "./d1-operations.js";
+import { dropVersion, startRebuild, switchVersion, versions, versionState } from "./d1-versions.js";
 import { commitAndQuery, commitAndRelease, loadAndQuery, releaseLease, type LoadAndQueryOptions } from "./d1-pipelined.js";
 import { keysetPages, parseListOptions } from "./keyset.js";
 import { checkParkRequests, type ParkedEvent, type ParkedListOptions } from "./parked-events.js";
 import type { ProjectionStatus, StatusListOptions, StatusOptions } from "./projection-status.js";
+import type { ProjectionVersion, RebuildOptions, SwitchOptions, VersionState } from "./projection-versions.js";
 import type { RunLease } from "./run-lease.js";
 import { resolveRetry, type RetryOptions } from "./retry.js";
 import { applySchema } from "./schema.js";
@@ -400,5 +402,58 @@ export class D1CheckpointStore implements CheckpointStore, GroupProjectionStore<
     options?: OperationOptions,
   ): Promise<Row[]> {
     return commitMany<Row>(this.#calls, commits, query, options);
+  }
+
+  /**
+   * Starts rebuilding `name` as `version` beside the live version: records
+   * the version as building (and, on a projection's first rebuild, the live
+   * version as 1 with `options.liveTables`) and runs `options.create`, in one
+   * batch. A `ProjectionRunner` with this `version` then projects into its
+   * tables under the checkpoint `name@version` (from the first event), while
+   * the live version goes on. A retired version starts again from its kept
+   * checkpoint (a rollback). One round trip to read the records, one to write.
+   *
+   * @throws `ProjectionVersionError` when another version is building or `version` is live.
+   *
+   * @example
+   * ```ts
+   * await store.startRebuild("balances", 2, {
+   *   tables: { balances: "balances_v2" },
+   *   create: [env.DB.prepare("CREATE TABLE IF NOT EXISTS balances_v2 (account TEXT PRIMARY KEY, balance INTEGER NOT NULL)")],
+   * });
+   * ```
+   */
+  async startRebuild(name: string, version: number, options: RebuildOptions<readonly D1PreparedStatement[]>): Promise<void> {
+    await startRebuild(this.#calls, name, version, options);
+  }
+
+  /**
+   * Makes the rebuild `version` of `name` live, in one batch (one
+   * transaction): on condition that it is still building and its checkpoint
+   * is at or beyond the live one, each read name becomes a view of its
+   * table, the live checkpoint moves to its position (with its parked
+   * events), and the old version is retired (kept, or with `retire: "drop"`
+   * dropped). Commits of the old version's runners fail from then on
+   * (`ended: "switched"`); the new version's runners go on as the live one.
+   *
+   * @throws `ProjectionVersionError` when the version is not building or has not caught up.
+   */
+  async switchVersion(name: string, version: number, options?: SwitchOptions): Promise<void> {
+    await switchVersion(this.#calls, name, version, options);
+  }
+
+  /** Drops a version that is not live (an abandoned rebuild, a retired version): its record, checkpoint, parked events and tables, in one batch. */
+  async dropVersion(name: string, version: number, options?: OperationOptions): Promise<void> {
+    await dropVersion(this.#calls, name, version, options);
+  }
+
+  /** The version records of `name`, ascending (none until its first rebuild). One round trip. */
+  versions(name: string, options?: OperationOptions): Promise<ProjectionVersion[]> {
+    return versions(this.#calls, name, options);
+  }
+
+  /** The state of one version of `name`; `undefined` for a version without a record (version 1 is live without records). One round trip. */
+  versionState(name: string, version: number, options?: OperationOptions): Promise<VersionState | undefined> {
+    return versionState(this.#calls, name, version, options);
   }
 }

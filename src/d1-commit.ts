@@ -2,11 +2,12 @@
 // with the caller's statements, parked events and riders (queries and lease
 // statements after it); how each kind of write is retried and what a lost
 // response means (decision 0006); and, when a condition fails, whose it was.
-import type { LoadResult, ParkRequest } from "./checkpoint-store.js";
-import { isConflictMarker, saveSql } from "./checkpoint-sql.js";
+import type { LoadResult, ParkRequest, VersionFence } from "./checkpoint-store.js";
+import { isConflictMarker, saveSql, VERSION_STATE_SQL } from "./checkpoint-sql.js";
 import type { D1Calls } from "./d1-calls.js";
 import { CheckpointConflictError, D1OperationError, type CheckpointOperation } from "./errors.js";
 import { PARK_SQL } from "./parked-events.js";
+import { fencedOut } from "./projection-versions.js";
 import type { CheckVerdict } from "./retry.js";
 import type { SaveArguments } from "./validate.js";
 
@@ -36,8 +37,9 @@ export function saveStatement(
   position: number,
   expected: number | null | undefined,
   handedOut = false,
+  fence?: VersionFence,
 ): D1PreparedStatement {
-  const { sql, bindings } = saveSql(name, position, expected);
+  const { sql, bindings } = saveSql(name, position, expected, fence);
   const statement = calls.db.prepare(sql).bind(...bindings);
   if (handedOut && expected !== undefined) conditionalStatements.set(statement, name);
   return statement;
@@ -60,8 +62,8 @@ export async function writeCheckpoint<Row = never>(
   parked: readonly ParkRequest[] = [],
 ): Promise<D1Result<Row>[]> {
   const { db } = calls;
-  const { name, position, expected, signal } = args;
-  const checkpoint = saveStatement(calls, name, position, expected);
+  const { name, position, expected, signal, fence } = args;
+  const checkpoint = saveStatement(calls, name, position, expected, false, fence);
   const parks = parked.map((event) => db.prepare(PARK_SQL).bind(name, event.position, event.error));
   const batch = [checkpoint, ...parks, ...statements, ...(riders?.first ?? [])];
   const send = async (): Promise<D1Result<Row>[]> => {
@@ -100,10 +102,21 @@ export async function writeCheckpoint<Row = never>(
 async function attributeConflict(
   calls: D1Calls,
   operation: CheckpointOperation,
-  { name, expected, signal }: SaveArguments,
+  { name, expected, signal, fence }: SaveArguments,
   statements: readonly D1PreparedStatement[],
   error: unknown,
 ): Promise<Error> {
+  if (fence !== undefined) {
+    // The fence's version may have been switched or dropped: that is the run's end, not a conflict to retry.
+    const state = await calls.call({
+      operation,
+      checkpoint: name,
+      signal,
+      kind: "read",
+      send: async () => (await calls.first<{ state: unknown }>(calls.db.prepare(VERSION_STATE_SQL).bind(fence.name, fence.version)))?.state,
+    });
+    if (state !== fence.state) return fencedOut(operation, name, fence, state, error);
+  }
   const others = statements.flatMap((statement, index) => {
     const other = conditionalStatements.get(statement);
     return other === undefined ? [] : [`statements[${index}] (checkpoint ${JSON.stringify(other)})`];

@@ -11,7 +11,9 @@ import type {
   SaveOptions,
 } from "./checkpoint-store.js";
 import { checkCommits, checkNames, LOAD_MANY_SQL, loadManyResults, type NamedPositionRow } from "./checkpoint-group.js";
-import { isConflictMarker, LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, RESET_SQL, saveSql, type PageColumns, type PageRow } from "./checkpoint-sql.js";
+import { isConflictMarker, LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, RESET_SQL, saveSql, VERSION_STATE_SQL, type PageColumns, type PageRow } from "./checkpoint-sql.js";
+import { dropVersionSync, startRebuildSync, switchVersionSync, versionsSync, versionStateSync } from "./durable-object-versions.js";
+import { fencedOut, type ProjectionVersion, type RebuildOptions, type SwitchOptions, type VersionState } from "./projection-versions.js";
 import { CheckpointConflictError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "./keyset.js";
 import {
@@ -289,22 +291,61 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
     return keysetPages(listing, this.#pages(STATUS_COLUMNS, (row, name) => projectionStatus("status", name, row, newest)));
   }
 
+  /**
+   * Starts rebuilding `name` as `version` beside the live version, as
+   * `D1CheckpointStore.startRebuild`: the records and `options.create` (a
+   * synchronous SQL callback) in one `transactionSync`.
+   */
+  startRebuild(name: string, version: number, options: RebuildOptions<SqlWrites>): Promise<void> {
+    return settle(() => {
+      startRebuildSync(this.storage, name, version, options, (create) => checkSyncWrites("rebuild", name, create as SqlWrites, "options.create"));
+    });
+  }
+
+  /** Makes the rebuild `version` of `name` live, as `D1CheckpointStore.switchVersion`, in one `transactionSync`. */
+  switchVersion(name: string, version: number, options?: SwitchOptions): Promise<void> {
+    return settle(() => {
+      switchVersionSync(this.storage, name, version, options);
+    });
+  }
+
+  /** Drops a version that is not live, as `D1CheckpointStore.dropVersion`, in one `transactionSync`. */
+  dropVersion(name: string, version: number, options?: OperationOptions): Promise<void> {
+    return settle(() => {
+      dropVersionSync(this.storage, name, version, options);
+    });
+  }
+
+  /** The version records of `name`, ascending. */
+  versions(name: string, options?: OperationOptions): Promise<ProjectionVersion[]> {
+    return settle(() => versionsSync(this.storage, name, options));
+  }
+
+  /** The state of one version of `name` (`undefined`: no record; version 1 is live without records). */
+  versionState(name: string, version: number, options?: OperationOptions): Promise<VersionState | undefined> {
+    return settle(() => versionStateSync(this.storage, name, version, options));
+  }
+
   #load(operation: CheckpointOperation, name: string): LoadResult {
     return loadResult(operation, name, this.storage.sql.exec<{ position: SqlStorageValue }>(LOAD_SQL, name).toArray()[0]);
   }
 
   #commit(
     operation: "save" | "commit",
-    { name, position, expected }: SaveArguments,
+    { name, position, expected, fence }: SaveArguments,
     write: SqlWrites | undefined,
     parked: readonly ParkRequest[] = [],
     ownTransaction = true,
   ): void {
-    const { sql, bindings } = saveSql(name, position, expected);
+    const { sql, bindings } = saveSql(name, position, expected, fence);
     const save = (): void => {
       try {
         this.storage.sql.exec(sql, ...bindings);
       } catch (error) {
+        if (isConflictMarker(error) && fence !== undefined) {
+          const state = (this.storage.sql.exec(VERSION_STATE_SQL, fence.name, fence.version).toArray()[0] as { state?: unknown } | undefined)?.state;
+          if (state !== fence.state) throw fencedOut(operation, name, fence, state, error);
+        }
         if (isConflictMarker(error)) throw new CheckpointConflictError(operation, name, expected ?? null, { cause: error });
         throw error;
       }

@@ -15,7 +15,11 @@ export type CheckpointOperation =
   | "parked"
   | "replay"
   | "jsonRows"
-  | "status";
+  | "status"
+  | "rebuild"
+  | "switch"
+  | "dropVersion"
+  | "versions";
 
 function describe(operation: CheckpointOperation, checkpoint: string | undefined): string {
   return checkpoint === undefined ? operation : `${operation}(${JSON.stringify(checkpoint)})`;

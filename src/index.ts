@@ -35,6 +35,7 @@ export type {
   ParkRequest,
   ProjectionStore,
   SaveOptions,
+  VersionFence,
 } from "./checkpoint-store.js";
 export { isCheckpointConflict } from "./checkpoint-sql.js";
 export type { D1Client } from "./d1-client.js";
@@ -63,6 +64,14 @@ export {
 export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
 export type { ParkedEvent, ParkedListOptions } from "./parked-events.js";
 export type { ProjectionStatus, StatusListOptions, StatusOptions } from "./projection-status.js";
+export {
+  ProjectionVersionError,
+  type ProjectionVersion,
+  type RebuildOptions,
+  type SwitchOptions,
+  type VersionState,
+  type VersionTables,
+} from "./projection-versions.js";
 export type { NamedRunLease, RunLease } from "./run-lease.js";
 export { compareNames } from "./name-order.js";
 export { ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";

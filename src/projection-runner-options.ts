@@ -64,6 +64,15 @@ export interface RunnerCommon<Event extends PositionedEvent, Writes> {
   /** Events per batch (and per commit): 1 to 10,000, default 100. */
   readonly batchSize?: number | undefined;
   /**
+   * The version of the projection this code is (from 1), for rebuilding it
+   * beside the live one (see the store's `startRebuild`). Each run reads the
+   * version's state: live, it projects under `name`; building, under
+   * `name@version` into the new version's tables; otherwise it does nothing.
+   * Every commit is fenced by that state, so a version switched away never
+   * writes again. Needs migration 0003. Default: unversioned (not fenced).
+   */
+  readonly version?: number | undefined;
+  /**
    * Called when `project` throws for an event: `"skip"` leaves the event out
    * (the checkpoint still moves past it), `"park"` leaves it out and records
    * it in the parked events in the same commit (list them with the store's

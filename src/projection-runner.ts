@@ -1,5 +1,6 @@
-import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore } from "./checkpoint-store.js";
+import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore, VersionFence } from "./checkpoint-store.js";
 import { CheckpointConflictError, messageOf } from "./errors.js";
+import { ProjectionVersionError, type VersionState } from "./projection-versions.js";
 import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
 import { checkBudget, type QueryBudget } from "./query-budget.js";
 import type { RunLease } from "./run-lease.js";
@@ -15,9 +16,21 @@ import {
   type RunEnd,
   type RunOptions,
 } from "./run-options.js";
-import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, hasMethods } from "./validate.js";
+import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, checkVersion, hasMethods, versionCheckpoint } from "./validate.js";
 import type { PipelinedProjectionStore, ProjectionRunnerOptions, RunSummary } from "./projection-runner-options.js";
 
+
+/** A store that knows projection versions (`D1CheckpointStore`, `DurableObjectCheckpointStore`). */
+interface VersionedStore {
+  versionState(name: string, version: number, options?: OperationOptions): Promise<VersionState | undefined>;
+}
+
+/** A versioned runner's two roles: the live version (checkpoint `name`) and a rebuild (checkpoint `name@version`). */
+interface Roles<Event extends PositionedEvent, Writes> {
+  readonly version: number;
+  readonly live: ProjectionRunner<Event, Writes>;
+  readonly building: ProjectionRunner<Event, Writes>;
+}
 
 /** What committing a batch gave the run loop. */
 interface CommitStep<Event> {
@@ -64,6 +77,10 @@ interface Config<Event extends PositionedEvent, Writes> {
  */
 export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D1PreparedStatement[]> {
   readonly #config: Config<Event, Writes>;
+  /** With `version`: the runners of its two roles, picked at each run by the version's state. */
+  readonly #roles: Roles<Event, Writes> | undefined;
+  /** A role's runner: every commit is fenced by the version's state. */
+  #fence: VersionFence | undefined;
 
   /** Checks the configuration; nothing is sent until {@link ProjectionRunner.run}. */
   constructor(options: ProjectionRunnerOptions<Event, Writes>) {
@@ -82,6 +99,16 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       eventsQuery,
       leaseTtlMs,
     };
+    if (raw.version !== undefined) {
+      const version = checkVersion("configure", name, raw.version, "options.version");
+      checkMethods("configure", name, store, "options.store", ["versionState"], "a store that knows projection versions (versionState)");
+      const role = (checkpoint: string, state: VersionFence["state"]): ProjectionRunner<Event, Writes> => {
+        const runner = new ProjectionRunner<Event, Writes>({ ...(options as object), name: checkpoint, version: undefined } as ProjectionRunnerOptions<Event, Writes>);
+        runner.#fence = { name, version, state };
+        return runner;
+      };
+      this.#roles = { version, live: role(name, "live"), building: role(versionCheckpoint(name, version), "building") };
+    }
   }
 
   /** The projection's checkpoint name. */
@@ -89,8 +116,31 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     return this.#config.name;
   }
 
-  /** Projects events until caught up, `maxBatches` is reached, or another run gets ahead. */
+  /**
+   * Projects events until caught up, `maxBatches` is reached, or another run
+   * gets ahead. With a `version`, first reads the version's state (one
+   * query): live, it runs under the projection's checkpoint; building, under
+   * `name@version`; otherwise it ends at once (`ended: "inactive"`).
+   */
   async run(options?: RunOptions): Promise<RunSummary> {
+    if (this.#roles === undefined) return this.#run(options);
+    const { name } = this.#config;
+    const { budget, signal } = parseRun(name, options, undefined);
+    const spentBefore = budget.spent;
+    let state: VersionState | undefined;
+    try {
+      state = await (this.#config.store as unknown as VersionedStore).versionState(name, this.#roles.version, { signal, budget });
+    } catch (error) {
+      if (!endsOnBudget(error)) throw error;
+      return { ...idle(name, "budget"), queries: budget.spent - spentBefore };
+    }
+    const role = state === "live" ? this.#roles.live : state === "building" ? this.#roles.building : undefined;
+    if (role === undefined) return { ...idle(name, "inactive"), queries: budget.spent - spentBefore };
+    const summary = await role.#run({ ...options, budget });
+    return { ...summary, queries: budget.spent - spentBefore };
+  }
+
+  async #run(options: RunOptions | undefined): Promise<RunSummary> {
     const { name, batchSize, leaseTtlMs, eventsQuery } = this.#config;
     const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, leaseTtlMs);
     const spentBefore = budget.spent;
@@ -98,7 +148,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const started = await startRun(() => this.#start(calls, lease), calls, spentBefore, lease === undefined ? undefined : () => this.#drop(lease, calls));
     if (started === undefined) {
       // Not even the first round trip fitted in the budget: nothing was read, so from and to are 0.
-      return { name, from: 0, to: 0, events: 0, skipped: [], parked: [], batches: 0, conflict: false, caughtUp: false, yielded: false, ended: "budget", queries: budget.spent - spentBefore };
+      return { ...idle(name, "budget"), queries: budget.spent - spentBefore };
     }
     const { checkpoint: start, events: first, leased } = started;
     let expected: number | null = start.found ? start.position : null;
@@ -164,6 +214,11 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
           // A leased run's last batch also lets go of the lease, in the same round trip.
           step = await this.#commit(last.position, projected.writes, expected, projected.parked, more, final ? lease : undefined, calls);
         } catch (error) {
+          if (error instanceof ProjectionVersionError && this.#fence !== undefined) {
+            // The version was switched or dropped under this run: nothing of the batch was applied.
+            end = "switched";
+            break run;
+          }
           if (!(error instanceof CheckpointConflictError && error.checkpoint === name && error.operation === "commit")) throw error;
           // A run without the lease (a cron) got ahead. The holder answers for the work others
           // noted pending, so it starts again from where that run left the checkpoint.
@@ -220,6 +275,14 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
    * ```
    */
   async replay(position: number, options?: OperationOptions): Promise<boolean> {
+    if (this.#roles !== undefined) {
+      const state = await (this.#config.store as unknown as VersionedStore).versionState(this.#config.name, this.#roles.version, options);
+      const role = state === "live" ? this.#roles.live : state === "building" ? this.#roles.building : undefined;
+      if (role === undefined) {
+        throw new ProjectionVersionError("replay", this.#config.name, this.#roles.version, `version ${this.#roles.version} is ${state ?? "not recorded"}: only a live or building version replays`);
+      }
+      return role.replay(position, options);
+    }
     const { name, store } = this.#config;
     const at = checkPosition("replay", name, position);
     checkMethods("replay", name, store, "options.store", ["replayParked"], "a store that can replay parked events (replayParked)");
@@ -314,7 +377,8 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     { signal, budget }: Calls,
   ): Promise<CommitStep<Event>> {
     const { name, store, eventsQuery, batchSize } = this.#config;
-    const options: CommitOptions = parked.length === 0 ? { expected, signal, budget } : { expected, signal, budget, parked };
+    const fence = this.#fence;
+    const options: CommitOptions = parked.length === 0 ? { expected, signal, budget, fence } : { expected, signal, budget, fence, parked };
     const statements = writes as readonly D1PreparedStatement[];
     if (eventsQuery !== undefined && release !== undefined) {
       const pipelined = this.#pipelined();
@@ -341,4 +405,9 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const { name, project, onError, store } = this.#config;
     return projectBatch({ name, project, onError, canPark: hasMethods(store, ["replayParked"]) }, batch);
   }
+}
+
+/** The summary of a run that read no event: its first query did not fit in the budget, or its version is not live or building. */
+function idle(name: string, ended: "budget" | "inactive"): RunSummary {
+  return { name, from: 0, to: 0, events: 0, skipped: [], parked: [], batches: 0, conflict: false, caughtUp: false, yielded: false, ended, queries: 0 };
 }

@@ -34,10 +34,14 @@ export interface RunOptions {
 
 /**
  * Why a run ended: it saw the end of the log, another run moved the
- * checkpoint, another run held the lease, `maxBatches` was reached, or the
- * next round trip did not fit in the query budget.
+ * checkpoint, another run held the lease, `maxBatches` was reached, the
+ * next round trip did not fit in the query budget; and for a runner with a
+ * `version`: the version is neither live nor building (`"inactive"`: retired,
+ * dropped, or its rebuild not started), or it was switched or dropped during
+ * the run (`"switched"`: the last batch applied nothing; the next run takes
+ * the version's new role).
  */
-export type RunEnd = "caughtUp" | "conflict" | "yielded" | "maxBatches" | "budget";
+export type RunEnd = "caughtUp" | "conflict" | "yielded" | "maxBatches" | "budget" | "inactive" | "switched";
 
 /** What a run's store calls carry: its signal, its query budget, and the budget the lease's release may use. */
 export interface RunCalls {

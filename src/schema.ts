@@ -4,15 +4,16 @@ import { checkOptions, checkSignal } from "./validate.js";
 
 /**
  * The DDL the store needs, byte for byte `migrations/0001_checkpoints.sql`
- * followed by `migrations/0002_projection_operations.sql` (a test proves they
- * agree).
+ * followed by `migrations/0002_projection_operations.sql` and
+ * `migrations/0003_projection_versions.sql` (a test proves they agree).
  *
  * The `checkpoints` table is the schema of synapse's Go SQLite checkpoint
  * store, unchanged, so a D1 export stays readable by the Go store and the
  * other way round. Migration 0002 adds tables beside it (parked events, when
  * each checkpoint last moved, run leases) and triggers that keep them in step
  * whoever writes a checkpoint; the store's save, load, reset and listing work
- * without it. Feed it
+ * without it. Migration 0003 records a projection's versions while one is
+ * rebuilt beside the live one (`startRebuild`, `switchVersion`). Feed it
  * to your own migration tooling, or let `wrangler d1 migrations apply` apply
  * the file from this package's `migrations/` folder.
  */
@@ -44,6 +45,22 @@ CREATE TABLE IF NOT EXISTS projection_leases (
     holder     TEXT    NOT NULL,
     expires_at INTEGER NOT NULL,
     pending    INTEGER NOT NULL DEFAULT 0
+);
+-- Versions of a projection, for rebuilding one beside the live one: one row
+-- per (projection, version). 'live' is the version whose checkpoint is the
+-- projection's own name and whose tables readers see; 'building' is a rebuild
+-- whose checkpoint is "name@version"; 'retired' is an old version kept for a
+-- rollback. A projection without rows has one version, 1, and it is live.
+-- tables maps each read name (a view once a version has been switched to) to
+-- the version's own table, as JSON.
+CREATE TABLE IF NOT EXISTS projection_versions (
+    name             TEXT    NOT NULL,
+    version          INTEGER NOT NULL,
+    state            TEXT    NOT NULL,
+    tables           TEXT    NOT NULL,
+    started_at       INTEGER NOT NULL,
+    started_position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, version)
 );
 `;
 

@@ -1,0 +1,117 @@
+// Projection versions on a Durable Object's SQLite (decision 0020): the same
+// records, checks and statements as on D1, each change in one `transactionSync`.
+import type { OperationOptions } from "./checkpoint-store.js";
+import { VERSION_STATE_SQL } from "./checkpoint-sql.js";
+import type { CheckpointOperation } from "./errors.js";
+import {
+  checkTables,
+  dropSteps,
+  findVersions,
+  isVersionMarker,
+  parseSwitch,
+  projectionVersion,
+  ProjectionVersionError,
+  rebuildSteps,
+  switchSteps,
+  VERSIONS_SQL,
+  type ProjectionVersion,
+  type RebuildOptions,
+  type SqlStep,
+  type SwitchOptions,
+  type VersionRow,
+  type VersionState,
+} from "./projection-versions.js";
+import { checkOptions, checkSignal, checkVersion, parseNamed } from "./validate.js";
+
+/** The version records of `name`, ascending by version. */
+export function versionsSync(storage: DurableObjectStorage, name: string, options?: OperationOptions): ProjectionVersion[] {
+  const { name: valid, signal } = parseNamed("versions", name, options);
+  signal?.throwIfAborted();
+  return read(storage, "versions", valid);
+}
+
+/** The state of one version (`undefined`: no such version). */
+export function versionStateSync(storage: DurableObjectStorage, name: string, version: number, options?: OperationOptions): VersionState | undefined {
+  const { name: valid, signal } = parseNamed("versions", name, options);
+  const at = checkVersion("versions", valid, version);
+  signal?.throwIfAborted();
+  return stateOf(storage, valid, at);
+}
+
+/** Records a rebuild and runs `create` in one transaction. */
+export function startRebuildSync(
+  storage: DurableObjectStorage,
+  name: string,
+  version: number,
+  options: RebuildOptions<(sql: SqlStorage) => void>,
+  checkCreate: (create: unknown) => (sql: SqlStorage) => void,
+): void {
+  const { name: valid, signal } = parseNamed("rebuild", name, options);
+  const at = checkVersion("rebuild", valid, version);
+  const given = checkOptions("rebuild", valid, options);
+  const tables = checkTables("rebuild", valid, given.tables, "options.tables", true);
+  const liveTables =
+    given.liveTables === undefined
+      ? Object.fromEntries(Object.keys(tables).map((read) => [read, read]))
+      : checkTables("rebuild", valid, given.liveTables, "options.liveTables", false);
+  const create = given.create === undefined ? undefined : checkCreate(given.create);
+  signal?.throwIfAborted();
+  apply(storage, "rebuild", valid, at, () => {
+    findVersions("rebuild", valid, at, read(storage, "rebuild", valid), tables, liveTables);
+    return rebuildSteps(valid, at, tables, liveTables);
+  }, create);
+}
+
+/** Switches a rebuild live in one transaction. */
+export function switchVersionSync(storage: DurableObjectStorage, name: string, version: number, options?: SwitchOptions): void {
+  const { name: valid, signal } = parseNamed("switch", name, options);
+  const at = checkVersion("switch", valid, version);
+  const retire = parseSwitch(valid, options);
+  signal?.throwIfAborted();
+  apply(storage, "switch", valid, at, () => {
+    const { live, target } = findVersions("switch", valid, at, read(storage, "switch", valid));
+    return live === undefined || target === undefined ? [] : switchSteps(valid, live, target, retire);
+  });
+}
+
+/** Drops a version that is not live in one transaction. */
+export function dropVersionSync(storage: DurableObjectStorage, name: string, version: number, options?: OperationOptions): void {
+  const { name: valid, signal } = parseNamed("dropVersion", name, options);
+  const at = checkVersion("dropVersion", valid, version);
+  checkSignal("dropVersion", valid, signal)?.throwIfAborted();
+  apply(storage, "dropVersion", valid, at, () => {
+    const { target } = findVersions("dropVersion", valid, at, read(storage, "dropVersion", valid));
+    return target === undefined ? [] : dropSteps(valid, target);
+  });
+}
+
+function stateOf(storage: DurableObjectStorage, name: string, version: number): VersionState | undefined {
+  const state = (storage.sql.exec(VERSION_STATE_SQL, name, version).toArray()[0] as { state?: unknown } | undefined)?.state;
+  return state === "live" || state === "building" || state === "retired" ? state : undefined;
+}
+
+function read(storage: DurableObjectStorage, operation: CheckpointOperation, name: string): ProjectionVersion[] {
+  return (storage.sql.exec(VERSIONS_SQL, name).toArray() as unknown as VersionRow[]).map((row) => projectionVersion(operation, name, row));
+}
+
+/** Reads, checks and writes in one transaction: nothing can change between the check and the change. */
+function apply(
+  storage: DurableObjectStorage,
+  operation: "rebuild" | "switch" | "dropVersion",
+  name: string,
+  version: number,
+  steps: () => readonly SqlStep[],
+  create?: (sql: SqlStorage) => void,
+): void {
+  storage.transactionSync(() => {
+    try {
+      for (const { sql, bindings } of steps()) storage.sql.exec(sql, ...bindings);
+    } catch (error) {
+      if (isVersionMarker(error)) {
+        throw new ProjectionVersionError(operation, name, version, "the rebuild is behind the live checkpoint; nothing was applied", { cause: error });
+      }
+      throw error;
+    }
+    create?.(storage.sql);
+  });
+}

@@ -1,0 +1,341 @@
+// Versions of a projection (decision 0020): a new version is rebuilt beside
+// the live one, into its own tables and under its own checkpoint
+// ("name@version"), and one transaction switches it live. Readers read a view
+// per read name; the switch points the views at the new version's tables and
+// moves the live checkpoint to the rebuild's position. Every commit of a
+// versioned runner carries a fence, so that a version that is no longer what
+// its runner thinks (switched away, dropped) never writes again.
+// The SQL, the input checks and the switch's statements, shared by the D1 and
+// the Durable Object store.
+import type { OperationOptions, VersionFence } from "./checkpoint-store.js";
+import { NOW_MS_SQL } from "./checkpoint-sql.js";
+import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
+import { checkOptions, isTime, typeName, versionCheckpoint } from "./validate.js";
+
+/**
+ * A version's state: `"live"` (its checkpoint is the projection's own name and
+ * readers see its tables), `"building"` (a rebuild beside the live one, under
+ * the checkpoint `name@version`) or `"retired"` (switched away from, kept with
+ * its tables and its checkpoint `name@version` for a rollback).
+ */
+export type VersionState = "live" | "building" | "retired";
+
+/** Each read name (what readers query: a view once a version has been switched live) mapped to a version's own table. */
+export type VersionTables = Readonly<Record<string, string>>;
+
+/** One version of a projection, as `versions()` lists it. */
+export interface ProjectionVersion {
+  /** The projection's name. */
+  readonly name: string;
+  /** The version number (1 for a projection's first). */
+  readonly version: number;
+  /** Its state. */
+  readonly state: VersionState;
+  /** Its checkpoint's name: the projection's own name when live, `name@version` otherwise. */
+  readonly checkpoint: string;
+  /** Its tables, by read name. */
+  readonly tables: VersionTables;
+  /** When it was recorded (for a rebuild, when it started), by the database's clock. */
+  readonly startedAt: Date;
+}
+
+/** Options of `startRebuild`. `Create` is what creates tables: D1 statements, or a Durable Object's `SqlWrites`. */
+export interface RebuildOptions<Create> extends OperationOptions {
+  /**
+   * The new version's tables by read name, for example
+   * `{ balances: "balances_v2" }`: its projection writes into `balances_v2`,
+   * and the switch makes `balances` a view of it. Names are SQL identifiers
+   * (letters, digits, `_`); a table may not be a read name.
+   */
+  readonly tables: VersionTables;
+  /** Creates the new version's tables (and their indexes) in the same transaction; omit when a migration made them. */
+  readonly create?: Create | undefined;
+  /**
+   * The live version's tables, recorded when the projection has no version
+   * record yet (its first rebuild). Default: each read name of `tables` is
+   * itself the live version's table, which the switch renames to
+   * `<name>_v<version>` (or drops) before it creates the view.
+   */
+  readonly liveTables?: VersionTables | undefined;
+}
+
+/** Options of `switchVersion`. */
+export interface SwitchOptions extends OperationOptions {
+  /**
+   * What becomes of the version that was live: `"keep"` (default) keeps its
+   * tables and its checkpoint (`name@version`) for a rollback (start it as a
+   * rebuild again to catch it up); `"drop"` drops its tables and forgets it.
+   */
+  readonly retire?: "keep" | "drop" | undefined;
+}
+
+/**
+ * A version call whose condition did not hold: the version is not in the
+ * state the call needs (`startRebuild` while another rebuild runs,
+ * `switchVersion` on a rebuild that has not caught up, a fenced commit after
+ * a switch). Nothing was applied.
+ */
+export class ProjectionVersionError extends CheckpointStoreError {
+  /** The class name, for logs. */
+  override name = "ProjectionVersionError";
+  /** The version the call was about. */
+  readonly version: number;
+
+  constructor(operation: CheckpointOperation, checkpoint: string, version: number, message: string, options?: { cause?: unknown }) {
+    super(operation, checkpoint, message, options);
+    this.version = version;
+  }
+}
+
+/** A projection's version records: ?1 name. */
+export const VERSIONS_SQL = "SELECT version, state, tables, started_at FROM projection_versions WHERE name = ?1 ORDER BY version";
+
+/** A version record, as {@link VERSIONS_SQL} reads it. */
+export interface VersionRow {
+  readonly version: unknown;
+  readonly state: unknown;
+  readonly tables: unknown;
+  readonly started_at: unknown;
+}
+
+/** A SQL statement and its bindings, for either store. */
+export interface SqlStep {
+  readonly sql: string;
+  readonly bindings: readonly (string | number)[];
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const STORE_TABLES = new Set(["checkpoints", "parked_events", "checkpoint_moves", "projection_leases", "projection_versions"]);
+const MAX_TABLES = 20;
+
+/** Checks a table map: 1 to 20 read names, each an identifier mapped to a distinct identifier; none a store table. */
+export function checkTables(operation: CheckpointOperation, name: string, value: unknown, argument: string, own: boolean): VersionTables {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
+    throw new CheckpointTypeError(operation, name, argument, `must be a plain object mapping read names to tables, got ${typeName(value)}`);
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length === 0 || entries.length > MAX_TABLES) {
+    throw new CheckpointRangeError(operation, name, argument, `must name 1 to ${MAX_TABLES} tables, got ${entries.length}`);
+  }
+  const seen = new Set<string>();
+  for (const [read, table] of entries) {
+    for (const [what, identifier] of [["a read name", read], ["a table", table]] as const) {
+      if (typeof identifier !== "string") throw new CheckpointTypeError(operation, name, `${argument}.${read}`, `must be a table name (a string), got ${typeName(identifier)}`);
+      if (!IDENTIFIER.test(identifier) || identifier.toLowerCase().startsWith("sqlite_") || STORE_TABLES.has(identifier.toLowerCase())) {
+        throw new CheckpointRangeError(
+          operation,
+          name,
+          `${argument}.${read}`,
+          `${what} must be an identifier of letters, digits and _ (at most 64, not starting with a digit), neither sqlite_… nor one of the store's tables; got ${JSON.stringify(identifier)}`,
+        );
+      }
+    }
+    const key = (table as string).toLowerCase();
+    if (own && (key === read.toLowerCase() || entries.some(([other]) => other.toLowerCase() === key))) {
+      throw new CheckpointRangeError(operation, name, `${argument}.${read}`, `a version's table may not be a read name (readers see the read name as a view of it), got ${JSON.stringify(table)}`);
+    }
+    if (seen.has(key)) throw new CheckpointRangeError(operation, name, `${argument}.${read}`, `names table ${JSON.stringify(table)} twice`);
+    seen.add(key);
+  }
+  return Object.fromEntries(entries) as VersionTables;
+}
+
+/** Checks `switchVersion`'s options. */
+export function parseSwitch(name: string, options: SwitchOptions | undefined): "keep" | "drop" {
+  const retire: unknown = checkOptions("switch", name, options).retire;
+  if (retire === undefined) return "keep";
+  if (retire === "keep" || retire === "drop") return retire;
+  throw new CheckpointRangeError("switch", name, "options.retire", `must be "keep" or "drop", got ${JSON.stringify(retire)}`);
+}
+
+/** A version record as a {@link ProjectionVersion}; a record another tool wrote badly is a `ProjectionVersionError`. */
+export function projectionVersion(operation: CheckpointOperation, name: string, row: VersionRow): ProjectionVersion {
+  const { version, state, tables, started_at: startedAt } = row;
+  let parsed: unknown;
+  try {
+    parsed = typeof tables === "string" ? JSON.parse(tables) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1 || (state !== "live" && state !== "building" && state !== "retired") || !isTime(startedAt) || typeof parsed !== "object" || parsed === null) {
+    throw new ProjectionVersionError(operation, name, typeof version === "number" ? version : 0, `the version record ${JSON.stringify(row)} is corrupt`);
+  }
+  return {
+    name,
+    version,
+    state,
+    checkpoint: state === "live" ? name : versionCheckpoint(name, version),
+    tables: parsed as VersionTables,
+    startedAt: new Date(startedAt),
+  };
+}
+
+function quoted(identifier: string): string {
+  return `"${identifier}"`;
+}
+
+/**
+ * Starting a rebuild: record the live version when the projection has none
+ * yet, then record the new one as building (or a retired one as building
+ * again), which fails (NOT NULL on `state`) when another version is building
+ * or this one is live; the caller's `create` follows.
+ */
+export function rebuildSteps(name: string, version: number, tables: VersionTables, liveTables: VersionTables): SqlStep[] {
+  const noneBuilding = "NOT EXISTS (SELECT 1 FROM projection_versions WHERE name = ?1 AND state = 'building')";
+  return [
+    {
+      sql: `INSERT INTO projection_versions (name, version, state, tables, started_at) SELECT ?1, 1, 'live', ?2, ${NOW_MS_SQL} WHERE NOT EXISTS (SELECT 1 FROM projection_versions WHERE name = ?1)`,
+      bindings: [name, JSON.stringify(liveTables)],
+    },
+    {
+      sql:
+        "INSERT INTO projection_versions (name, version, state, tables, started_at, started_position) " +
+        `VALUES (?1, ?2, CASE WHEN ${noneBuilding} THEN 'building' END, ?3, ${NOW_MS_SQL}, COALESCE((SELECT position FROM checkpoints WHERE name = ?4), 0)) ` +
+        `ON CONFLICT (name, version) DO UPDATE SET state = CASE WHEN state = 'retired' AND ${noneBuilding} THEN 'building' END, ` +
+        "started_at = excluded.started_at, started_position = excluded.started_position",
+      bindings: [name, version, JSON.stringify(tables), versionCheckpoint(name, version)],
+    },
+  ];
+}
+
+/**
+ * Switching version `next` live in place of `live`: the guard (NOT NULL on
+ * `state` unless `next` is still building, `live` still live, and the
+ * rebuild's checkpoint at or beyond the live one), the records, the
+ * checkpoints and parked events, then the views.
+ */
+export function switchSteps(name: string, live: ProjectionVersion, next: ProjectionVersion, retire: "keep" | "drop"): SqlStep[] {
+  const liveCheckpoint = name;
+  const nextCheckpoint = versionCheckpoint(name, next.version);
+  const oldCheckpoint = versionCheckpoint(name, live.version);
+  const steps: SqlStep[] = [
+    {
+      sql:
+        "INSERT INTO projection_versions (name, version, state, tables, started_at) " +
+        "VALUES (?1, ?2, (SELECT state FROM projection_versions WHERE name = ?1 AND version = ?2), '{}', 0) " +
+        "ON CONFLICT (name, version) DO UPDATE SET state = CASE WHEN state = 'building' " +
+        "AND EXISTS (SELECT 1 FROM projection_versions WHERE name = ?1 AND version = ?3 AND state = 'live') " +
+        "AND COALESCE((SELECT position FROM checkpoints WHERE name = ?4), 0) >= COALESCE((SELECT position FROM checkpoints WHERE name = ?5), 0) " +
+        "THEN 'live' END",
+      bindings: [name, next.version, live.version, nextCheckpoint, liveCheckpoint],
+    },
+  ];
+  const renamed: Record<string, string> = { ...live.tables };
+  const views: SqlStep[] = [];
+  for (const [read, table] of Object.entries(next.tables)) {
+    const old = live.tables[read];
+    if (old === read) {
+      // The read name is still the first version's own table: it moves aside (or goes) for the view.
+      const aside = `${read}_v${live.version}`;
+      views.push({ sql: retire === "keep" ? `ALTER TABLE ${quoted(read)} RENAME TO ${quoted(aside)}` : `DROP TABLE ${quoted(read)}`, bindings: [] });
+      renamed[read] = aside;
+    } else {
+      views.push({ sql: `DROP VIEW IF EXISTS ${quoted(read)}`, bindings: [] });
+      if (retire === "drop" && old !== undefined) views.push({ sql: `DROP TABLE IF EXISTS ${quoted(old)}`, bindings: [] });
+    }
+    views.push({ sql: `CREATE VIEW ${quoted(read)} AS SELECT * FROM ${quoted(table)}`, bindings: [] });
+  }
+  if (retire === "drop") {
+    for (const [read, old] of Object.entries(live.tables)) {
+      if (read in next.tables) continue;
+      if (old === read) views.push({ sql: `DROP TABLE IF EXISTS ${quoted(read)}`, bindings: [] });
+      else views.push({ sql: `DROP VIEW IF EXISTS ${quoted(read)}`, bindings: [] }, { sql: `DROP TABLE IF EXISTS ${quoted(old)}`, bindings: [] });
+    }
+    steps.push(
+      { sql: "DELETE FROM projection_versions WHERE name = ?1 AND version = ?2", bindings: [name, live.version] },
+      { sql: "DELETE FROM parked_events WHERE name = ?1", bindings: [liveCheckpoint] },
+    );
+  } else {
+    steps.push(
+      { sql: "UPDATE projection_versions SET state = 'retired', tables = ?3 WHERE name = ?1 AND version = ?2", bindings: [name, live.version, JSON.stringify(renamed)] },
+      // The old version keeps its parked events and its position under its own checkpoint.
+      { sql: "DELETE FROM checkpoints WHERE name = ?1", bindings: [oldCheckpoint] },
+      { sql: "INSERT INTO checkpoints (name, position) SELECT ?2, position FROM checkpoints WHERE name = ?1", bindings: [liveCheckpoint, oldCheckpoint] },
+      { sql: "UPDATE parked_events SET name = ?2 WHERE name = ?1", bindings: [liveCheckpoint, oldCheckpoint] },
+    );
+  }
+  steps.push(
+    // The live checkpoint moves to the rebuild's position (or goes, when the rebuild has none), with its parked events.
+    { sql: "DELETE FROM checkpoints WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE name = ?2)", bindings: [liveCheckpoint, nextCheckpoint] },
+    {
+      sql: "INSERT INTO checkpoints (name, position) SELECT ?1, position FROM checkpoints WHERE name = ?2 ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+      bindings: [liveCheckpoint, nextCheckpoint],
+    },
+    { sql: "UPDATE parked_events SET name = ?1 WHERE name = ?2", bindings: [liveCheckpoint, nextCheckpoint] },
+    { sql: "DELETE FROM checkpoints WHERE name = ?1", bindings: [nextCheckpoint] },
+    ...views,
+  );
+  return steps;
+}
+
+/** Dropping a version that is not live: the guard (NOT NULL on `state` unless it exists and is not live), its record, checkpoint, lease and tables. */
+export function dropSteps(name: string, version: ProjectionVersion): SqlStep[] {
+  const checkpoint = versionCheckpoint(name, version.version);
+  return [
+    {
+      sql:
+        "INSERT INTO projection_versions (name, version, state, tables, started_at) " +
+        "VALUES (?1, ?2, (SELECT state FROM projection_versions WHERE name = ?1 AND version = ?2), '{}', 0) " +
+        "ON CONFLICT (name, version) DO UPDATE SET state = CASE WHEN state <> 'live' THEN state END",
+      bindings: [name, version.version],
+    },
+    { sql: "DELETE FROM projection_versions WHERE name = ?1 AND version = ?2", bindings: [name, version.version] },
+    { sql: "DELETE FROM checkpoints WHERE name = ?1", bindings: [checkpoint] },
+    { sql: "DELETE FROM parked_events WHERE name = ?1", bindings: [checkpoint] },
+    { sql: "DELETE FROM projection_leases WHERE name = ?1", bindings: [checkpoint] },
+    ...Object.values(version.tables).map((table) => ({ sql: `DROP TABLE IF EXISTS ${quoted(table)}`, bindings: [] })),
+  ];
+}
+
+/** The error for a fenced save whose version is no longer in the fence's state (`state` is what it is now). */
+export function fencedOut(operation: CheckpointOperation, checkpoint: string, fence: VersionFence, state: unknown, cause: unknown): ProjectionVersionError {
+  const now = typeof state === "string" ? `is ${state} now` : "has no record now (dropped)";
+  return new ProjectionVersionError(operation, checkpoint, fence.version, `version ${fence.version} of ${JSON.stringify(fence.name)} was ${fence.state} and ${now}; nothing was applied`, { cause });
+}
+
+const VERSION_MARKER = "NOT NULL constraint failed: projection_versions.state";
+
+/** Whether a D1 or SQLite error is a version guard's failure. */
+export function isVersionMarker(error: unknown): boolean {
+  return error instanceof Error && error.message.includes(VERSION_MARKER);
+}
+
+/**
+ * The versions involved in a call, from the records, checked before anything
+ * is written: `startRebuild` needs a live version and no other building one;
+ * `switchVersion` a building `version`; `dropVersion` a version that is not live.
+ */
+export function findVersions(
+  operation: "rebuild" | "switch" | "dropVersion",
+  name: string,
+  version: number,
+  versions: readonly ProjectionVersion[],
+  tables?: VersionTables,
+  liveTables?: VersionTables,
+): { live: ProjectionVersion | undefined; target: ProjectionVersion | undefined } {
+  const live = versions.find((v) => v.state === "live");
+  const target = versions.find((v) => v.version === version);
+  const building = versions.find((v) => v.state === "building");
+  const fail = (message: string): never => {
+    throw new ProjectionVersionError(operation, name, version, message);
+  };
+  if (operation === "rebuild") {
+    if (building !== undefined && building.version !== version) fail(`version ${building.version} is being rebuilt already: switch to it or drop it first`);
+    if (building !== undefined) fail(`version ${version} is being rebuilt already`);
+    if (target?.state === "live" || (versions.length === 0 && version === 1)) fail(`version ${version} is the live version`);
+    if (target === undefined && tables !== undefined) {
+      // A new version's tables must be its own: never another version's, which it would overwrite (or drop with it).
+      for (const other of versions.length === 0 ? [liveTables ?? {}] : versions.map((v) => v.tables)) {
+        const taken = Object.values(tables).find((table) => Object.values(other).some((t) => t.toLowerCase() === table.toLowerCase()));
+        if (taken !== undefined) fail(`table ${JSON.stringify(taken)} belongs to another version`);
+      }
+    }
+  } else if (operation === "switch") {
+    if (target?.state !== "building") fail(`version ${version} is not being rebuilt (${target === undefined ? "no such version" : `it is ${target.state}`})`);
+    if (live === undefined) fail("the projection has no live version record");
+  } else {
+    if (target === undefined) fail(`version ${version} has no record`);
+    if (target?.state === "live") fail(`version ${version} is the live version: switch to another first`);
+  }
+  return { live, target };
+}

@@ -1,0 +1,369 @@
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { countD1 } from "../src/d1-intercept.js";
+import {
+  CheckpointRangeError,
+  CheckpointTypeError,
+  D1CheckpointStore,
+  ProjectionRunner,
+  ProjectionVersionError,
+  type RunSummary,
+} from "../src/index.js";
+
+// Rebuilding a projection beside the live one and switching it live in one
+// batch (decision 0020), on local D1: the live read model stays whole
+// throughout, the switch is atomic against live runs and appends, and a
+// version switched away never writes again.
+
+interface Event {
+  readonly position: number;
+  readonly account: string;
+  readonly amount: number;
+}
+
+const db = env.DB;
+const NAME = "totals";
+
+async function resetAll(): Promise<void> {
+  const { results } = await db.prepare("SELECT type, name FROM sqlite_master WHERE name GLOB 'v_*' AND type IN ('table', 'view')").all<{ type: string; name: string }>();
+  await db.batch([
+    ...results.map(({ type, name }) => db.prepare(`DROP ${type === "view" ? "VIEW" : "TABLE"} ${name}`)),
+    db.prepare("CREATE TABLE IF NOT EXISTS v_events (position INTEGER PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL)"),
+    db.prepare("DELETE FROM v_events"),
+    // Version 1's table is the read name itself, as before any rebuild.
+    db.prepare("CREATE TABLE v_totals (account TEXT PRIMARY KEY, total INTEGER NOT NULL, n INTEGER NOT NULL)"),
+    db.prepare("DELETE FROM checkpoints"),
+    db.prepare("DELETE FROM projection_versions"),
+    db.prepare("DELETE FROM projection_leases"),
+  ]);
+}
+
+beforeEach(resetAll);
+
+/** Appends `count` events; their amounts differ by position, their accounts cycle over 4. */
+async function append(count: number): Promise<void> {
+  const newest = (await db.prepare("SELECT COALESCE(MAX(position), 0) AS p FROM v_events").first<{ p: number }>())?.p ?? 0;
+  const rows = Array.from({ length: count }, (_, i) => newest + 1 + i);
+  for (let i = 0; i < rows.length; i += 30) {
+    await db.batch(
+      rows.slice(i, i + 30).map((p) => db.prepare("INSERT INTO v_events (position, account, amount) VALUES (?1, ?2, ?3)").bind(p, `a${p % 4}`, (p % 9) + 1)),
+    );
+  }
+}
+
+function table(version: number): string {
+  return version === 1 ? "v_totals" : `v_totals_v${version}`;
+}
+
+const CREATE = (name: string): string => `CREATE TABLE IF NOT EXISTS ${name} (account TEXT PRIMARY KEY, total INTEGER NOT NULL, n INTEGER NOT NULL)`;
+
+/** Version 1 sums amounts; version 2 and later (the "fix") sum them doubled. `n` counts the events applied per account. */
+function project(version: number, into: string): (events: readonly Event[]) => D1PreparedStatement[] {
+  const factor = version === 1 ? 1 : 2;
+  return (events) =>
+    events.map((event) =>
+      db
+        .prepare(`INSERT INTO ${into} (account, total, n) VALUES (?1, ?2, 1) ON CONFLICT (account) DO UPDATE SET total = total + excluded.total, n = n + 1`)
+        .bind(event.account, event.amount * factor),
+    );
+}
+
+function runner(version: number, store = new D1CheckpointStore(db), into = table(version), batchSize = 40): ProjectionRunner<Event> {
+  return new ProjectionRunner<Event>({
+    name: NAME,
+    version,
+    store,
+    batchSize,
+    eventsQuery: (after, limit) => db.prepare("SELECT position, account, amount FROM v_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+    project: project(version, into),
+  });
+}
+
+/** What version `version` makes of the events up to `position` (all by default), computed in SQL, as readers would see it. */
+async function expected(version: number, position = Number.MAX_SAFE_INTEGER): Promise<{ account: string; total: number; n: number }[]> {
+  const factor = version === 1 ? 1 : 2;
+  const { results } = await db
+    .prepare("SELECT account, SUM(amount) * ?2 AS total, COUNT(*) AS n FROM v_events WHERE position <= ?1 GROUP BY account ORDER BY account")
+    .bind(position, factor)
+    .all<{ account: string; total: number; n: number }>();
+  return results;
+}
+
+async function rows(from: string): Promise<{ account: string; total: number; n: number }[]> {
+  return (await db.prepare(`SELECT account, total, n FROM ${from} ORDER BY account`).all<{ account: string; total: number; n: number }>()).results;
+}
+
+/** One consistent read of the live read model and the live checkpoint, as a reader's batch sees them. */
+async function liveSnapshot(): Promise<{ rows: { account: string; total: number; n: number }[]; position: number; version: number }> {
+  const [model, checkpoint, version] = await db.batch<Record<string, unknown>>([
+    db.prepare("SELECT account, total, n FROM v_totals ORDER BY account"),
+    db.prepare("SELECT position FROM checkpoints WHERE name = ?1").bind(NAME),
+    db.prepare("SELECT version FROM projection_versions WHERE name = ?1 AND state = 'live'").bind(NAME),
+  ]);
+  return {
+    rows: (model?.results ?? []) as { account: string; total: number; n: number }[],
+    position: (checkpoint?.results[0]?.position as number | undefined) ?? 0,
+    version: (version?.results[0]?.version as number | undefined) ?? 1,
+  };
+}
+
+async function liveVersion(store: D1CheckpointStore): Promise<number | undefined> {
+  return (await store.versions(NAME)).find((version) => version.state === "live")?.version;
+}
+
+describe("rebuilding a projection beside the live one", () => {
+  it("keeps the live read model whole while the rebuild runs, then switches in one batch", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(200);
+    await runner(1, store).run();
+
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    expect((await store.versions(NAME)).map(({ version, state, checkpoint, tables }) => ({ version, state, checkpoint, tables }))).toEqual([
+      { version: 1, state: "live", checkpoint: NAME, tables: { v_totals: "v_totals" } },
+      { version: 2, state: "building", checkpoint: "totals@2", tables: { v_totals: "v_totals_v2" } },
+    ]);
+
+    // The rebuild goes a batch at a time (as cron invocations would), while events keep coming and the live version keeps up.
+    const snapshots = [];
+    let rebuild: RunSummary;
+    do {
+      rebuild = await runner(2, store).run({ maxBatches: 1 });
+      expect(rebuild.name).toBe("totals@2");
+      await append(7);
+      const live = await runner(1, store).run();
+      expect(live.name).toBe(NAME);
+      snapshots.push(await liveSnapshot());
+    } while (!rebuild.caughtUp);
+    expect(snapshots.length).toBeGreaterThan(4);
+    for (const snapshot of snapshots) expect(snapshot.rows).toEqual(await expected(1, snapshot.position));
+
+    // Caught up with the live version (the live one applied the last appends too), then switched.
+    await runner(2, store).run();
+    await runner(1, store).run();
+    await store.switchVersion(NAME, 2);
+    const after = await liveSnapshot();
+    expect(after.rows).toEqual(await expected(2));
+    expect(after.position).toBe(207 + 7 * (snapshots.length - 1));
+
+    // The read model equals version 2 projected from scratch, into a table of its own.
+    await db.prepare(CREATE("v_scratch")).run();
+    const scratch = new ProjectionRunner<Event>({
+      name: "scratch",
+      store,
+      eventsQuery: (after, limit) => db.prepare("SELECT position, account, amount FROM v_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+      project: project(2, "v_scratch"),
+    });
+    await scratch.run();
+    expect(await rows("v_totals")).toEqual(await rows("v_scratch"));
+
+    // Version 2 now runs as the live version; version 1 does nothing, its table and checkpoint kept for a rollback.
+    await append(5);
+    await expect(runner(1, store).run()).resolves.toMatchObject({ ended: "inactive", events: 0, queries: 1 });
+    await expect(runner(2, store).run()).resolves.toMatchObject({ name: NAME, events: 5, ended: "caughtUp" });
+    expect(await rows("v_totals")).toEqual(await expected(2));
+    const kept = await store.load("totals@1");
+    expect(kept.found).toBe(true);
+    expect(await rows("v_totals_v1")).toEqual(await expected(1, kept.position));
+    expect((await store.versions(NAME)).map(({ version, state, tables }) => ({ version, state, tables }))).toEqual([
+      { version: 1, state: "retired", tables: { v_totals: "v_totals_v1" } },
+      { version: 2, state: "live", tables: { v_totals: "v_totals_v2" } },
+    ]);
+    await expect(store.load("totals@2")).resolves.toEqual({ position: 0, found: false });
+  });
+
+  it("switches atomically against live runs and appends: no event lost, none applied twice, the old version never writes again", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(120);
+    await runner(1, store).run();
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store).run();
+
+    let switched = false;
+    const switching = async (): Promise<void> => {
+      // The switch refuses while a live run has committed past the rebuild; the rebuild catches up and it tries again.
+      for (let attempt = 0; attempt < 50 && !switched; attempt++) {
+        await runner(2, store, undefined, 5).run({ maxBatches: 2 });
+        try {
+          await store.switchVersion(NAME, 2);
+          switched = true;
+        } catch (error) {
+          expect(error).toBeInstanceOf(ProjectionVersionError);
+        }
+      }
+    };
+    const appending = async (): Promise<void> => {
+      for (let i = 0; i < 12; i++) await append(3);
+    };
+    const running = async (version: number): Promise<RunSummary[]> => {
+      const summaries = [];
+      for (let i = 0; i < 12; i++) summaries.push(await runner(version, store, undefined, 5).run({ maxBatches: 2 }));
+      return summaries;
+    };
+    const snapshots: Awaited<ReturnType<typeof liveSnapshot>>[] = [];
+    const reading = async (): Promise<void> => {
+      for (let i = 0; i < 40; i++) snapshots.push(await liveSnapshot());
+    };
+    const [, , ones, twos] = await Promise.all([switching(), appending(), running(1), running(2), running(2), reading()]);
+    expect(switched).toBe(true);
+    // Every read saw one version's whole read model at the live checkpoint: never empty, never partial, never a mix.
+    expect(new Set(snapshots.map((snapshot) => snapshot.version))).toEqual(new Set([1, 2]));
+    for (const snapshot of snapshots) expect(snapshot.rows).toEqual(await expected(snapshot.version, snapshot.position));
+    // Some version-1 runs were under way when it was switched away, or started after: they ended without writing.
+    expect(ones.some((summary) => summary.ended === "inactive" || summary.ended === "switched")).toBe(true);
+    expect(twos.length).toBe(12);
+
+    await runner(2, store).run();
+    expect(await liveVersion(store)).toBe(2);
+    expect(await rows("v_totals")).toEqual(await expected(2));
+    const kept = await store.load("totals@1");
+    expect(await rows("v_totals_v1")).toEqual(await expected(1, kept.position));
+  });
+
+  it("fences a commit of a version that was switched away: nothing is applied", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(10);
+    await runner(1, store).run();
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store).run();
+    await store.switchVersion(NAME, 2, { retire: "drop" });
+    // A version-1 commit that loaded before the switch, at the same position as the switched checkpoint.
+    const late = db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('late', 1, 1)");
+    const error = await store.commit(NAME, 11, [late], { expected: 10, fence: { name: NAME, version: 1, state: "live" } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProjectionVersionError);
+    expect((error as ProjectionVersionError).message).toMatch(/version 1 of "totals" was live and has no record now/);
+    await expect(store.load(NAME)).resolves.toEqual({ position: 10, found: true });
+    expect((await rows("v_totals")).some((row) => row.account === "late")).toBe(false);
+    // Dropped: the old table and the old version's record are gone.
+    expect(await db.prepare("SELECT name FROM sqlite_master WHERE name = 'v_totals_v1'").first()).toBeNull();
+    expect((await store.versions(NAME)).map((v) => v.version)).toEqual([2]);
+    // The live version's own fence holds.
+    await store.commit(NAME, 11, [db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('ok', 1, 1)")], { expected: 10, fence: { name: NAME, version: 2, state: "live" } });
+    expect((await rows("v_totals")).some((row) => row.account === "ok")).toBe(true);
+  });
+
+  it("drops an abandoned rebuild cleanly, and can start it again from scratch", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(60);
+    await runner(1, store).run();
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store, undefined, 10).run({ maxBatches: 2 });
+    await db.prepare("INSERT INTO parked_events (name, position, error, parked_at) VALUES ('totals@2', 3, 'x', 0)").run();
+
+    await store.dropVersion(NAME, 2);
+    expect(await db.prepare("SELECT name FROM sqlite_master WHERE name = 'v_totals_v2'").first()).toBeNull();
+    await expect(store.load("totals@2")).resolves.toEqual({ position: 0, found: false });
+    expect(await db.prepare("SELECT COUNT(*) AS n FROM parked_events WHERE name = 'totals@2'").first("n")).toBe(0);
+    expect((await store.versions(NAME)).map(({ version, state }) => ({ version, state }))).toEqual([{ version: 1, state: "live" }]);
+    await expect(runner(2, store).run()).resolves.toMatchObject({ ended: "inactive", events: 0 });
+    // The live version never noticed.
+    expect(await rows("v_totals")).toEqual(await expected(1));
+
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await expect(runner(2, store).run()).resolves.toMatchObject({ name: "totals@2", from: 0, to: 60, events: 60 });
+  });
+
+  it("rebuilds again over a switched version (a view), and rolls back to a kept version", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(30);
+    await runner(1, store).run();
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store).run();
+    await store.switchVersion(NAME, 2, { retire: "drop" });
+
+    await store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3" }, create: [db.prepare(CREATE("v_totals_v3"))] });
+    await runner(3, store).run();
+    await append(4);
+    await runner(2, store).run();
+    await runner(3, store).run();
+    await store.switchVersion(NAME, 3);
+    expect(await rows("v_totals")).toEqual(await rows("v_totals_v3"));
+    expect(await rows("v_totals")).toEqual(await expected(3));
+
+    // Roll back to version 2: it was kept with its checkpoint; rebuilt from there, then switched to again.
+    await append(3);
+    await runner(3, store).run();
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" } });
+    await expect(runner(2, store).run()).resolves.toMatchObject({ name: "totals@2", from: 34, to: 37, events: 3 });
+    await store.switchVersion(NAME, 2);
+    expect(await rows("v_totals")).toEqual(await rows("v_totals_v2"));
+    expect(await rows("v_totals")).toEqual(await expected(2));
+    expect((await store.versions(NAME)).map(({ version, state }) => ({ version, state }))).toEqual([
+      { version: 2, state: "live" },
+      { version: 3, state: "retired" },
+    ]);
+  });
+
+  it("refuses calls the version records do not allow, with a ProjectionVersionError and nothing written", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(20);
+    await runner(1, store).run();
+    await expect(store.switchVersion(NAME, 2)).rejects.toThrow(/version 2 is not being rebuilt \(no such version\)/);
+    await expect(store.startRebuild(NAME, 1, { tables: { v_totals: "v_totals_v9" } })).rejects.toThrow(/version 1 is the live version/);
+    await expect(store.dropVersion(NAME, 1)).rejects.toThrow(/has no record/);
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3" } })).rejects.toThrow(/version 2 is being rebuilt already/);
+    await expect(store.dropVersion(NAME, 1)).rejects.toThrow(/is the live version/);
+    // Behind the live checkpoint: the switch's guard refuses in the batch.
+    await runner(2, store, undefined, 5).run({ maxBatches: 1 });
+    const behind = await store.switchVersion(NAME, 2).catch((e: unknown) => e);
+    expect(behind).toBeInstanceOf(ProjectionVersionError);
+    expect((behind as ProjectionVersionError).message).toMatch(/behind the live checkpoint/);
+    expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live", "building"]);
+    expect(await db.prepare("SELECT type FROM sqlite_master WHERE name = 'v_totals'").first("type")).toBe("table");
+    // A new version may not take another version's table.
+    await expect(store.startRebuild("other", 2, { tables: { o: "o_v2" }, liveTables: { o: "o_v2" } })).rejects.toThrow(/table "o_v2" belongs to another version/);
+    await store.dropVersion(NAME, 2);
+    await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "V_TOTALS" } })).rejects.toThrow(CheckpointRangeError);
+    expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live"]);
+  });
+
+  it("checks every new call's input before any query, and writes nothing", async () => {
+    const counted = countD1(db);
+    const store = new D1CheckpointStore(counted.db);
+    const tables = { v_totals: "v_totals_v2" };
+    const bad: [() => Promise<unknown>, new (...args: never[]) => Error, RegExp][] = [
+      [() => store.startRebuild("", 2, { tables }), CheckpointRangeError, /name must not be empty/],
+      [() => store.startRebuild(NAME, 0, { tables }), CheckpointRangeError, /version must be an integer from 1/],
+      [() => store.startRebuild(NAME, 1.5, { tables }), CheckpointRangeError, /version must be an integer/],
+      [() => store.startRebuild(NAME, "2" as unknown as number, { tables }), CheckpointTypeError, /version must be a number/],
+      [() => store.startRebuild(NAME, 2, undefined as never), CheckpointTypeError, /options.tables must be a plain object/],
+      [() => store.startRebuild(NAME, 2, { tables: {} }), CheckpointRangeError, /must name 1 to 20 tables/],
+      [() => store.startRebuild(NAME, 2, { tables: { v_totals: "v totals" } }), CheckpointRangeError, /must be an identifier/],
+      [() => store.startRebuild(NAME, 2, { tables: { 'x"; DROP TABLE checkpoints; --': "t" } }), CheckpointRangeError, /must be an identifier/],
+      [() => store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals" } }), CheckpointRangeError, /may not be a read name/],
+      [() => store.startRebuild(NAME, 2, { tables: { v_totals: "checkpoints" } }), CheckpointRangeError, /store's tables/],
+      [() => store.startRebuild(NAME, 2, { tables: { v_totals: "sqlite_master" } }), CheckpointRangeError, /sqlite_/],
+      [() => store.startRebuild(NAME, 2, { tables: { a: "t", b: "t" } }), CheckpointRangeError, /twice/],
+      [() => store.startRebuild(NAME, 2, { tables: { v_totals: 2 as unknown as string } }), CheckpointTypeError, /must be a table name/],
+      [() => store.startRebuild(NAME, 2, { tables, liveTables: [] as never }), CheckpointTypeError, /options.liveTables must be a plain object/],
+      [() => store.startRebuild(NAME, 2, { tables, create: ["CREATE TABLE t (x)"] as never }), CheckpointTypeError, /options.create/],
+      [() => store.switchVersion(NAME, -1), CheckpointRangeError, /version must be an integer/],
+      [() => store.switchVersion(NAME, 2, { retire: "later" as never }), CheckpointRangeError, /retire must be "keep" or "drop"/],
+      [() => store.switchVersion(NAME, 2, new Date() as never), CheckpointTypeError, /must be a plain object/],
+      [() => store.dropVersion(NAME, undefined as never), CheckpointTypeError, /version must be a number, got undefined/],
+      [() => store.versionState(NAME, Number.NaN), CheckpointRangeError, /version must be an integer/],
+      [() => store.versions(42 as never), CheckpointTypeError, /name must be a string/],
+      [() => store.commit(NAME, 1, [], { fence: { name: NAME, version: 1, state: "retired" as never } }), CheckpointRangeError, /fence.state must be "live" or "building"/],
+      [() => store.commit(NAME, 1, [], { fence: { name: NAME, version: 2, state: "building" } }), CheckpointRangeError, /checkpoint is "totals@2", not "totals"/],
+      [() => store.commit(NAME, 1, [], { fence: { name: NAME, version: 0, state: "live" } }), CheckpointRangeError, /fence.version must be an integer from 1/],
+    ];
+    for (const [call, type, message] of bad) {
+      const error = await call().catch((e: unknown) => e);
+      expect(error, String(message)).toBeInstanceOf(type);
+      expect((error as Error).message).toMatch(message);
+    }
+    expect(counted.calls).toEqual([]);
+    expect(() => runner(0)).toThrow(CheckpointRangeError);
+    expect(
+      () =>
+        new ProjectionRunner<Event>({
+          name: NAME,
+          version: 2,
+          store: { load: () => Promise.resolve({ position: 0, found: false }), commit: () => Promise.resolve(), replayParked: () => Promise.resolve(false) },
+          readEvents: () => Promise.resolve([]),
+          project: () => [],
+        }),
+    ).toThrow(/a store that knows projection versions/);
+    expect(await db.prepare("SELECT COUNT(*) AS n FROM projection_versions").first("n")).toBe(0);
+  });
+});
