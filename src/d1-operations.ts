@@ -20,8 +20,9 @@ import {
 import {
   newestOf,
   projectionStatus,
-  STATUS_COLUMNS,
-  STATUS_SQL,
+  parseEventTimes,
+  statusColumns,
+  statusSql,
   type ProjectionStatus,
   type StatusListOptions,
   type StatusOptions,
@@ -90,7 +91,7 @@ export async function status(base: D1Calls, name: string, options: StatusOptions
   const { name: valid, signal } = parseNamed("status", name, options);
   const calls = base.budgeted("status", valid, options?.budget);
   const newest = parseNewest(calls, valid, options?.newest);
-  const statement = calls.db.prepare(STATUS_SQL).bind(valid);
+  const statement = calls.db.prepare(statusSql(parseEventTimes(valid, options?.eventTimes))).bind(valid);
   const { row, last } = await calls.call({
     operation: "status",
     checkpoint: valid,
@@ -111,7 +112,7 @@ export function statuses(base: D1Calls, options: StatusListOptions<D1Newest> | u
   const listing = parseListOptions("status", options);
   const calls = base.budgeted("status", undefined, options?.budget);
   let newest = parseNewest(calls, undefined, options?.newest);
-  const pages = calls.pages<ProjectionStatus>("status", STATUS_COLUMNS, listing, (row, name) =>
+  const pages = calls.pages<ProjectionStatus>("status", statusColumns(parseEventTimes(undefined, options?.eventTimes)), listing, (row, name) =>
     projectionStatus("status", name, row, typeof newest === "object" ? undefined : newest),
   );
   return keysetPages(listing, async (request) => {

@@ -28,7 +28,7 @@ import {
   type ParkedListOptions,
   type ParkedRow,
 } from "./parked-events.js";
-import { projectionStatus, STATUS_COLUMNS, STATUS_SQL, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "./projection-status.js";
+import { parseEventTimes, projectionStatus, statusColumns, statusSql, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "./projection-status.js";
 import { schemaStatements } from "./schema.js";
 import { checkFunction, checkOptions, checkPosition, checkSignal, parseNamed, parseSave, toPosition, type SaveArguments } from "./validate.js";
 import { waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
@@ -278,8 +278,9 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
     return settle(() => {
       const { name: valid, signal } = parseNamed("status", name, options);
       const newest = options?.newest === undefined ? undefined : checkPosition("status", valid, options.newest, "options.newest");
+      const sql = statusSql(parseEventTimes(valid, options?.eventTimes));
       signal?.throwIfAborted();
-      const row = this.storage.sql.exec(STATUS_SQL, valid).toArray()[0] as StatusRow | undefined;
+      const row = this.storage.sql.exec(sql, valid).toArray()[0] as StatusRow | undefined;
       return projectionStatus("status", valid, row ?? {}, newest);
     });
   }
@@ -288,7 +289,8 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   statuses(options?: StatusListOptions): AsyncIterableIterator<ProjectionStatus> {
     const listing = parseListOptions("status", options);
     const newest = options?.newest === undefined ? undefined : checkPosition("status", undefined, options.newest, "options.newest");
-    return keysetPages(listing, this.#pages(STATUS_COLUMNS, (row, name) => projectionStatus("status", name, row, newest)));
+    const columns = statusColumns(parseEventTimes(undefined, options?.eventTimes));
+    return keysetPages(listing, this.#pages(columns, (row, name) => projectionStatus("status", name, row, newest)));
   }
 
   /**

@@ -63,7 +63,7 @@ export {
 } from "./json-rows.js";
 export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
 export type { ParkedEvent, ParkedListOptions } from "./parked-events.js";
-export type { ProjectionStatus, StatusListOptions, StatusOptions } from "./projection-status.js";
+export type { EventTimes, ProjectionStatus, RebuildProgress, StatusListOptions, StatusOptions } from "./projection-status.js";
 export {
   ProjectionVersionError,
   type ProjectionVersion,

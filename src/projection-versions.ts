@@ -10,7 +10,7 @@
 import type { OperationOptions, VersionFence } from "./checkpoint-store.js";
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
 import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
-import { checkOptions, isTime, typeName, versionCheckpoint } from "./validate.js";
+import { checkIdentifier, checkOptions, isTime, typeName, versionCheckpoint } from "./validate.js";
 
 /**
  * A version's state: `"live"` (its checkpoint is the projection's own name and
@@ -104,7 +104,6 @@ export interface SqlStep {
   readonly bindings: readonly (string | number)[];
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const STORE_TABLES = new Set(["checkpoints", "parked_events", "checkpoint_moves", "projection_leases", "projection_versions"]);
 const MAX_TABLES = 20;
 
@@ -119,15 +118,10 @@ export function checkTables(operation: CheckpointOperation, name: string, value:
   }
   const seen = new Set<string>();
   for (const [read, table] of entries) {
-    for (const [what, identifier] of [["a read name", read], ["a table", table]] as const) {
-      if (typeof identifier !== "string") throw new CheckpointTypeError(operation, name, `${argument}.${read}`, `must be a table name (a string), got ${typeName(identifier)}`);
-      if (!IDENTIFIER.test(identifier) || identifier.toLowerCase().startsWith("sqlite_") || STORE_TABLES.has(identifier.toLowerCase())) {
-        throw new CheckpointRangeError(
-          operation,
-          name,
-          `${argument}.${read}`,
-          `${what} must be an identifier of letters, digits and _ (at most 64, not starting with a digit), neither sqlite_… nor one of the store's tables; got ${JSON.stringify(identifier)}`,
-        );
+    for (const identifier of [read, table]) {
+      checkIdentifier(operation, name, identifier, `${argument}.${read}`);
+      if ((identifier as string).toLowerCase().startsWith("sqlite_") || STORE_TABLES.has((identifier as string).toLowerCase())) {
+        throw new CheckpointRangeError(operation, name, `${argument}.${read}`, `may name neither sqlite_… nor one of the store's tables, got ${JSON.stringify(identifier)}`);
       }
     }
     const key = (table as string).toLowerCase();

@@ -136,6 +136,21 @@ export function checkOptions<T extends object>(
   return candidate;
 }
 
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/**
+ * Checks a SQL identifier the store writes into a statement (a table or
+ * column name): letters, digits and `_`, at most 64, not starting with a
+ * digit, so that it needs no escaping and cannot inject anything.
+ */
+export function checkIdentifier(operation: CheckpointOperation, checkpoint: string | undefined, value: unknown, argument: string): string {
+  if (typeof value !== "string") throw new CheckpointTypeError(operation, checkpoint, argument, `must be a table or column name (a string), got ${typeName(value)}`);
+  if (!IDENTIFIER.test(value)) {
+    throw new CheckpointRangeError(operation, checkpoint, argument, `must be an identifier of letters, digits and _ (at most 64, not starting with a digit), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 /** Checks `options.signal`: `undefined` or an `AbortSignal`. */
 export function checkSignal(
   operation: CheckpointOperation,

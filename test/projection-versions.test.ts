@@ -28,7 +28,7 @@ async function resetAll(): Promise<void> {
   const { results } = await db.prepare("SELECT type, name FROM sqlite_master WHERE name GLOB 'v_*' AND type IN ('table', 'view')").all<{ type: string; name: string }>();
   await db.batch([
     ...results.map(({ type, name }) => db.prepare(`DROP ${type === "view" ? "VIEW" : "TABLE"} ${name}`)),
-    db.prepare("CREATE TABLE IF NOT EXISTS v_events (position INTEGER PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL)"),
+    db.prepare("CREATE TABLE IF NOT EXISTS v_events (position INTEGER PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL, at INTEGER NOT NULL)"),
     db.prepare("DELETE FROM v_events"),
     // Version 1's table is the read name itself, as before any rebuild.
     db.prepare("CREATE TABLE v_totals (account TEXT PRIMARY KEY, total INTEGER NOT NULL, n INTEGER NOT NULL)"),
@@ -46,7 +46,9 @@ async function append(count: number): Promise<void> {
   const rows = Array.from({ length: count }, (_, i) => newest + 1 + i);
   for (let i = 0; i < rows.length; i += 30) {
     await db.batch(
-      rows.slice(i, i + 30).map((p) => db.prepare("INSERT INTO v_events (position, account, amount) VALUES (?1, ?2, ?3)").bind(p, `a${p % 4}`, (p % 9) + 1)),
+      rows.slice(i, i + 30).map((p) =>
+        db.prepare("INSERT INTO v_events (position, account, amount, at) VALUES (?1, ?2, ?3, ?4)").bind(p, `a${p % 4}`, (p % 9) + 1, Date.now() - 60_000),
+      ),
     );
   }
 }
@@ -293,6 +295,45 @@ describe("rebuilding a projection beside the live one", () => {
     ]);
   });
 
+  it("reports a rebuild's progress, its estimated time to catch up, and the age of the oldest event not yet applied", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(100);
+    await runner(1, store).run();
+    await expect(store.status(NAME)).resolves.toMatchObject({ version: undefined, rebuild: undefined, oldestUnappliedAgeMs: undefined });
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store, undefined, 10).run({ maxBatches: 3 });
+    // The rebuild "started" 10 s ago by the database's clock, so its rate is about 30 positions in 10 s.
+    await db.prepare(`UPDATE projection_versions SET started_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) - 10000 WHERE version = 2`).run();
+    const newest = db.prepare("SELECT MAX(position) FROM v_events");
+    const eventTimes = { table: "v_events", time: "at" };
+    const building = await store.status("totals@2", { newest, eventTimes });
+    expect(building).toMatchObject({ name: "totals@2", position: 30, lag: 70, version: 2 });
+    const { rebuild } = building;
+    expect(rebuild?.of).toBe(NAME);
+    expect(rebuild?.version).toBe(2);
+    expect(rebuild?.eventsPerSecond).toBeGreaterThan(30 / 11);
+    expect(rebuild?.eventsPerSecond).toBeLessThanOrEqual(3);
+    expect(rebuild?.etaMs).toBe(Math.ceil((70 * 1000) / (rebuild?.eventsPerSecond ?? 1)));
+    expect(building.oldestUnappliedAgeMs).toBeGreaterThanOrEqual(59_000);
+    expect(building.oldestUnappliedAgeMs).toBeLessThan(600_000);
+
+    // statuses() shows the same, the live version's number, and 0 for a checkpoint with nothing left to apply.
+    const listed = [];
+    for await (const status of store.statuses({ newest, eventTimes, prefix: "totals" })) listed.push(status);
+    expect(listed.map(({ name, version, lag, oldestUnappliedAgeMs, rebuild: r }) => ({ name, version, lag, caughtUp: oldestUnappliedAgeMs === 0, building: r !== undefined }))).toEqual([
+      { name: NAME, version: 1, lag: 0, caughtUp: true, building: false },
+      { name: "totals@2", version: 2, lag: 70, caughtUp: false, building: true },
+    ]);
+    // A time column of date texts works too (here a view over the log).
+    await db.prepare("CREATE VIEW v_event_texts AS SELECT position, strftime('%Y-%m-%dT%H:%M:%fZ', at / 1000.0, 'unixepoch') AS at FROM v_events").run();
+    const texts = await store.status("totals@2", { eventTimes: { table: "v_event_texts", time: "at" } });
+    expect(texts.oldestUnappliedAgeMs).toBeGreaterThanOrEqual(59_000);
+    expect(texts.rebuild?.etaMs).toBeUndefined(); // no newest, no estimate
+
+    await runner(2, store).run();
+    await expect(store.status("totals@2", { newest })).resolves.toMatchObject({ lag: 0, rebuild: { etaMs: 0 } });
+  });
+
   it("refuses calls the version records do not allow, with a ProjectionVersionError and nothing written", async () => {
     const store = new D1CheckpointStore(db);
     await append(20);
@@ -334,7 +375,7 @@ describe("rebuilding a projection beside the live one", () => {
       [() => store.startRebuild(NAME, 2, { tables: { v_totals: "checkpoints" } }), CheckpointRangeError, /store's tables/],
       [() => store.startRebuild(NAME, 2, { tables: { v_totals: "sqlite_master" } }), CheckpointRangeError, /sqlite_/],
       [() => store.startRebuild(NAME, 2, { tables: { a: "t", b: "t" } }), CheckpointRangeError, /twice/],
-      [() => store.startRebuild(NAME, 2, { tables: { v_totals: 2 as unknown as string } }), CheckpointTypeError, /must be a table name/],
+      [() => store.startRebuild(NAME, 2, { tables: { v_totals: 2 as unknown as string } }), CheckpointTypeError, /must be a table or column name/],
       [() => store.startRebuild(NAME, 2, { tables, liveTables: [] as never }), CheckpointTypeError, /options.liveTables must be a plain object/],
       [() => store.startRebuild(NAME, 2, { tables, create: ["CREATE TABLE t (x)"] as never }), CheckpointTypeError, /options.create/],
       [() => store.switchVersion(NAME, -1), CheckpointRangeError, /version must be an integer/],
@@ -343,6 +384,10 @@ describe("rebuilding a projection beside the live one", () => {
       [() => store.dropVersion(NAME, undefined as never), CheckpointTypeError, /version must be a number, got undefined/],
       [() => store.versionState(NAME, Number.NaN), CheckpointRangeError, /version must be an integer/],
       [() => store.versions(42 as never), CheckpointTypeError, /name must be a string/],
+      [() => store.status(NAME, { eventTimes: { table: "v events", time: "at" } }), CheckpointRangeError, /eventTimes.table must be an identifier/],
+      [() => store.status(NAME, { eventTimes: { table: "v_events", time: 1 as never } }), CheckpointTypeError, /eventTimes.time must be a table or column name/],
+      [() => store.status(NAME, { eventTimes: { table: "v_events", time: "at", column: "x" } as never }), CheckpointTypeError, /unknown key "column"/],
+      [async () => store.statuses({ eventTimes: "events" as never }).next(), CheckpointTypeError, /eventTimes must be an object/],
       [() => store.commit(NAME, 1, [], { fence: { name: NAME, version: 1, state: "retired" as never } }), CheckpointRangeError, /fence.state must be "live" or "building"/],
       [() => store.commit(NAME, 1, [], { fence: { name: NAME, version: 2, state: "building" } }), CheckpointRangeError, /checkpoint is "totals@2", not "totals"/],
       [() => store.commit(NAME, 1, [], { fence: { name: NAME, version: 0, state: "live" } }), CheckpointRangeError, /fence.version must be an integer from 1/],
