@@ -358,6 +358,22 @@ describe("rebuilding a projection beside the live one", () => {
     expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live"]);
   });
 
+  it("a switch that fails part-way applies nothing: one batch", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(15);
+    await runner(1, store).run();
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store).run();
+    // The old table's new name is taken, so the rename, late in the batch, fails.
+    await db.prepare("CREATE TABLE v_totals_v1 (x)").run();
+    await expect(store.switchVersion(NAME, 2)).rejects.toThrow(/already another table/);
+    expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live", "building"]);
+    await expect(store.load(NAME)).resolves.toEqual({ position: 15, found: true });
+    await expect(store.load("totals@2")).resolves.toEqual({ position: 15, found: true });
+    expect(await db.prepare("SELECT type FROM sqlite_master WHERE name = 'v_totals'").first("type")).toBe("table");
+    expect(await rows("v_totals")).toEqual(await expected(1));
+  });
+
   it("checks every new call's input before any query, and writes nothing", async () => {
     const counted = countD1(db);
     const store = new D1CheckpointStore(counted.db);
