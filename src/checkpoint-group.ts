@@ -1,10 +1,10 @@
 // Several checkpoints at once, for projection groups: the load of many names
 // in one statement, and the checks of a group commit's arguments. Shared by
 // the D1 and the Durable Object store.
-import type { CheckpointCommit, LoadResult, ParkRequest } from "./checkpoint-store.js";
+import type { CheckpointCommit, LoadResult, ParkRequest, VersionFence } from "./checkpoint-store.js";
 import { CheckpointRangeError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import { checkParkRequests } from "./parked-events.js";
-import { checkName, checkPosition, toPosition } from "./validate.js";
+import { checkFence, checkName, checkPosition, toPosition } from "./validate.js";
 
 /** The most checkpoints one group load or commit takes. */
 export const MAX_GROUP_SIZE = 100;
@@ -47,6 +47,7 @@ export interface CheckedCommit<Writes> {
   readonly expected: number | null | undefined;
   readonly writes: Writes;
   readonly parked: readonly ParkRequest[];
+  readonly fence: VersionFence | undefined;
 }
 
 /** Checks a group commit: 1 to {@link MAX_GROUP_SIZE} parts of distinct names, each as `commit` checks its arguments. */
@@ -74,6 +75,7 @@ export function checkCommits<Writes>(
       expected,
       writes: checkWrites(name, given.writes, `commits[${index}].writes`),
       parked: checkParkRequests(operation, name, given.parked, position),
+      fence: checkFence(operation, name, given.fence),
     };
   });
 }

@@ -171,6 +171,8 @@ export interface CheckpointCommit<Writes> {
   readonly expected?: number | null | undefined;
   /** As `commit`'s: events to park in the same transaction. */
   readonly parked?: readonly ParkRequest[] | undefined;
+  /** As `save`'s: the projection version's state this part is conditional on. */
+  readonly fence?: VersionFence | undefined;
 }
 
 /**

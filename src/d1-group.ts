@@ -162,7 +162,7 @@ export async function commitMany<Row>(
 /** A part's statements: its conditional checkpoint first (a conflict costs no read-model work), its parked events, its writes. */
 function statementsOf(calls: D1Calls, part: CheckedCommit<readonly D1PreparedStatement[]>): D1PreparedStatement[] {
   return [
-    saveStatement(calls, part.name, part.position, part.expected),
+    saveStatement(calls, part.name, part.position, part.expected, false, part.fence),
     ...part.parked.map((event) => calls.db.prepare(PARK_SQL).bind(part.name, event.position, event.error)),
     ...part.writes,
   ];

@@ -11,8 +11,15 @@ import type { RunEnd } from "./run-options.js";
 
 /** One projection of a group: its checkpoint name and how it turns events into writes. */
 export interface GroupProjection<Event extends PositionedEvent, Writes> {
-  /** The projection's checkpoint name; distinct within the group. */
+  /** The projection's checkpoint name; distinct within the group, unless each listing gives a distinct `version`. */
   readonly name: string;
+  /**
+   * As `ProjectionRunner`'s `version`: the group reads the version's state at
+   * the start of each run and runs it as the live version (checkpoint `name`),
+   * as a rebuild (`name@version`), or not at all. List a projection twice,
+   * once per version, to rebuild it sharing the live version's reads.
+   */
+  readonly version?: number | undefined;
   /** As `ProjectionRunner`'s `project`: pure, no I/O, the same writes for the same events. */
   readonly project: (events: readonly Event[]) => Writes | Promise<Writes>;
   /** As `ProjectionRunner`'s `onError`: skip, park or stop this projection (the others go on). */

@@ -6,11 +6,10 @@
 // projection, so one projection's conflict or failing statement never
 // blocks or corrupts another.
 import type { CheckpointCommit, GroupProjectionStore, LoadResult } from "./checkpoint-store.js";
-import { CheckpointConflictError, CheckpointTypeError, D1OperationError, messageOf } from "./errors.js";
-import { checkBatch, projectBatch, ProjectionError, type PositionedEvent, type ProjectedBatch } from "./project-batch.js";
+import { CheckpointConflictError, D1OperationError, messageOf } from "./errors.js";
+import { checkBatch, projectBatch, ProjectionError, type PositionedEvent } from "./project-batch.js";
 import {
   ProjectionGroupError,
-  type GroupMemberSummary,
   type GroupProjection,
   type GroupRunSummary,
   type PipelinedGroupStore,
@@ -19,28 +18,9 @@ import {
 import type { RunLease } from "./run-lease.js";
 import { QueryBudgetError } from "./query-budget.js";
 import { dropLease, endsOnBudget, leasing, startRun, parseRun, parseSource, type LeaseReleasing, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
-import { checkFunction, checkName, checkOptions, hasMethods } from "./validate.js";
-
-/** One projection's progress through a run. */
-interface Member<Event extends PositionedEvent, Writes> {
-  readonly projection: GroupProjection<Event, Writes>;
-  readonly from: number;
-  position: number;
-  expected: number | null;
-  events: number;
-  batches: number;
-  readonly skipped: number[];
-  readonly parked: number[];
-  state: "active" | "conflict" | "failed";
-  error: Error | undefined;
-}
-
-/** A projection's share of a batch. */
-interface Part<Event extends PositionedEvent, Writes> {
-  readonly member: Member<Event, Writes>;
-  readonly projected: ProjectedBatch<Writes>;
-  readonly count: number;
-}
+import { advance, checkProjections, commitOf, fail, memberOf, memberSummary, rolesOf, stoppedEnd, type Member, type Part, type Role } from "./group-members.js";
+import { ProjectionVersionError } from "./projection-versions.js";
+import { checkMethods, hasMethods } from "./validate.js";
 
 interface Config<Event extends PositionedEvent, Writes> {
   readonly name: string;
@@ -98,6 +78,9 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       eventsQuery,
       leaseTtlMs,
     };
+    if (this.#config.projections.some((projection) => projection.version !== undefined)) {
+      checkMethods("configure", name, store, "options.store", ["versionState"], "a store that knows projection versions (versionState)");
+    }
   }
 
   /** The group's name. */
@@ -115,23 +98,26 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     const { name, batchSize, eventsQuery } = this.#config;
     const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, this.#config.leaseTtlMs);
     const spentBefore = budget.spent;
-    const started = await startRun(() => this.#start(calls, lease), calls, spentBefore, lease === undefined ? undefined : () => this.#drop(lease, calls));
+    const { projections } = this.#config;
+    let roles: Role[] = projections.map(() => undefined);
+    const started = await startRun(
+      async () => {
+        // Each versioned projection's role this run (one query each), then one load of every checkpoint that runs.
+        roles = await rolesOf(this.#config.store, projections, { signal, budget: calls.budget });
+        const names = roles.flatMap((role) => (role === undefined ? [] : [role.checkpoint]));
+        return names.length === 0 ? { checkpoints: [], events: undefined, leased: true } : this.#start(calls, lease, names);
+      },
+      calls,
+      spentBefore,
+      lease === undefined ? undefined : () => this.#drop(lease, calls),
+    );
     // Not even the first round trip fitted in the budget: nothing was read, so every projection's from and to are 0.
     const start = started ?? { checkpoints: [], events: undefined, leased: true };
-    const members = this.#config.projections.map((projection, index): Member<Event, Writes> => {
-      const checkpoint = start.checkpoints[index] ?? { position: 0, found: false };
-      return {
-        projection,
-        from: checkpoint.position,
-        position: checkpoint.position,
-        expected: checkpoint.found ? checkpoint.position : null,
-        events: 0,
-        batches: 0,
-        skipped: [],
-        parked: [],
-        state: "active",
-        error: undefined,
-      };
+    let loaded = 0;
+    const members = projections.map((projection, index): Member<Event, Writes> => {
+      const role = started === undefined ? { checkpoint: projection.name, fence: undefined } : roles[index];
+      const checkpoint = role === undefined ? undefined : start.checkpoints[loaded++];
+      return memberOf(projection, role, checkpoint ?? { position: 0, found: false });
     });
     let batches = 0;
     let end: RunEnd | "failed" = "maxBatches";
@@ -147,8 +133,8 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       if (members.some((member) => member.state === "failed")) throw new ProjectionGroupError(summary);
       return summary;
     };
-    if (started === undefined || !start.leased) {
-      end = started === undefined ? "budget" : "yielded";
+    if (started === undefined || !start.leased || members.every((member) => member.state === "inactive")) {
+      end = started === undefined ? "budget" : start.leased ? "inactive" : "yielded";
       calls.done();
       return finish();
     }
@@ -161,7 +147,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
         signal?.throwIfAborted();
         const active = members.filter((member) => member.state === "active");
         if (active.length === 0) {
-          end = members.some((member) => member.state === "conflict") ? "conflict" : "failed";
+          end = stoppedEnd(members);
           break;
         }
         // With eventsQuery a read loads the active checkpoints again: the lowest is taken after it.
@@ -225,17 +211,15 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       calls.done();
     }
     // No projection left running: the run ended on their conflicts or failures, whatever it saw of the log.
-    if (!members.some((member) => member.state === "active") && (end === "caughtUp" || end === "maxBatches")) {
-      end = members.some((member) => member.state === "conflict") ? "conflict" : "failed";
-    }
+    if (!members.some((member) => member.state === "active") && (end === "caughtUp" || end === "maxBatches")) end = stoppedEnd(members);
     return finish();
   }
 
-  /** The checkpoints of every projection, and with `eventsQuery` the first events, and whether the lease is this run's. */
+  /** The checkpoints of `names`, and with `eventsQuery` the first events, and whether the lease is this run's. */
   async #start(
     { signal, budget }: RunCalls,
-    lease?: RunLease,
-    names: readonly string[] = this.#config.projections.map((projection) => projection.name),
+    lease: RunLease | undefined,
+    names: readonly string[],
   ): Promise<{ checkpoints: LoadResult[]; events: readonly Event[] | undefined; leased: boolean }> {
     const { name, store, eventsQuery, batchSize } = this.#config;
     if (eventsQuery === undefined) return { checkpoints: await store.loadMany(names, { signal, budget }), events: undefined, leased: true };
@@ -258,7 +242,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       calls.budget.spend(1, "run", name); // readEvents counts as one query
       return readEvents(lowest, batchSize);
     }
-    const { checkpoints, events } = await this.#start(calls, undefined, active.map((member) => member.projection.name));
+    const { checkpoints, events } = await this.#start(calls, undefined, active.map((member) => member.checkpoint));
     active.forEach((member, index) => {
       const checkpoint = checkpoints[index];
       if (checkpoint !== undefined) {
@@ -276,7 +260,8 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     for (const member of active) {
       if (member.position >= last) continue; // ahead of this batch: it waits for the others
       const events = batch.filter((event) => event.position > member.position);
-      const { name, project, onError } = member.projection;
+      const { project, onError } = member.projection;
+      const name = member.checkpoint;
       try {
         parts.push({ member, projected: await projectBatch({ name, project, onError, canPark }, events), count: events.length });
       } catch (error) {
@@ -318,15 +303,18 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     let conflicts = 0;
     let committed = 0;
     for (const part of parts) {
-      const { name, writes, expected, parked } = commitOf(part.member, last, part.projected);
+      const { name, writes, expected, parked, fence } = commitOf(part.member, last, part.projected);
       try {
-        await this.#config.store.commit(name, last, writes, parked === undefined ? { expected, signal, budget } : { expected, signal, budget, parked });
+        await this.#config.store.commit(name, last, writes, parked === undefined ? { expected, signal, budget, fence } : { expected, signal, budget, fence, parked });
         advance(part, last);
         committed += 1;
       } catch (error) {
         // The budget and an abort end the run; an unknown outcome is this projection's own, reported with it.
         if (endsOnBudget(error) || (signal?.aborted === true && (error === signal.reason || (error instanceof D1OperationError && error.aborted)))) throw error;
-        if (error instanceof CheckpointConflictError && error.checkpoint === name) {
+        if (error instanceof ProjectionVersionError && part.member.fence !== undefined) {
+          // Its version was switched or dropped under the run: it stops, the others go on.
+          part.member.state = "switched";
+        } else if (error instanceof CheckpointConflictError && error.checkpoint === name) {
           part.member.state = "conflict";
           conflicts += 1;
         } else if (error instanceof Error) fail(part.member, error);
@@ -347,60 +335,4 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
   #pipelined(): PipelinedGroupStore {
     return this.#config.store as unknown as PipelinedGroupStore;
   }
-}
-
-function commitOf<Event extends PositionedEvent, Writes>(member: Member<Event, Writes>, last: number, projected: ProjectedBatch<Writes>): CheckpointCommit<Writes> {
-  const commit = { name: member.projection.name, position: last, writes: projected.writes, expected: member.expected };
-  return projected.parked.length === 0 ? commit : { ...commit, parked: projected.parked };
-}
-
-function advance<Event extends PositionedEvent, Writes>({ member, projected, count }: Part<Event, Writes>, last: number): void {
-  member.expected = member.position = last;
-  member.events += count - projected.skipped.length - projected.parked.length;
-  member.skipped.push(...projected.skipped);
-  member.parked.push(...projected.parked.map((event) => event.position));
-  member.batches += 1;
-}
-
-function fail<Event extends PositionedEvent, Writes>(member: Member<Event, Writes>, error: Error): void {
-  member.state = "failed";
-  member.error = error;
-}
-
-function memberSummary<Event extends PositionedEvent, Writes>(member: Member<Event, Writes>, end: RunEnd | "failed"): GroupMemberSummary {
-  const ended = member.state === "active" ? end : member.state === "conflict" ? "conflict" : "failed";
-  return {
-    name: member.projection.name,
-    from: member.from,
-    to: member.position,
-    events: member.events,
-    skipped: member.skipped,
-    parked: member.parked,
-    batches: member.batches,
-    conflict: member.state === "conflict",
-    caughtUp: ended === "caughtUp",
-    yielded: ended === "yielded",
-    ended,
-    error: member.error,
-  };
-}
-
-/** The projections of a group's options: 1 to 100, distinct names, each with a `project` function. */
-function checkProjections<Event extends PositionedEvent, Writes>(group: string, value: unknown): GroupProjection<Event, Writes>[] {
-  if (!Array.isArray(value) || value.length === 0 || value.length > 100) {
-    throw new CheckpointTypeError("configure", group, "options.projections", "must be an array of 1 to 100 projections { name, project, onError? }");
-  }
-  const names = new Set<string>();
-  return (value as unknown[]).map((item, index) => {
-    const given = checkOptions<Partial<GroupProjection<Event, Writes>>>("configure", group, item as Partial<GroupProjection<Event, Writes>>, `options.projections[${index}]`, ["name", "project", "onError"]);
-    if (item === undefined) throw new CheckpointTypeError("configure", group, `options.projections[${index}]`, "must be an object { name, project, onError? }");
-    const name = checkName("configure", given.name, `options.projections[${index}].name`);
-    if (names.has(name)) throw new CheckpointTypeError("configure", group, `options.projections[${index}].name`, `names ${JSON.stringify(name)} twice`);
-    names.add(name);
-    return {
-      name,
-      project: checkFunction<GroupProjection<Event, Writes>["project"]>("configure", name, given.project, `options.projections[${index}].project`, true),
-      onError: checkFunction("configure", name, given.onError, `options.projections[${index}].onError`),
-    };
-  });
 }

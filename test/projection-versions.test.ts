@@ -5,6 +5,7 @@ import {
   CheckpointRangeError,
   CheckpointTypeError,
   D1CheckpointStore,
+  ProjectionGroup,
   ProjectionRunner,
   ProjectionVersionError,
   type RunSummary,
@@ -358,6 +359,79 @@ describe("rebuilding a projection beside the live one", () => {
     expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live"]);
   });
 
+  it("runs the live version and its rebuild in one group, on one read per batch, through the switch", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(90);
+    await runner(1, store).run();
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    const group = new ProjectionGroup<Event>({
+      name: "totals-group",
+      store,
+      batchSize: 25,
+      eventsQuery: (after, limit) => db.prepare("SELECT position, account, amount FROM v_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+      projections: [
+        { name: NAME, version: 1, project: project(1, "v_totals") },
+        { name: NAME, version: 2, project: project(2, "v_totals_v2") },
+      ],
+    });
+    await append(10);
+    const building = await group.run();
+    expect(building.projections.map(({ name, from, to, ended }) => ({ name, from, to, ended }))).toEqual([
+      { name: NAME, from: 90, to: 100, ended: "caughtUp" },
+      { name: "totals@2", from: 0, to: 100, ended: "caughtUp" },
+    ]);
+    await store.switchVersion(NAME, 2);
+    await append(6);
+    const after = await group.run();
+    expect(after.projections.map(({ name, to, ended }) => ({ name, to, ended }))).toEqual([
+      { name: "totals@1", to: 0, ended: "inactive" },
+      { name: NAME, to: 106, ended: "caughtUp" },
+    ]);
+    expect(await rows("v_totals")).toEqual(await expected(2));
+    expect(await rows("v_totals_v1")).toEqual(await expected(1, 100));
+  });
+
+  it("a group member whose version is switched away mid-run stops there; the others go on", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(40);
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store).run();
+    await runner(1, store).run();
+    // A store wrapper that switches version 2 live right before the group's first commit: version 1's part is fenced out.
+    let switched = false;
+    const switching = {
+      load: store.load.bind(store),
+      loadMany: store.loadMany.bind(store),
+      commit: store.commit.bind(store),
+      replayParked: store.replayParked.bind(store),
+      versionState: store.versionState.bind(store),
+      commitMany: async (commits: Parameters<D1CheckpointStore["commitMany"]>[0], options?: Parameters<D1CheckpointStore["commitMany"]>[1]) => {
+        if (!switched) {
+          switched = true;
+          await store.switchVersion(NAME, 2);
+        }
+        return store.commitMany(commits, options);
+      },
+    };
+    await append(5);
+    const group = new ProjectionGroup<Event>({
+      name: "totals-group",
+      store: switching,
+      batchSize: 25,
+      readEvents: (after, limit) => db.prepare("SELECT position, account, amount FROM v_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit).all<Event>().then((r) => r.results),
+      projections: [
+        { name: NAME, version: 1, project: project(1, "v_totals") },
+        { name: "scratch", project: () => [] },
+      ],
+    });
+    const summary = await group.run();
+    expect(summary.projections.map(({ name, to, ended }) => ({ name, to, ended }))).toEqual([
+      { name: NAME, to: 40, ended: "switched" },
+      { name: "scratch", to: 45, ended: "caughtUp" },
+    ]);
+    expect(await rows("v_totals_v1")).toEqual(await expected(1, 40));
+  });
+
   it("a switch that fails part-way applies nothing: one batch", async () => {
     const store = new D1CheckpointStore(db);
     await append(15);
@@ -425,6 +499,11 @@ describe("rebuilding a projection beside the live one", () => {
           project: () => [],
         }),
     ).toThrow(/a store that knows projection versions/);
+    const group = (projections: { name: string; version?: number }[]): ProjectionGroup<Event> =>
+      new ProjectionGroup<Event>({ name: "g", store, readEvents: () => Promise.resolve([]), projections: projections.map((p) => ({ ...p, project: () => [] })) });
+    expect(() => group([{ name: NAME, version: 1 }, { name: NAME, version: 1 }])).toThrow(/names "totals" twice/);
+    expect(() => group([{ name: NAME }, { name: NAME, version: 2 }])).toThrow(/names "totals" twice/);
+    expect(() => group([{ name: NAME, version: 0 }])).toThrow(CheckpointRangeError);
     expect(await db.prepare("SELECT COUNT(*) AS n FROM projection_versions").first("n")).toBe(0);
   });
 });
