@@ -5,6 +5,7 @@ import type { D1CheckpointStore } from "../d1-checkpoint-store.js";
 import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf } from "../errors.js";
 import { IS_PARKED_SQL } from "../parked-events.js";
 import { ProjectionError } from "../project-batch.js";
+import { ProjectionVersionError } from "../projection-versions.js";
 import type { ProjectionStatus } from "../projection-status.js";
 import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods } from "../validate.js";
 import type { AdminAuth } from "./auth.js";
@@ -21,8 +22,17 @@ export interface AdminProjection {
   readonly replay?: ((position: number) => Promise<boolean>) | undefined;
   /** Clears the read model and its checkpoint in one batch (`db.batch([clear, store.resetStatement(name)])`). */
   readonly reset?: (() => Promise<void>) | undefined;
-  /** Runs after a reset, in `waitUntil`: typically `() => runner.run({ budget: 900 })`. */
+  /** Runs after a reset or a Rebuild, in `waitUntil`: typically `() => runner.run({ budget: 900 })`. */
   readonly rebuild?: (() => Promise<unknown>) | undefined;
+  /**
+   * Offers Rebuild: starts the projection's next version beside the live one,
+   * typically `() => store.startRebuild("balances", 2, { tables, create })`
+   * (the versioned runner or group, run by `rebuild` or your cron, then
+   * builds it). The page shows the rebuild's progress with Switch (enabled
+   * once it has caught up with the live version) and Abandon, and a retired
+   * version with Drop.
+   */
+  readonly startRebuild?: (() => Promise<void>) | undefined;
 }
 
 /** A Durable Object partition the page lists: a name, and its projections' statuses (typically an RPC method of its stub). */
@@ -162,8 +172,8 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
   const auth = checkMethods<AdminAuth>("configure", undefined, given.auth, "options.auth", ["authorize"], "an AdminAuth such as bearerToken(token)");
   const projections = checkOptions<Record<string, AdminProjection>>("configure", undefined, given.projections, "options.projections");
   for (const [name, projection] of Object.entries(projections)) {
-    const actions = checkOptions("configure", name, projection, `options.projections.${name}`, ["replay", "reset", "rebuild"]);
-    for (const key of ["replay", "reset", "rebuild"] as const) checkFunction("configure", name, actions[key], `options.projections.${name}.${key}`);
+    const actions = checkOptions("configure", name, projection, `options.projections.${name}`, ["replay", "reset", "rebuild", "startRebuild"]);
+    for (const key of ["replay", "reset", "rebuild", "startRebuild"] as const) checkFunction("configure", name, actions[key], `options.projections.${name}.${key}`);
   }
   const eventTimeAfter = checkFunction("configure", undefined, given.eventTimeAfter, "options.eventTimeAfter");
   const partitions = checkFunction("configure", undefined, given.partitions, "options.partitions");
@@ -178,7 +188,22 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
     base,
     title,
     logout: auth.login !== undefined,
-    actions: (name) => ({ reset: Object.hasOwn(projections, name) && projections[name]?.reset !== undefined, replay: Object.hasOwn(projections, name) && projections[name]?.replay !== undefined }),
+    actions: (name) => {
+      const projection = Object.hasOwn(projections, name) ? projections[name] : undefined;
+      return { reset: projection?.reset !== undefined, replay: projection?.replay !== undefined, versions: projection?.startRebuild !== undefined };
+    },
+  };
+  /** Runs a projection's `rebuild` hook, in `waitUntil` when given; its failure is logged, not the request's. */
+  const run = async (name: string, rebuild: (() => Promise<unknown>) | undefined): Promise<void> => {
+    if (rebuild === undefined) return;
+    const rebuilding = rebuild().then(
+      () => undefined,
+      (error: unknown) => {
+        console.error(`rebuild of ${name} failed`, error);
+      },
+    );
+    if (waitUntil === undefined) await rebuilding;
+    else waitUntil(rebuilding);
   };
   const projectionOf = (name: string): AdminProjection => {
     const projection = Object.hasOwn(projections, name) ? projections[name] : undefined;
@@ -252,14 +277,26 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       const projection = projectionOf(name);
       if (projection.reset === undefined) throw new Refusal(404, `${name} cannot be reset here`);
       await projection.reset();
-      if (projection.rebuild !== undefined) {
-        const rebuilding = projection.rebuild().catch((error: unknown) => {
-          console.error(`rebuild of ${name} failed`, error);
-        });
-        if (waitUntil === undefined) await rebuilding;
-        else waitUntil(rebuilding);
-      }
+      await run(name, projection.rebuild);
       return answer(asJson, base, { reset: name, rebuilding: projection.rebuild !== undefined }, 202, `reset ${name}`);
+    }
+    const versions = /^\/projections\/([^/]+)\/versions(?:\/([^/]+)\/(switch|drop))?$/.exec(path);
+    if (versions !== null) {
+      allow("POST");
+      const name = segment(versions[1] ?? "");
+      const projection = projectionOf(name);
+      if (projection.startRebuild === undefined) throw new Refusal(404, `${name} has no versions managed here`);
+      const action = versions[3];
+      if (action === undefined) {
+        await refuseVersionConflict(projection.startRebuild());
+        await run(name, projection.rebuild);
+        return answer(asJson, base, { rebuilding: name }, 202, `started rebuilding ${name}`);
+      }
+      const version = positionParameter(segment(versions[2] ?? ""), "version");
+      if (version === 0) throw new Refusal(400, "version must be a positive integer");
+      if (action === "switch") await refuseVersionConflict(store.switchVersion(name, version));
+      else await refuseVersionConflict(store.dropVersion(name, version));
+      return answer(asJson, base, { [action === "switch" ? "switched" : "dropped"]: version, name }, 200, action === "switch" ? `switched ${name} to version ${version}` : `dropped version ${version} of ${name}`);
     }
     const replay = /^\/projections\/([^/]+)\/parked\/([^/]+)\/replay$/.exec(path);
     if (replay !== null) {
@@ -305,6 +342,16 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       return html(renderMessage(context, heading, refusal.message), refusal.status, refusal.headers);
     }
   };
+}
+
+/** A version call the version records refused is a 409 with its reason. */
+async function refuseVersionConflict(call: Promise<void>): Promise<void> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof ProjectionVersionError) throw new Refusal(409, error.message);
+    throw error;
+  }
 }
 
 /** Whether an error is one D1 raised (its messages start with `D1_`). */

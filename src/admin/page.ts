@@ -44,8 +44,8 @@ export function escapeHtml(text: string): string {
 export interface PageContext {
   readonly base: string;
   readonly title: string;
-  /** Whether a projection has a Reset and a Replay. */
-  readonly actions: (name: string) => { readonly reset: boolean; readonly replay: boolean };
+  /** Whether a projection has a Reset, a Replay, and versions (Rebuild, Switch, Abandon, Drop). */
+  readonly actions: (name: string) => { readonly reset: boolean; readonly replay: boolean; readonly versions: boolean };
   /** Whether to show a Log out button (a login form opened the session). */
   readonly logout: boolean;
 }
@@ -66,9 +66,49 @@ ${body}
 `;
 }
 
-/** A form with one button that POSTs to `action`. */
-function button(action: string, label: string): string {
-  return `<form class="inline" method="post" action="${escapeHtml(action)}"><button type="submit">${escapeHtml(label)}</button></form>`;
+/** A form with one button that POSTs to `action`; a disabled one says why in its title. */
+function button(action: string, label: string, disabledBecause?: string): string {
+  const disabled = disabledBecause === undefined ? "" : ` disabled title="${escapeHtml(disabledBecause)}"`;
+  return `<form class="inline" method="post" action="${escapeHtml(action)}"><button type="submit"${disabled}>${escapeHtml(label)}</button></form>`;
+}
+
+/** A duration for people: seconds, minutes or hours. */
+function duration(ms: number): string {
+  if (ms < 60_000) return `${Math.ceil(ms / 1000)} s`;
+  if (ms < 3_600_000) return `${Math.ceil(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}
+
+/** What the overview knows of every listed projection's versions: the live positions, and which projections are being rebuilt. */
+interface VersionsSeen {
+  readonly live: ReadonlyMap<string, number>;
+  readonly building: ReadonlySet<string>;
+}
+
+/** A row's version cell and its version buttons. */
+function versionCell(context: PageContext, row: Exclude<ProjectionView, { corrupt: string }>, seen: VersionsSeen): { cell: string; actions: string[] } {
+  const { rebuild, version } = row;
+  if (rebuild !== undefined) {
+    const path = `${projectionPath(context, rebuild.of)}/versions/${rebuild.version}`;
+    const live = seen.live.get(rebuild.of) ?? 0;
+    const rate = rebuild.eventsPerSecond === undefined ? "" : ` · ${rebuild.eventsPerSecond.toFixed(1)} events/s`;
+    const eta = rebuild.etaMs === undefined ? "" : rebuild.etaMs === 0 ? " · caught up" : ` · about ${duration(rebuild.etaMs)} to go`;
+    const cell = `v${rebuild.version} building${rate}${eta}`;
+    if (!context.actions(rebuild.of).versions) return { cell, actions: [] };
+    const behind = row.position < live ? `the rebuild is at ${row.position}, behind the live version at ${live}` : undefined;
+    return { cell, actions: [button(`${path}/switch`, "Switch", behind), button(`${path}/drop`, "Abandon")] };
+  }
+  if (version === undefined) {
+    // Before a projection's first rebuild: version 1, live.
+    const cell = `<span class="muted">v1</span>`;
+    return { cell, actions: context.actions(row.name).versions && !seen.building.has(row.name) ? [button(`${projectionPath(context, row.name)}/versions`, "Rebuild")] : [] };
+  }
+  const retiredOf = row.name.endsWith(`@${version}`) ? row.name.slice(0, -`@${version}`.length) : undefined;
+  if (retiredOf !== undefined) {
+    const actions = context.actions(retiredOf).versions ? [button(`${projectionPath(context, retiredOf)}/versions/${version}/drop`, "Drop")] : [];
+    return { cell: `v${version} retired`, actions };
+  }
+  return { cell: `v${version} live`, actions: context.actions(row.name).versions && !seen.building.has(row.name) ? [button(`${projectionPath(context, row.name)}/versions`, "Rebuild")] : [] };
 }
 
 /** A number from a partition's RPC answer, which nothing has checked: shown as a number or not at all. */
@@ -84,14 +124,16 @@ function projectionPath(context: PageContext, name: string): string {
   return `${context.base}/projections/${encodeURIComponent(name)}`;
 }
 
-function projectionRow(context: PageContext, row: ProjectionView): string {
+function projectionRow(context: PageContext, row: ProjectionView, seen: VersionsSeen): string {
   if ("corrupt" in row) {
-    return `<tr><td>${escapeHtml(row.name)}</td><td colspan="5" class="corrupt">corrupt: ${escapeHtml(row.corrupt)}</td><td></td></tr>`;
+    return `<tr><td>${escapeHtml(row.name)}</td><td colspan="6" class="corrupt">corrupt: ${escapeHtml(row.corrupt)}</td><td></td></tr>`;
   }
   const { reset } = context.actions(row.name);
   const parked = row.parked === 0 ? "0" : `<a href="${escapeHtml(projectionPath(context, row.name))}/parked">${row.parked}</a>`;
-  const actions = reset ? button(`${projectionPath(context, row.name)}/reset`, "Reset") : `<span class="muted">—</span>`;
-  return `<tr><td>${escapeHtml(row.name)}</td><td class="number">${row.position}</td><td class="number">${row.lag ?? "—"}</td><td class="number">${seconds(row.lagMs)}</td><td class="number">${seconds(row.sinceMovedMs)}</td><td class="number">${parked}</td><td>${actions}</td></tr>`;
+  const version = versionCell(context, row, seen);
+  const buttons = [...(reset ? [button(`${projectionPath(context, row.name)}/reset`, "Reset")] : []), ...version.actions];
+  const actions = buttons.length === 0 ? `<span class="muted">—</span>` : buttons.join(" ");
+  return `<tr><td>${escapeHtml(row.name)}</td><td>${version.cell}</td><td class="number">${row.position}</td><td class="number">${row.lag ?? "—"}</td><td class="number">${seconds(row.lagMs)}</td><td class="number">${seconds(row.sinceMovedMs)}</td><td class="number">${parked}</td><td>${actions}</td></tr>`;
 }
 
 function partitionRows(view: PartitionView): string {
@@ -113,18 +155,30 @@ function notice(text: string | undefined): string {
   return text === undefined ? "" : `<p class="notice" role="status">${escapeHtml(text)}</p>`;
 }
 
+function versionsSeen(rows: readonly ProjectionView[]): VersionsSeen {
+  const live = new Map<string, number>();
+  const building = new Set<string>();
+  for (const row of rows) {
+    if ("corrupt" in row) continue;
+    if (row.rebuild !== undefined) building.add(row.rebuild.of);
+    else live.set(row.name, row.position);
+  }
+  return { live, building };
+}
+
 /** The overview: every D1 projection, and the Durable Object partitions when listed. */
 export function renderOverview(
   context: PageContext,
   view: { readonly projections: readonly ProjectionView[]; readonly partitions: readonly PartitionView[] | undefined; readonly notice: string | undefined },
 ): string {
+  const seen = versionsSeen(view.projections);
   const projections =
     view.projections.length === 0
       ? `<p class="muted">No checkpoints yet.</p>`
       : `<table id="projections">
-<thead><tr><th>projection</th><th class="number">position</th><th class="number">lag (events)</th><th class="number">lag (s)</th><th class="number">since moved (s)</th><th class="number">parked</th><th></th></tr></thead>
+<thead><tr><th>projection</th><th>version</th><th class="number">position</th><th class="number">lag (events)</th><th class="number">lag (s)</th><th class="number">since moved (s)</th><th class="number">parked</th><th></th></tr></thead>
 <tbody>
-${view.projections.map((row) => projectionRow(context, row)).join("\n")}
+${view.projections.map((row) => projectionRow(context, row, seen)).join("\n")}
 </tbody>
 </table>`;
   const partitions =
