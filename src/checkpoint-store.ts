@@ -71,7 +71,7 @@ export interface SaveOptions extends OperationOptions {
   readonly expected?: number | null | undefined;
   /**
    * Makes the save conditional on a projection version's state too (see
-   * {@link VersionFence}): set by `ProjectionRunner` for a runner with a
+   * `VersionFence`): set by `ProjectionRunner` for a runner with a
    * `version`. Needs migration 0003.
    */
   readonly fence?: VersionFence | undefined;

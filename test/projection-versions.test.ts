@@ -239,6 +239,16 @@ describe("rebuilding a projection beside the live one", () => {
     // Dropped: the old table and the old version's record are gone.
     expect(await db.prepare("SELECT name FROM sqlite_master WHERE name = 'v_totals_v1'").first()).toBeNull();
     expect((await store.versions(NAME)).map((v) => v.version)).toEqual([2]);
+    // An unversioned runner is not fenced, but its writes to the read name, now a view, fail: it stops, nothing applied.
+    const unversioned = new ProjectionRunner<Event>({
+      name: NAME,
+      store,
+      eventsQuery: (after, limit) => db.prepare("SELECT position, account, amount FROM v_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit),
+      project: project(1, "v_totals"),
+    });
+    await append(1);
+    await expect(unversioned.run()).rejects.toThrow(/cannot modify v_totals because it is a view/);
+    await expect(store.load(NAME)).resolves.toEqual({ position: 10, found: true });
     // The live version's own fence holds.
     await store.commit(NAME, 11, [db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('ok', 1, 1)")], { expected: 10, fence: { name: NAME, version: 2, state: "live" } });
     expect((await rows("v_totals")).some((row) => row.account === "ok")).toBe(true);

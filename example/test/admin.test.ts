@@ -313,11 +313,11 @@ describe("what the pages show", () => {
     const text = await page("/admin", await login());
     expect(text).toMatch(
       new RegExp(
-        `<tr><td>balances</td><td class="number">${newest - 1}</td><td class="number">1</td><td class="number">(3[6-9]\\d\\d)</td><td class="number">(\\d+|—)</td><td class="number">0</td>` +
+        `<tr><td>balances</td><td><span class="muted">v1</span></td><td class="number">${newest - 1}</td><td class="number">1</td><td class="number">(3[6-9]\\d\\d)</td><td class="number">(\\d+|—)</td><td class="number">0</td>` +
           '<td><form class="inline" method="post" action="/admin/projections/balances/reset"><button type="submit">Reset</button></form></td></tr>',
       ),
     );
-    expect(text).toContain(`<tr><td>other</td><td class="number">0</td><td class="number">${newest}</td>`);
+    expect(text).toContain(`<tr><td>other</td><td><span class="muted">v1</span></td><td class="number">0</td><td class="number">${newest}</td>`);
     expect(text).toContain('<table id="partitions">');
     expect(text).toContain("<td>history/bea</td>");
     expect(text).toContain('action="/admin/logout"');
@@ -363,8 +363,8 @@ describe("what the pages show", () => {
   it("corrupt checkpoint rows are shown as corrupt, not a 500", async () => {
     await env.DB.prepare("INSERT INTO checkpoints (name, position) VALUES ('a-broken', 'abc'), ('b-fine', 3), ('c-negative', -1), ('d-fraction', 1.5), ('e-fine', 0)").run();
     const text = await page("/admin", await login());
-    expect(text).toContain('<tr><td>a-broken</td><td colspan="5" class="corrupt">corrupt: stored position abc</td>');
-    expect(text).toContain('<tr><td>c-negative</td><td colspan="5" class="corrupt">corrupt: stored position -1</td>');
+    expect(text).toContain('<tr><td>a-broken</td><td colspan="6" class="corrupt">corrupt: stored position abc</td>');
+    expect(text).toContain('<tr><td>c-negative</td><td colspan="6" class="corrupt">corrupt: stored position -1</td>');
     expect(text).toContain("<tr><td>b-fine</td>");
     const { projections } = await (await send("/admin/api/projections", { headers: bearer })).json<{ projections: Record<string, unknown>[] }>();
     expect(projections).toMatchObject([
@@ -474,7 +474,7 @@ describe("form flows: each answers 303 back with a notice", () => {
     await expect(balanceOf("emil")).resolves.toMatchObject({ balance: 2 });
     expect((await send("/balances/dora")).status).toBe(404);
     text = await page("/admin", cookie);
-    expect(text).toMatch(/<tr><td>balances<\/td><td class="number">\d+<\/td><td class="number">0<\/td><td class="number">—<\/td><td class="number">(\d+|—)<\/td><td class="number"><a href="\/admin\/projections\/balances\/parked">1<\/a><\/td>/);
+    expect(text).toMatch(/<tr><td>balances<\/td><td><span class="muted">v1<\/span><\/td><td class="number">\d+<\/td><td class="number">0<\/td><td class="number">—<\/td><td class="number">(\d+|—)<\/td><td class="number"><a href="\/admin\/projections\/balances\/parked">1<\/a><\/td>/);
     text = await page("/admin/projections/balances/parked", cookie);
     const replay = `/admin/projections/balances/parked/${position}/replay`;
     expect(text).toMatch(new RegExp(`<tr><td class="number">${position}</td><td>[^<]*dora is on hold[^<]*</td><td>\\d{4}-\\d\\d-\\d\\dT[^<]+</td><td><form class="inline" method="post" action="${replay}">`));
