@@ -385,11 +385,21 @@ describe("rebuilding a projection beside the live one", () => {
       ],
     });
     await append(10);
-    const building = await group.run();
-    expect(building.projections.map(({ name, from, to, ended }) => ({ name, from, to, ended }))).toEqual([
-      { name: NAME, from: 90, to: 100, ended: "caughtUp" },
-      { name: "totals@2", from: 0, to: 100, ended: "caughtUp" },
+    // Cron invocations, each within a budget of 60 queries: the rebuild resumes where the last one stopped.
+    const invocations = [];
+    for (let i = 0; i < 20; i++) {
+      const summary = await group.run({ budget: 60 });
+      invocations.push(summary);
+      expect(summary.queries).toBeLessThanOrEqual(60);
+      if (summary.caughtUp) break;
+    }
+    expect(invocations.length).toBeGreaterThan(1);
+    expect(invocations.at(-1)?.projections.map(({ name, to, ended }) => ({ name, to, ended }))).toEqual([
+      { name: NAME, to: 100, ended: "caughtUp" },
+      { name: "totals@2", to: 100, ended: "caughtUp" },
     ]);
+    expect(invocations.slice(0, -1).every((summary) => summary.ended === "budget")).toBe(true);
+    expect(invocations[1]?.projections[1]?.from).toBe(invocations[0]?.projections[1]?.to);
     await store.switchVersion(NAME, 2);
     await append(6);
     const after = await group.run();
