@@ -7,15 +7,16 @@ import { VERSION_STATE_SQL } from "./checkpoint-sql.js";
 import type { D1Calls } from "./d1-calls.js";
 import type { CheckpointOperation } from "./errors.js";
 import {
-  checkTables,
   dropSteps,
   findVersions,
   isVersionMarker,
+  parseRebuild,
   parseSwitch,
   projectionVersion,
   ProjectionVersionError,
   rebuildSteps,
   switchSteps,
+  toState,
   VERSIONS_SQL,
   type ProjectionVersion,
   type RebuildOptions,
@@ -25,7 +26,7 @@ import {
   type VersionState,
 } from "./projection-versions.js";
 import type { CheckVerdict } from "./retry.js";
-import { checkOptions, checkSignal, checkVersion, parseNamed } from "./validate.js";
+import { checkSignal, checkVersion, parseNamed } from "./validate.js";
 
 type Operation = "rebuild" | "switch" | "dropVersion";
 
@@ -50,13 +51,9 @@ export async function startRebuild(
   version: number,
   options: RebuildOptions<readonly D1PreparedStatement[]>,
 ): Promise<void> {
-  const { name: valid, signal } = parseNamed("rebuild", name, options);
-  const at = checkVersion("rebuild", valid, version);
-  const given = checkOptions("rebuild", valid, options);
-  const tables = checkTables("rebuild", valid, given.tables, "options.tables", true);
-  const liveTables = given.liveTables === undefined ? identity(tables) : checkTables("rebuild", valid, given.liveTables, "options.liveTables", false);
+  const { name: valid, version: at, signal, tables, liveTables, create: given } = parseRebuild(name, version, options);
   const calls = base.budgeted("rebuild", valid, options.budget);
-  const create = given.create === undefined ? [] : calls.checkStatements("rebuild", valid, given.create, "options.create");
+  const create = given === undefined ? [] : calls.checkStatements("rebuild", valid, given, "options.create");
   findVersions("rebuild", valid, at, await read(calls, "rebuild", valid, signal), tables, liveTables);
   await apply(calls, "rebuild", valid, at, signal, rebuildSteps(valid, at, tables, liveTables), create, "building");
 }
@@ -83,14 +80,8 @@ export async function dropVersion(base: D1Calls, name: string, version: number, 
   await apply(calls, "dropVersion", valid, at, signal, dropSteps(valid, target), [], undefined);
 }
 
-function identity(tables: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.keys(tables).map((read) => [read, read]));
-}
-
 async function stateOf(calls: D1Calls, name: string, version: number): Promise<VersionState | undefined> {
-  const row = await calls.first<{ state: unknown }>(calls.db.prepare(VERSION_STATE_SQL).bind(name, version));
-  const state = row?.state;
-  return state === "live" || state === "building" || state === "retired" ? state : undefined;
+  return toState((await calls.first<{ state: unknown }>(calls.db.prepare(VERSION_STATE_SQL).bind(name, version)))?.state);
 }
 
 async function read(calls: D1Calls, operation: CheckpointOperation, name: string, signal: AbortSignal | undefined): Promise<ProjectionVersion[]> {

@@ -4,15 +4,16 @@ import type { OperationOptions } from "./checkpoint-store.js";
 import { VERSION_STATE_SQL } from "./checkpoint-sql.js";
 import type { CheckpointOperation } from "./errors.js";
 import {
-  checkTables,
   dropSteps,
   findVersions,
   isVersionMarker,
+  parseRebuild,
   parseSwitch,
   projectionVersion,
   ProjectionVersionError,
   rebuildSteps,
   switchSteps,
+  toState,
   VERSIONS_SQL,
   type ProjectionVersion,
   type RebuildOptions,
@@ -21,7 +22,7 @@ import {
   type VersionRow,
   type VersionState,
 } from "./projection-versions.js";
-import { checkOptions, checkSignal, checkVersion, parseNamed } from "./validate.js";
+import { checkSignal, checkVersion, parseNamed } from "./validate.js";
 
 /** The version records of `name`, ascending by version. */
 export function versionsSync(storage: DurableObjectStorage, name: string, options?: OperationOptions): ProjectionVersion[] {
@@ -46,15 +47,8 @@ export function startRebuildSync(
   options: RebuildOptions<(sql: SqlStorage) => void>,
   checkCreate: (create: unknown) => (sql: SqlStorage) => void,
 ): void {
-  const { name: valid, signal } = parseNamed("rebuild", name, options);
-  const at = checkVersion("rebuild", valid, version);
-  const given = checkOptions("rebuild", valid, options);
-  const tables = checkTables("rebuild", valid, given.tables, "options.tables", true);
-  const liveTables =
-    given.liveTables === undefined
-      ? Object.fromEntries(Object.keys(tables).map((read) => [read, read]))
-      : checkTables("rebuild", valid, given.liveTables, "options.liveTables", false);
-  const create = given.create === undefined ? undefined : checkCreate(given.create);
+  const { name: valid, version: at, signal, tables, liveTables, create: given } = parseRebuild(name, version, options);
+  const create = given === undefined ? undefined : checkCreate(given);
   signal?.throwIfAborted();
   apply(storage, "rebuild", valid, at, () => {
     findVersions("rebuild", valid, at, read(storage, "rebuild", valid), tables, liveTables);
@@ -86,8 +80,7 @@ export function dropVersionSync(storage: DurableObjectStorage, name: string, ver
 }
 
 function stateOf(storage: DurableObjectStorage, name: string, version: number): VersionState | undefined {
-  const state = (storage.sql.exec(VERSION_STATE_SQL, name, version).toArray()[0] as { state?: unknown } | undefined)?.state;
-  return state === "live" || state === "building" || state === "retired" ? state : undefined;
+  return toState((storage.sql.exec(VERSION_STATE_SQL, name, version).toArray()[0] as { state?: unknown } | undefined)?.state);
 }
 
 function read(storage: DurableObjectStorage, operation: CheckpointOperation, name: string): ProjectionVersion[] {

@@ -10,7 +10,7 @@
 import type { OperationOptions, VersionFence } from "./checkpoint-store.js";
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
 import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
-import { checkIdentifier, checkOptions, isTime, typeName, versionCheckpoint } from "./validate.js";
+import { checkIdentifier, checkOptions, checkVersion, isTime, parseNamed, typeName, versionCheckpoint } from "./validate.js";
 
 /**
  * A version's state: `"live"` (its checkpoint is the projection's own name and
@@ -132,6 +132,28 @@ export function checkTables(operation: CheckpointOperation, name: string, value:
     seen.add(key);
   }
   return Object.fromEntries(entries) as VersionTables;
+}
+
+/** `startRebuild`'s arguments, checked: the live tables default to each read name being its own table; `create` is left to the store to check. */
+export function parseRebuild(
+  name: unknown,
+  version: unknown,
+  options: RebuildOptions<unknown> | undefined,
+): { name: string; version: number; signal: AbortSignal | undefined; tables: VersionTables; liveTables: VersionTables; create: unknown } {
+  const { name: valid, signal } = parseNamed("rebuild", name, options);
+  const at = checkVersion("rebuild", valid, version);
+  const given = checkOptions("rebuild", valid, options);
+  const tables = checkTables("rebuild", valid, given.tables, "options.tables", true);
+  const liveTables =
+    given.liveTables === undefined
+      ? Object.fromEntries(Object.keys(tables).map((read) => [read, read]))
+      : checkTables("rebuild", valid, given.liveTables, "options.liveTables", false);
+  return { name: valid, version: at, signal, tables, liveTables, create: given.create };
+}
+
+/** A state read from the records: one of the three, or `undefined` (no such version, or junk). */
+export function toState(value: unknown): VersionState | undefined {
+  return value === "live" || value === "building" || value === "retired" ? value : undefined;
 }
 
 /** Checks `switchVersion`'s options. */
