@@ -8,6 +8,7 @@ import { ormAdapters } from "./orm.js";
 import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, listing, operations, roundTrips, runnerThroughput, type BenchScale } from "./suites.js";
 import { oneInvocation, projectionGroupWrites, setBasedWrites } from "./throughput.js";
+import { versionFences } from "./versions.js";
 import { D1CheckpointStore } from "../src/index.js";
 
 /** Every suite, in the order docs/benchmarks.md shows them. */
@@ -26,6 +27,7 @@ export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
     await oneInvocation(db, scale),
     await projectionGroupWrites(db, scale),
     await ormAdapters(db, scale),
+    await versionFences(db, scale),
     await overlappingRunners(db, scale),
     await durableObjectOperations(objects, db, scale),
     await listing(db, scale),

@@ -7,6 +7,7 @@ import { ormAdapters } from "./orm.js";
 import { overlappingRunners } from "./overlap.js";
 import { commitVersusSeparate, FULL, listing, operations, roundTrips, runnerThroughput } from "./suites.js";
 import { oneInvocation, projectionGroupWrites, setBasedWrites } from "./throughput.js";
+import { versionFences } from "./versions.js";
 import { D1CheckpointStore } from "../src/index.js";
 
 const minutes = 60_000;
@@ -46,6 +47,10 @@ describe("checkpointstore-d1 benchmarks", () => {
 
   it("orm adapters", { timeout: 20 * minutes }, async ({ task }) => {
     task.meta.benchTable = await ormAdapters(env.DB, FULL);
+  });
+
+  it("version fences", { timeout: 20 * minutes }, async ({ task }) => {
+    task.meta.benchTable = await versionFences(env.DB, FULL);
   });
 
   it("overlap", { timeout: 20 * minutes }, async ({ task }) => {

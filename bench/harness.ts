@@ -39,6 +39,7 @@ export const TABLE_ORDER: readonly string[] = [
   "One invocation, a budget of 1,000 queries",
   "Five projections: one group against five runners",
   "Drizzle and Kysely adapters against raw D1 statements",
+  "Version fences",
   "Overlapping runners",
   "Durable Object store",
   "Listing every checkpoint: keyset against OFFSET",

@@ -15,7 +15,10 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     expect(table.rows.length).toBeGreaterThan(0);
     for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
   }
-  const [operations, roundTrips, , runner, latency, setBased, oneInvocation, group, orm, overlap, durableObject, listing] = tables;
+  const [operations, roundTrips, , runner, latency, setBased, oneInvocation, group, orm, fences, overlap, durableObject, listing] = tables;
+  // A versioned run reads its version's state once; its fence adds no statement to any commit.
+  const fenceQueries = fences?.rows.map((r) => Number(r[3])) ?? [];
+  expect(fenceQueries.slice(1)).toEqual([(fenceQueries[0] ?? 0) + 1, (fenceQueries[0] ?? 0) + 1, (fenceQueries[0] ?? 0) + 1]);
   // 30 events, one commit: per event 30 upserts and the checkpoint; set-based one json_each upsert and the checkpoint.
   // The end-to-end rows (building the queries timed), then the prebuilt rows (only the adapters and the commits timed),
   // each adapter after raw D1 binding the SQL its library rendered.
