@@ -39,6 +39,16 @@ function stateExpression(n: number, v: number): string {
 /** A version's state: ?1 name, ?2 version. */
 export const VERSION_STATE_SQL = `SELECT ${stateExpression(1, 2)} AS state`;
 
+/**
+ * A fence as a statement of its own, for writes without a checkpoint save (a
+ * replay): ?1 name, ?2 version, ?3 state. It inserts nothing while the version
+ * is in that state, and otherwise fails (NOT NULL on projection_versions.state),
+ * which rolls the batch back.
+ */
+export const FENCE_GUARD_SQL =
+  "INSERT INTO projection_versions (name, version, state, tables, started_at) " +
+  `SELECT ?1, ?2, NULL, '{}', 0 WHERE ${stateExpression(1, 2)} IS NOT ?3`;
+
 /** A fence's condition on save bindings ?4 name, ?5 version, ?6 state. */
 const FENCE_CONDITION = `${stateExpression(4, 5)} = ?6`;
 

@@ -77,6 +77,12 @@ export interface SaveOptions extends OperationOptions {
   readonly fence?: VersionFence | undefined;
 }
 
+/** Options of `replayParked`. */
+export interface ReplayOptions extends OperationOptions {
+  /** As `save`'s: the projection version's state the replay is conditional on (`ProjectionVersionError` when it no longer holds). */
+  readonly fence?: VersionFence | undefined;
+}
+
 /** Options of `commit`: a save's options, and events to park in the same transaction. */
 export interface CommitOptions extends SaveOptions {
   /**
@@ -151,7 +157,7 @@ export interface ProjectionStore<Writes> {
    * `false` and applies nothing when no such event is parked (another replay
    * or a reset took it).
    */
-  replayParked(name: string, position: number, writes: Writes, options?: OperationOptions): Promise<boolean>;
+  replayParked(name: string, position: number, writes: Writes, options?: ReplayOptions): Promise<boolean>;
 }
 
 /**

@@ -5,7 +5,7 @@
 // `first`, `all` or `run` here, which count its queries against the call's
 // budget before sending.
 import type { LoadResult } from "./checkpoint-store.js";
-import { LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, type PageColumns, type PageRow } from "./checkpoint-sql.js";
+import { LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, VERSION_STATE_SQL, type PageColumns, type PageRow } from "./checkpoint-sql.js";
 import type { D1Client } from "./d1-client.js";
 import { CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import type { KeysetOptions, Page, PageRequest } from "./keyset.js";
@@ -121,6 +121,11 @@ export class D1Calls {
   /** The load statement of `name`. */
   loadStatement(name: string): D1PreparedStatement {
     return this.db.prepare(LOAD_SQL).bind(name);
+  }
+
+  /** The stored state of a projection version (see `VERSION_STATE_SQL`), unchecked: one round trip, not retried. */
+  async versionState(name: string, version: number): Promise<unknown> {
+    return (await this.first<{ state: unknown }>(this.db.prepare(VERSION_STATE_SQL).bind(name, version)))?.state;
   }
 
   /** Loads the checkpoint of `name`: one round trip, not retried (callers wrap it in {@link D1Calls.call}). */

@@ -12,6 +12,7 @@ import type {
   ListOptions,
   LoadResult,
   OperationOptions,
+  ReplayOptions,
   SaveOptions,
 } from "./checkpoint-store.js";
 import { RESET_SQL } from "./checkpoint-sql.js";
@@ -312,7 +313,7 @@ export class D1CheckpointStore implements CheckpointStore, GroupProjectionStore<
    * nothing, when no such event is parked. `ProjectionRunner.replay` builds
    * the statements with the projection for you.
    */
-  async replayParked(name: string, position: number, statements: readonly D1PreparedStatement[], options?: OperationOptions): Promise<boolean> {
+  async replayParked(name: string, position: number, statements: readonly D1PreparedStatement[], options?: ReplayOptions): Promise<boolean> {
     return replayParked(this.#calls, name, position, statements, options);
   }
 

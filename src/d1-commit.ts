@@ -3,7 +3,7 @@
 // statements after it); how each kind of write is retried and what a lost
 // response means (decision 0006); and, when a condition fails, whose it was.
 import type { LoadResult, ParkRequest, VersionFence } from "./checkpoint-store.js";
-import { isConflictMarker, saveSql, VERSION_STATE_SQL } from "./checkpoint-sql.js";
+import { isConflictMarker, saveSql } from "./checkpoint-sql.js";
 import type { D1Calls } from "./d1-calls.js";
 import { CheckpointConflictError, D1OperationError, type CheckpointOperation } from "./errors.js";
 import { PARK_SQL } from "./parked-events.js";
@@ -113,7 +113,7 @@ async function attributeConflict(
       checkpoint: name,
       signal,
       kind: "read",
-      send: async () => (await calls.first<{ state: unknown }>(calls.db.prepare(VERSION_STATE_SQL).bind(fence.name, fence.version)))?.state,
+      send: () => calls.versionState(fence.name, fence.version),
     });
     if (state !== fence.state) return fencedOut(operation, name, fence, state, error);
   }

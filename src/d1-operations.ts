@@ -1,7 +1,8 @@
 // Operating projections on D1: their parked events (listed, replayed) and
 // their status (position, lag, when they last moved). The SQL lives beside
 // the Durable Object store's in parked-events.ts and projection-status.ts.
-import type { OperationOptions } from "./checkpoint-store.js";
+import type { ReplayOptions } from "./checkpoint-store.js";
+import { FENCE_GUARD_SQL } from "./checkpoint-sql.js";
 import type { D1Calls } from "./d1-calls.js";
 import type { CheckpointOperation } from "./errors.js";
 import { keysetPages, parseListOptions } from "./keyset.js";
@@ -28,6 +29,7 @@ import {
   type StatusOptions,
   type StatusRow,
 } from "./projection-status.js";
+import { fencedOut, isVersionMarker } from "./projection-versions.js";
 import { checkPosition, parseNamed, parseSave } from "./validate.js";
 
 /** What may stand for the newest position on D1: a number, or a query whose first row's first column is it. */
@@ -58,13 +60,18 @@ export async function replayParked(
   name: string,
   position: number,
   statements: readonly D1PreparedStatement[],
-  options: OperationOptions | undefined,
+  options: ReplayOptions | undefined,
 ): Promise<boolean> {
-  const { name: valid, position: at, signal } = parseSave("replay", name, position, options);
+  const { name: valid, position: at, signal, fence } = parseSave("replay", name, position, options);
   const calls = base.budgeted("replay", valid, options?.budget);
   const { db } = calls;
   const writes = calls.checkStatements("replay", valid, statements);
-  const batch = [db.prepare(REPLAY_GUARD_SQL).bind(valid, at), db.prepare(UNPARK_SQL).bind(valid, at), ...writes];
+  const batch = [
+    ...(fence === undefined ? [] : [db.prepare(FENCE_GUARD_SQL).bind(fence.name, fence.version, fence.state)]),
+    db.prepare(REPLAY_GUARD_SQL).bind(valid, at),
+    db.prepare(UNPARK_SQL).bind(valid, at),
+    ...writes,
+  ];
   return calls.call({
     operation: "replay",
     checkpoint: valid,
@@ -76,6 +83,7 @@ export async function replayParked(
         return true;
       } catch (error) {
         if (isNotParked(error)) return false;
+        if (fence !== undefined && isVersionMarker(error)) throw fencedOut("replay", valid, fence, await calls.versionState(fence.name, fence.version), error);
         throw error;
       }
     },

@@ -3,7 +3,6 @@
 // `batch()` whose first statement fails unless the records still are what was
 // read. A lost response is checked by reading the version's state again.
 import type { OperationOptions } from "./checkpoint-store.js";
-import { VERSION_STATE_SQL } from "./checkpoint-sql.js";
 import type { D1Calls } from "./d1-calls.js";
 import type { CheckpointOperation } from "./errors.js";
 import {
@@ -81,7 +80,7 @@ export async function dropVersion(base: D1Calls, name: string, version: number, 
 }
 
 async function stateOf(calls: D1Calls, name: string, version: number): Promise<VersionState | undefined> {
-  return toState((await calls.first<{ state: unknown }>(calls.db.prepare(VERSION_STATE_SQL).bind(name, version)))?.state);
+  return toState(await calls.versionState(name, version));
 }
 
 async function read(calls: D1Calls, operation: CheckpointOperation, name: string, signal: AbortSignal | undefined): Promise<ProjectionVersion[]> {

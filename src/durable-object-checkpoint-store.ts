@@ -8,7 +8,9 @@ import type {
   GroupProjectionStore,
   OperationOptions,
   ParkRequest,
+  ReplayOptions,
   SaveOptions,
+  VersionFence,
 } from "./checkpoint-store.js";
 import { checkCommits, checkNames, LOAD_MANY_SQL, loadManyResults, type NamedPositionRow } from "./checkpoint-group.js";
 import { isConflictMarker, LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, RESET_SQL, saveSql, VERSION_STATE_SQL, type PageColumns, type PageRow } from "./checkpoint-sql.js";
@@ -251,12 +253,13 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
    * from the parked events, in one `transactionSync`, without moving the
    * checkpoint. Resolves `false`, running nothing, when no such event is parked.
    */
-  replayParked(name: string, position: number, write: SqlWrites, options?: OperationOptions): Promise<boolean> {
+  replayParked(name: string, position: number, write: SqlWrites, options?: ReplayOptions): Promise<boolean> {
     return settle(() => {
-      const { name: valid, position: at, signal } = parseSave("replay", name, position, options);
+      const { name: valid, position: at, signal, fence } = parseSave("replay", name, position, options);
       const writes = checkSyncWrites("replay", valid, write);
       signal?.throwIfAborted();
       return this.storage.transactionSync(() => {
+        if (fence !== undefined) this.#checkFence("replay", valid, fence);
         if (this.storage.sql.exec(IS_PARKED_SQL, valid, at).toArray().length === 0) return false;
         this.storage.sql.exec(UNPARK_SQL, valid, at);
         runWrites(this.storage.sql, writes);
@@ -328,6 +331,12 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
     return settle(() => versionStateSync(this.storage, name, version, options));
   }
 
+  /** Throws `ProjectionVersionError` unless the fence's version is still in its state. */
+  #checkFence(operation: CheckpointOperation, name: string, fence: VersionFence, cause?: unknown): void {
+    const state = (this.storage.sql.exec(VERSION_STATE_SQL, fence.name, fence.version).toArray()[0] as { state?: unknown } | undefined)?.state;
+    if (state !== fence.state) throw fencedOut(operation, name, fence, state, cause);
+  }
+
   #load(operation: CheckpointOperation, name: string): LoadResult {
     return loadResult(operation, name, this.storage.sql.exec<{ position: SqlStorageValue }>(LOAD_SQL, name).toArray()[0]);
   }
@@ -344,10 +353,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
       try {
         this.storage.sql.exec(sql, ...bindings);
       } catch (error) {
-        if (isConflictMarker(error) && fence !== undefined) {
-          const state = (this.storage.sql.exec(VERSION_STATE_SQL, fence.name, fence.version).toArray()[0] as { state?: unknown } | undefined)?.state;
-          if (state !== fence.state) throw fencedOut(operation, name, fence, state, error);
-        }
+        if (isConflictMarker(error) && fence !== undefined) this.#checkFence(operation, name, fence, error);
         if (isConflictMarker(error)) throw new CheckpointConflictError(operation, name, expected ?? null, { cause: error });
         throw error;
       }

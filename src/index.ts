@@ -34,6 +34,7 @@ export type {
   OperationOptions,
   ParkRequest,
   ProjectionStore,
+  ReplayOptions,
   SaveOptions,
   VersionFence,
 } from "./checkpoint-store.js";

@@ -301,7 +301,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     } catch (error) {
       throw new ProjectionError(name, at, `project rejected the parked event at position ${at} again: ${messageOf(error)}`, { cause: error });
     }
-    return store.replayParked(name, at, writes, { signal, budget });
+    return store.replayParked(name, at, writes, { signal, budget, fence: this.#fence });
   }
 
   /**

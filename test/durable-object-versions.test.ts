@@ -90,6 +90,13 @@ describe("projection versions on the Durable Object store", () => {
       });
       await expect(late).rejects.toThrow(/version 1 of "sum" was live and is retired now/);
       expect(storage.sql.exec("SELECT * FROM d_sum_v1 WHERE k = 'late'").toArray()).toEqual([]);
+      storage.sql.exec("INSERT INTO parked_events (name, position, error, parked_at) VALUES ('sum', 3, 'held', 0)");
+      const replay = store.replayParked(NAME, 3, (sql) => void sql.exec("INSERT INTO d_sum_v1 (k, total) VALUES ('replayed', 1)"), {
+        fence: { name: NAME, version: 1, state: "live" },
+      });
+      await expect(replay).rejects.toThrow(ProjectionVersionError);
+      expect(storage.sql.exec("SELECT * FROM parked_events WHERE name = 'sum' AND position = 3").toArray()).toHaveLength(1);
+      storage.sql.exec("DELETE FROM parked_events WHERE name = 'sum'");
       append(storage, 2);
       await expect(runner(store, storage, 1).run()).resolves.toMatchObject({ ended: "inactive" });
       await expect(runner(store, storage, 2).run()).resolves.toMatchObject({ name: NAME, events: 2 });

@@ -239,6 +239,17 @@ describe("rebuilding a projection beside the live one", () => {
     // Dropped: the old table and the old version's record are gone.
     expect(await db.prepare("SELECT name FROM sqlite_master WHERE name = 'v_totals_v1'").first()).toBeNull();
     expect((await store.versions(NAME)).map((v) => v.version)).toEqual([2]);
+    // A replay is fenced too: a parked event of the live name is not taken by a version that was switched away.
+    await db.prepare("INSERT INTO parked_events (name, position, error, parked_at) VALUES (?1, 4, 'held', 0)").bind(NAME).run();
+    const replay = await store
+      .replayParked(NAME, 4, [db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('replayed', 1, 1)")], { fence: { name: NAME, version: 1, state: "live" } })
+      .catch((e: unknown) => e);
+    expect(replay).toBeInstanceOf(ProjectionVersionError);
+    expect(await db.prepare("SELECT COUNT(*) AS n FROM parked_events WHERE name = ?1 AND position = 4").bind(NAME).first("n")).toBe(1);
+    expect((await rows("v_totals")).some((row) => row.account === "replayed")).toBe(false);
+    await expect(
+      store.replayParked(NAME, 4, [db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('replayed', 1, 1)")], { fence: { name: NAME, version: 2, state: "live" } }),
+    ).resolves.toBe(true);
     // An unversioned runner is not fenced, but its writes to the read name, now a view, fail: it stops, nothing applied.
     const unversioned = new ProjectionRunner<Event>({
       name: NAME,
@@ -252,6 +263,7 @@ describe("rebuilding a projection beside the live one", () => {
     // The live version's own fence holds.
     await store.commit(NAME, 11, [db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('ok', 1, 1)")], { expected: 10, fence: { name: NAME, version: 2, state: "live" } });
     expect((await rows("v_totals")).some((row) => row.account === "ok")).toBe(true);
+    expect((await rows("v_totals")).some((row) => row.account === "replayed")).toBe(true);
   });
 
   it("drops an abandoned rebuild cleanly, and can start it again from scratch", async () => {
