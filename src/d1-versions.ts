@@ -1,20 +1,17 @@
 // Projection versions on D1 (decision 0020): each call reads the version
-// records (one round trip), checks them, then sends its change in one
-// `batch()` whose first statement fails unless the records still are what was
-// read. A lost response is checked by reading the version's state again.
+// records and the database's tables and views (one round trip), plans and
+// checks its change (version-plans.ts), then sends it in one `batch()` whose
+// first statement fails unless the records still are what was read. A lost
+// response is checked by reading the version's state again.
 import type { OperationOptions } from "./checkpoint-store.js";
 import type { D1Calls } from "./d1-calls.js";
 import type { CheckpointOperation } from "./errors.js";
 import {
-  dropSteps,
-  findVersions,
   isVersionMarker,
   parseRebuild,
   parseSwitch,
   projectionVersion,
   ProjectionVersionError,
-  rebuildSteps,
-  switchSteps,
   toState,
   VERSIONS_SQL,
   type ProjectionVersion,
@@ -25,6 +22,7 @@ import {
   type VersionState,
 } from "./projection-versions.js";
 import type { CheckVerdict } from "./retry.js";
+import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, type SchemaObject, type Snapshot } from "./version-plans.js";
 import { checkSignal, checkVersion, parseNamed } from "./validate.js";
 
 type Operation = "rebuild" | "switch" | "dropVersion";
@@ -53,8 +51,20 @@ export async function startRebuild(
   const { name: valid, version: at, signal, tables, liveTables, create: given } = parseRebuild(name, version, options);
   const calls = base.budgeted("rebuild", valid, options.budget);
   const create = given === undefined ? [] : calls.checkStatements("rebuild", valid, given, "options.create");
-  findVersions("rebuild", valid, at, await read(calls, "rebuild", valid, signal), tables, liveTables);
-  await apply(calls, "rebuild", valid, at, signal, rebuildSteps(valid, at, tables, liveTables), create, "building");
+  const { steps, mustBeEmpty } = planRebuild(valid, at, tables, liveTables, await snapshot(calls, "rebuild", valid, signal));
+  if (mustBeEmpty.length > 0) {
+    // Tables that exist already (a migration made them) must be empty: the rebuild projects every event into them.
+    const used = await calls.call({
+      operation: "rebuild",
+      checkpoint: valid,
+      signal,
+      kind: "read",
+      send: async () => (await calls.batch<{ used: unknown }>(mustBeEmpty.map((table) => calls.db.prepare(hasRowsSql(table))))).map((result) => result.results[0]?.used),
+    });
+    const full = mustBeEmpty.filter((_table, index) => used[index] === 1);
+    if (full.length > 0) throw new ProjectionVersionError("rebuild", valid, at, `a rebuild starts from empty tables, and ${full.join(", ")} has rows; nothing was applied`);
+  }
+  await apply(calls, "rebuild", valid, at, signal, steps, create, "building");
 }
 
 /** Switches the rebuild `version` of `name` live in one batch (see `D1CheckpointStore.switchVersion`). */
@@ -63,9 +73,8 @@ export async function switchVersion(base: D1Calls, name: string, version: number
   const at = checkVersion("switch", valid, version);
   const retire = parseSwitch(valid, options);
   const calls = base.budgeted("switch", valid, options?.budget);
-  const { live, target } = findVersions("switch", valid, at, await read(calls, "switch", valid, signal));
-  if (live === undefined || target === undefined) return; // (findVersions threw)
-  await apply(calls, "switch", valid, at, signal, switchSteps(valid, live, target, retire), [], "live");
+  const steps = planSwitch(valid, at, retire, await snapshot(calls, "switch", valid, signal));
+  await apply(calls, "switch", valid, at, signal, steps, [], "live");
 }
 
 /** Drops a version that is not live: its record, checkpoint, parked events, lease and tables, in one batch. */
@@ -74,13 +83,27 @@ export async function dropVersion(base: D1Calls, name: string, version: number, 
   const at = checkVersion("dropVersion", valid, version);
   checkSignal("dropVersion", valid, signal);
   const calls = base.budgeted("dropVersion", valid, options?.budget);
-  const { target } = findVersions("dropVersion", valid, at, await read(calls, "dropVersion", valid, signal));
-  if (target === undefined) return; // (findVersions threw)
-  await apply(calls, "dropVersion", valid, at, signal, dropSteps(valid, target), [], undefined);
+  const steps = planDrop(valid, at, await snapshot(calls, "dropVersion", valid, signal));
+  await apply(calls, "dropVersion", valid, at, signal, steps, [], undefined);
 }
 
 async function stateOf(calls: D1Calls, name: string, version: number): Promise<VersionState | undefined> {
   return toState(await calls.versionState(name, version));
+}
+
+/** The version records and the database's tables and views, in one round trip. */
+async function snapshot(calls: D1Calls, operation: CheckpointOperation, name: string, signal: AbortSignal | undefined): Promise<Snapshot> {
+  const [records, objects] = await calls.call({
+    operation,
+    checkpoint: name,
+    signal,
+    kind: "read",
+    send: () => calls.batch<Record<string, unknown>>([calls.db.prepare(VERSIONS_SQL).bind(name), calls.db.prepare(SCHEMA_OBJECTS_SQL)]),
+  });
+  return {
+    versions: ((records?.results ?? []) as unknown as VersionRow[]).map((row) => projectionVersion(operation, name, row)),
+    objects: (objects?.results ?? []) as unknown as SchemaObject[],
+  };
 }
 
 async function read(calls: D1Calls, operation: CheckpointOperation, name: string, signal: AbortSignal | undefined): Promise<ProjectionVersion[]> {

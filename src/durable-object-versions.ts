@@ -4,15 +4,11 @@ import type { OperationOptions } from "./checkpoint-store.js";
 import { VERSION_STATE_SQL } from "./checkpoint-sql.js";
 import type { CheckpointOperation } from "./errors.js";
 import {
-  dropSteps,
-  findVersions,
   isVersionMarker,
   parseRebuild,
   parseSwitch,
   projectionVersion,
   ProjectionVersionError,
-  rebuildSteps,
-  switchSteps,
   toState,
   VERSIONS_SQL,
   type ProjectionVersion,
@@ -23,6 +19,7 @@ import {
   type VersionState,
 } from "./projection-versions.js";
 import { checkSignal, checkVersion, parseNamed } from "./validate.js";
+import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, type SchemaObject, type Snapshot } from "./version-plans.js";
 
 /** The version records of `name`, ascending by version. */
 export function versionsSync(storage: DurableObjectStorage, name: string, options?: OperationOptions): ProjectionVersion[] {
@@ -51,8 +48,10 @@ export function startRebuildSync(
   const create = given === undefined ? undefined : checkCreate(given);
   signal?.throwIfAborted();
   apply(storage, "rebuild", valid, at, () => {
-    findVersions("rebuild", valid, at, read(storage, "rebuild", valid), tables, liveTables);
-    return rebuildSteps(valid, at, tables, liveTables);
+    const { steps, mustBeEmpty } = planRebuild(valid, at, tables, liveTables, snapshot(storage, "rebuild", valid));
+    const full = mustBeEmpty.filter((table) => (storage.sql.exec(hasRowsSql(table)).toArray()[0] as { used?: unknown } | undefined)?.used === 1);
+    if (full.length > 0) throw new ProjectionVersionError("rebuild", valid, at, `a rebuild starts from empty tables, and ${full.join(", ")} has rows; nothing was applied`);
+    return steps;
   }, create);
 }
 
@@ -62,10 +61,7 @@ export function switchVersionSync(storage: DurableObjectStorage, name: string, v
   const at = checkVersion("switch", valid, version);
   const retire = parseSwitch(valid, options);
   signal?.throwIfAborted();
-  apply(storage, "switch", valid, at, () => {
-    const { live, target } = findVersions("switch", valid, at, read(storage, "switch", valid));
-    return live === undefined || target === undefined ? [] : switchSteps(valid, live, target, retire);
-  });
+  apply(storage, "switch", valid, at, () => planSwitch(valid, at, retire, snapshot(storage, "switch", valid)));
 }
 
 /** Drops a version that is not live in one transaction. */
@@ -73,14 +69,15 @@ export function dropVersionSync(storage: DurableObjectStorage, name: string, ver
   const { name: valid, signal } = parseNamed("dropVersion", name, options);
   const at = checkVersion("dropVersion", valid, version);
   checkSignal("dropVersion", valid, signal)?.throwIfAborted();
-  apply(storage, "dropVersion", valid, at, () => {
-    const { target } = findVersions("dropVersion", valid, at, read(storage, "dropVersion", valid));
-    return target === undefined ? [] : dropSteps(valid, target);
-  });
+  apply(storage, "dropVersion", valid, at, () => planDrop(valid, at, snapshot(storage, "dropVersion", valid)));
 }
 
 function stateOf(storage: DurableObjectStorage, name: string, version: number): VersionState | undefined {
   return toState((storage.sql.exec(VERSION_STATE_SQL, name, version).toArray()[0] as { state?: unknown } | undefined)?.state);
+}
+
+function snapshot(storage: DurableObjectStorage, operation: CheckpointOperation, name: string): Snapshot {
+  return { versions: read(storage, operation, name), objects: storage.sql.exec(SCHEMA_OBJECTS_SQL).toArray() as unknown as SchemaObject[] };
 }
 
 function read(storage: DurableObjectStorage, operation: CheckpointOperation, name: string): ProjectionVersion[] {

@@ -8,8 +8,7 @@
 // The SQL, the input checks and the switch's statements, shared by the D1 and
 // the Durable Object store.
 import type { OperationOptions, VersionFence } from "./checkpoint-store.js";
-import { NOW_MS_SQL } from "./checkpoint-sql.js";
-import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
+import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf, type CheckpointOperation } from "./errors.js";
 import { checkIdentifier, checkOptions, checkVersion, isTime, parseNamed, typeName, versionCheckpoint } from "./validate.js";
 
 /**
@@ -176,131 +175,21 @@ export function projectionVersion(operation: CheckpointOperation, name: string, 
   if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1 || (state !== "live" && state !== "building" && state !== "retired") || !isTime(startedAt) || typeof parsed !== "object" || parsed === null) {
     throw new ProjectionVersionError(operation, name, typeof version === "number" ? version : 0, `the version record ${JSON.stringify(row)} is corrupt`);
   }
+  let checked: VersionTables;
+  try {
+    // Stored table names go into SQL again: they are checked as when they were given.
+    checked = checkTables(operation, name, parsed, "tables", false);
+  } catch (error) {
+    throw new ProjectionVersionError(operation, name, version, `the version record ${JSON.stringify(row)} is corrupt: ${messageOf(error)}`);
+  }
   return {
     name,
     version,
     state,
     checkpoint: state === "live" ? name : versionCheckpoint(name, version),
-    tables: parsed as VersionTables,
+    tables: checked,
     startedAt: new Date(startedAt),
   };
-}
-
-function quoted(identifier: string): string {
-  return `"${identifier}"`;
-}
-
-/**
- * Starting a rebuild: record the live version when the projection has none
- * yet, then record the new one as building (or a retired one as building
- * again), which fails (NOT NULL on `state`) when another version is building
- * or this one is live; the caller's `create` follows.
- */
-export function rebuildSteps(name: string, version: number, tables: VersionTables, liveTables: VersionTables): SqlStep[] {
-  const noneBuilding = "NOT EXISTS (SELECT 1 FROM projection_versions WHERE name = ?1 AND state = 'building')";
-  return [
-    {
-      sql: `INSERT INTO projection_versions (name, version, state, tables, started_at) SELECT ?1, 1, 'live', ?2, ${NOW_MS_SQL} WHERE NOT EXISTS (SELECT 1 FROM projection_versions WHERE name = ?1)`,
-      bindings: [name, JSON.stringify(liveTables)],
-    },
-    {
-      sql:
-        "INSERT INTO projection_versions (name, version, state, tables, started_at, started_position) " +
-        `VALUES (?1, ?2, CASE WHEN ${noneBuilding} THEN 'building' END, ?3, ${NOW_MS_SQL}, COALESCE((SELECT position FROM checkpoints WHERE name = ?4), 0)) ` +
-        `ON CONFLICT (name, version) DO UPDATE SET state = CASE WHEN state = 'retired' AND ${noneBuilding} THEN 'building' END, ` +
-        "started_at = excluded.started_at, started_position = excluded.started_position",
-      bindings: [name, version, JSON.stringify(tables), versionCheckpoint(name, version)],
-    },
-  ];
-}
-
-/**
- * Switching version `next` live in place of `live`: the guard (NOT NULL on
- * `state` unless `next` is still building, `live` still live, and the
- * rebuild's checkpoint at or beyond the live one), the records, the
- * checkpoints and parked events, then the views.
- */
-export function switchSteps(name: string, live: ProjectionVersion, next: ProjectionVersion, retire: "keep" | "drop"): SqlStep[] {
-  const liveCheckpoint = name;
-  const nextCheckpoint = versionCheckpoint(name, next.version);
-  const oldCheckpoint = versionCheckpoint(name, live.version);
-  const steps: SqlStep[] = [
-    {
-      sql:
-        "INSERT INTO projection_versions (name, version, state, tables, started_at) " +
-        "VALUES (?1, ?2, (SELECT state FROM projection_versions WHERE name = ?1 AND version = ?2), '{}', 0) " +
-        "ON CONFLICT (name, version) DO UPDATE SET state = CASE WHEN state = 'building' " +
-        "AND EXISTS (SELECT 1 FROM projection_versions WHERE name = ?1 AND version = ?3 AND state = 'live') " +
-        "AND COALESCE((SELECT position FROM checkpoints WHERE name = ?4), 0) >= COALESCE((SELECT position FROM checkpoints WHERE name = ?5), 0) " +
-        "THEN 'live' END",
-      bindings: [name, next.version, live.version, nextCheckpoint, liveCheckpoint],
-    },
-  ];
-  const renamed: Record<string, string> = { ...live.tables };
-  const views: SqlStep[] = [];
-  for (const [read, table] of Object.entries(next.tables)) {
-    const old = live.tables[read];
-    if (old === read) {
-      // The read name is still the first version's own table: it moves aside (or goes) for the view.
-      const aside = `${read}_v${live.version}`;
-      views.push({ sql: retire === "keep" ? `ALTER TABLE ${quoted(read)} RENAME TO ${quoted(aside)}` : `DROP TABLE ${quoted(read)}`, bindings: [] });
-      renamed[read] = aside;
-    } else {
-      views.push({ sql: `DROP VIEW IF EXISTS ${quoted(read)}`, bindings: [] });
-      if (retire === "drop" && old !== undefined) views.push({ sql: `DROP TABLE IF EXISTS ${quoted(old)}`, bindings: [] });
-    }
-    views.push({ sql: `CREATE VIEW ${quoted(read)} AS SELECT * FROM ${quoted(table)}`, bindings: [] });
-  }
-  if (retire === "drop") {
-    for (const [read, old] of Object.entries(live.tables)) {
-      if (read in next.tables) continue;
-      if (old === read) views.push({ sql: `DROP TABLE IF EXISTS ${quoted(read)}`, bindings: [] });
-      else views.push({ sql: `DROP VIEW IF EXISTS ${quoted(read)}`, bindings: [] }, { sql: `DROP TABLE IF EXISTS ${quoted(old)}`, bindings: [] });
-    }
-    steps.push(
-      { sql: "DELETE FROM projection_versions WHERE name = ?1 AND version = ?2", bindings: [name, live.version] },
-      { sql: "DELETE FROM parked_events WHERE name = ?1", bindings: [liveCheckpoint] },
-    );
-  } else {
-    steps.push(
-      { sql: "UPDATE projection_versions SET state = 'retired', tables = ?3 WHERE name = ?1 AND version = ?2", bindings: [name, live.version, JSON.stringify(renamed)] },
-      // The old version keeps its parked events and its position under its own checkpoint.
-      { sql: "DELETE FROM checkpoints WHERE name = ?1", bindings: [oldCheckpoint] },
-      { sql: "INSERT INTO checkpoints (name, position) SELECT ?2, position FROM checkpoints WHERE name = ?1", bindings: [liveCheckpoint, oldCheckpoint] },
-      { sql: "UPDATE parked_events SET name = ?2 WHERE name = ?1", bindings: [liveCheckpoint, oldCheckpoint] },
-    );
-  }
-  steps.push(
-    // The live checkpoint moves to the rebuild's position (or goes, when the rebuild has none), with its parked events.
-    { sql: "DELETE FROM checkpoints WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE name = ?2)", bindings: [liveCheckpoint, nextCheckpoint] },
-    {
-      sql: "INSERT INTO checkpoints (name, position) SELECT ?1, position FROM checkpoints WHERE name = ?2 ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-      bindings: [liveCheckpoint, nextCheckpoint],
-    },
-    { sql: "UPDATE parked_events SET name = ?1 WHERE name = ?2", bindings: [liveCheckpoint, nextCheckpoint] },
-    { sql: "DELETE FROM checkpoints WHERE name = ?1", bindings: [nextCheckpoint] },
-    ...views,
-  );
-  return steps;
-}
-
-/** Dropping a version that is not live: the guard (NOT NULL on `state` unless it exists and is not live), its record, checkpoint, lease and tables. */
-export function dropSteps(name: string, version: ProjectionVersion): SqlStep[] {
-  const checkpoint = versionCheckpoint(name, version.version);
-  return [
-    {
-      sql:
-        "INSERT INTO projection_versions (name, version, state, tables, started_at) " +
-        "VALUES (?1, ?2, (SELECT state FROM projection_versions WHERE name = ?1 AND version = ?2), '{}', 0) " +
-        "ON CONFLICT (name, version) DO UPDATE SET state = CASE WHEN state <> 'live' THEN state END",
-      bindings: [name, version.version],
-    },
-    { sql: "DELETE FROM projection_versions WHERE name = ?1 AND version = ?2", bindings: [name, version.version] },
-    { sql: "DELETE FROM checkpoints WHERE name = ?1", bindings: [checkpoint] },
-    { sql: "DELETE FROM parked_events WHERE name = ?1", bindings: [checkpoint] },
-    { sql: "DELETE FROM projection_leases WHERE name = ?1", bindings: [checkpoint] },
-    ...Object.values(version.tables).map((table) => ({ sql: `DROP TABLE IF EXISTS ${quoted(table)}`, bindings: [] })),
-  ];
 }
 
 /** The error for a fenced save whose version is no longer in the fence's state (`state` is what it is now). */
@@ -314,44 +203,4 @@ const VERSION_MARKER = "NOT NULL constraint failed: projection_versions.state";
 /** Whether a D1 or SQLite error is a version guard's failure. */
 export function isVersionMarker(error: unknown): boolean {
   return error instanceof Error && error.message.includes(VERSION_MARKER);
-}
-
-/**
- * The versions involved in a call, from the records, checked before anything
- * is written: `startRebuild` needs a live version and no other building one;
- * `switchVersion` a building `version`; `dropVersion` a version that is not live.
- */
-export function findVersions(
-  operation: "rebuild" | "switch" | "dropVersion",
-  name: string,
-  version: number,
-  versions: readonly ProjectionVersion[],
-  tables?: VersionTables,
-  liveTables?: VersionTables,
-): { live: ProjectionVersion | undefined; target: ProjectionVersion | undefined } {
-  const live = versions.find((v) => v.state === "live");
-  const target = versions.find((v) => v.version === version);
-  const building = versions.find((v) => v.state === "building");
-  const fail = (message: string): never => {
-    throw new ProjectionVersionError(operation, name, version, message);
-  };
-  if (operation === "rebuild") {
-    if (building !== undefined && building.version !== version) fail(`version ${building.version} is being rebuilt already: switch to it or drop it first`);
-    if (building !== undefined) fail(`version ${version} is being rebuilt already`);
-    if (target?.state === "live" || (versions.length === 0 && version === 1)) fail(`version ${version} is the live version`);
-    if (target === undefined && tables !== undefined) {
-      // A new version's tables must be its own: never another version's, which it would overwrite (or drop with it).
-      for (const other of versions.length === 0 ? [liveTables ?? {}] : versions.map((v) => v.tables)) {
-        const taken = Object.values(tables).find((table) => Object.values(other).some((t) => t.toLowerCase() === table.toLowerCase()));
-        if (taken !== undefined) fail(`table ${JSON.stringify(taken)} belongs to another version`);
-      }
-    }
-  } else if (operation === "switch") {
-    if (target?.state !== "building") fail(`version ${version} is not being rebuilt (${target === undefined ? "no such version" : `it is ${target.state}`})`);
-    if (live === undefined) fail("the projection has no live version record");
-  } else {
-    if (target === undefined) fail(`version ${version} has no record`);
-    if (target?.state === "live") fail(`version ${version} is the live version: switch to another first`);
-  }
-  return { live, target };
 }

@@ -464,6 +464,44 @@ describe("rebuilding a projection beside the live one", () => {
     expect(await rows("v_totals_v1")).toEqual(await expected(1, 40));
   });
 
+  it("checks read names and tables against the database before anything is written", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(12);
+    await runner(1, store).run();
+    const create2 = [db.prepare(CREATE("v_totals_v2"))];
+    // A new version must cover every read name of the live one.
+    await expect(store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, liveTables: { v_totals: "v_totals", v_other: "v_other" } })).rejects.toThrow(
+      /has none for v_other/,
+    );
+    // Its tables must be empty (a rebuild projects every event into them), and tables, not views.
+    await db.batch([db.prepare(CREATE("v_totals_v2")), db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('stale', 1, 1)")]);
+    await expect(store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" } })).rejects.toThrow(/starts from empty tables, and v_totals_v2 has rows/);
+    await expect(store.startRebuild(NAME, 2, { tables: { v_totals: "v_events" } })).rejects.toThrow(/v_events has rows/);
+    await db.prepare("CREATE VIEW v_view AS SELECT * FROM v_totals").run();
+    await expect(store.startRebuild(NAME, 2, { tables: { v_totals: "v_view" } })).rejects.toThrow(/"v_view" is a view, not a table/);
+    expect(await db.prepare("SELECT COUNT(*) AS n FROM projection_versions").first("n")).toBe(0);
+    await db.prepare("DROP TABLE v_totals_v2").run();
+
+    // Read names compare as SQLite compares identifiers; a view that reads the live table reads the view after the switch.
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, liveTables: { V_Totals: "V_TOTALS" }, create: create2 });
+    await runner(2, store).run();
+    await store.switchVersion(NAME, 2);
+    expect(await db.prepare("SELECT type FROM sqlite_master WHERE name = 'v_totals'").first("type")).toBe("view");
+    expect(await rows("v_view")).toEqual(await expected(2));
+    expect(await rows("v_totals_v1")).toEqual(await expected(1));
+
+    // A read name that is a table no version records is refused, not dropped.
+    await db.batch([db.prepare("CREATE TABLE v_extra (x)"), db.prepare(CREATE("v_totals_v3")), db.prepare("CREATE TABLE v_extra_v3 (x)")]);
+    await store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3", v_extra: "v_extra_v3" } });
+    await expect(store.switchVersion(NAME, 3)).rejects.toThrow(/the read name "v_extra" is a table that no version records as its own/);
+    // A new version's table that is missing at the switch is refused too (the drop took it, and nothing made it again).
+    await store.dropVersion(NAME, 3);
+    expect(await db.prepare("SELECT name FROM sqlite_master WHERE name IN ('v_totals_v3', 'v_extra_v3')").first()).toBeNull();
+    await store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3" } });
+    await expect(store.switchVersion(NAME, 3)).rejects.toThrow(/table "v_totals_v3" of version 3 does not exist/);
+    expect((await store.versions(NAME)).map((v) => `${v.version} ${v.state}`)).toEqual(["1 retired", "2 live", "3 building"]);
+  });
+
   it("a switch that fails part-way applies nothing: one batch", async () => {
     const store = new D1CheckpointStore(db);
     await append(15);
