@@ -39,27 +39,33 @@ export type Role = { readonly checkpoint: string; readonly fence: VersionFence |
 
 /** A store that knows projection versions. */
 export interface VersionedStore {
-  versionState(name: string, version: number, options?: OperationOptions): Promise<VersionState | undefined>;
+  versions(name: string, options?: OperationOptions): Promise<readonly { readonly version: number; readonly state: VersionState }[]>;
 }
 
-/** Each projection's role this run: an unversioned one runs under its name; a versioned one as its version's state says (one query each). */
+/**
+ * Each projection's role this run: an unversioned one runs under its name; a
+ * versioned one as its version's state says. A projection's versions are read
+ * in one query, so that its listings see one state of its records (never two
+ * of them live across a switch).
+ */
 export async function rolesOf<Event extends PositionedEvent, Writes>(
   store: object,
   projections: readonly GroupProjection<Event, Writes>[],
   options: OperationOptions,
 ): Promise<Role[]> {
-  const roles: Role[] = [];
+  const records = new Map<string, readonly { readonly version: number; readonly state: VersionState }[]>();
   for (const { name, version } of projections) {
-    if (version === undefined) {
-      roles.push({ checkpoint: name, fence: undefined });
-      continue;
-    }
-    const state = await (store as VersionedStore).versionState(name, version, options);
-    if (state === "live") roles.push({ checkpoint: name, fence: { name, version, state } });
-    else if (state === "building") roles.push({ checkpoint: versionCheckpoint(name, version), fence: { name, version, state } });
-    else roles.push(undefined);
+    if (version !== undefined && !records.has(name)) records.set(name, await (store as VersionedStore).versions(name, options));
   }
-  return roles;
+  return projections.map(({ name, version }): Role => {
+    if (version === undefined) return { checkpoint: name, fence: undefined };
+    const versions = records.get(name) ?? [];
+    // Without records, version 1 is live.
+    const state = versions.find((v) => v.version === version)?.state ?? (versions.length === 0 && version === 1 ? "live" : undefined);
+    if (state === "live") return { checkpoint: name, fence: { name, version, state } };
+    if (state === "building") return { checkpoint: versionCheckpoint(name, version), fence: { name, version, state } };
+    return undefined;
+  });
 }
 
 /** A member at the start of a run, from its role and its loaded checkpoint. */

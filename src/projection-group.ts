@@ -79,7 +79,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       leaseTtlMs,
     };
     if (this.#config.projections.some((projection) => projection.version !== undefined)) {
-      checkMethods("configure", name, store, "options.store", ["versionState"], "a store that knows projection versions (versionState)");
+      checkMethods("configure", name, store, "options.store", ["versions"], "a store that knows projection versions (versions)");
     }
   }
 
@@ -102,7 +102,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     let roles: Role[] = projections.map(() => undefined);
     const started = await startRun(
       async () => {
-        // Each versioned projection's role this run (one query each), then one load of every checkpoint that runs.
+        // Each versioned projection's role this run (one query per projection), then one load of every checkpoint that runs.
         roles = await rolesOf(this.#config.store, projections, { signal, budget: calls.budget });
         const names = roles.flatMap((role) => (role === undefined ? [] : [role.checkpoint]));
         return names.length === 0 ? { checkpoints: [], events: undefined, leased: true } : this.#start(calls, lease, names);

@@ -118,7 +118,8 @@ function quoted(identifier: string): string {
 function oldestColumn(times: EventTimes | undefined, position: string): string {
   if (times === undefined) return "";
   const column = quoted(times.position ?? "position");
-  return `, (SELECT e.${quoted(times.time)} FROM ${quoted(times.table)} AS e WHERE e.${column} > ${position} ORDER BY e.${column} LIMIT 1) AS oldest_at`;
+  // As a JSON array, so that "no event left" (NULL) differs from an event whose time is NULL ([null]).
+  return `, (SELECT json_array(e.${quoted(times.time)}) FROM ${quoted(times.table)} AS e WHERE e.${column} > ${position} ORDER BY e.${column} LIMIT 1) AS oldest_at`;
 }
 
 /** The status of one name, found or not: ?1 name. */
@@ -195,7 +196,13 @@ function timeOf(value: unknown): number | undefined {
 function oldestAge(row: StatusRow, now: number): number | undefined {
   if (!("oldest_at" in row)) return undefined;
   if (row.oldest_at === null) return 0; // nothing left to apply
-  const at = timeOf(row.oldest_at);
+  let value: unknown;
+  try {
+    value = typeof row.oldest_at === "string" ? (JSON.parse(row.oldest_at) as unknown[])[0] : undefined;
+  } catch {
+    value = undefined;
+  }
+  const at = timeOf(value);
   return at === undefined ? undefined : Math.max(0, now - at);
 }
 

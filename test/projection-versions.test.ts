@@ -352,6 +352,9 @@ describe("rebuilding a projection beside the live one", () => {
     const texts = await store.status("totals@2", { eventTimes: { table: "v_event_texts", time: "at" } });
     expect(texts.oldestUnappliedAgeMs).toBeGreaterThanOrEqual(59_000);
     expect(texts.rebuild?.etaMs).toBeUndefined(); // no newest, no estimate
+    // An event whose time is NULL is not "nothing left": the age is unknown.
+    await db.prepare("CREATE VIEW v_event_nulls AS SELECT position, NULL AS at FROM v_events").run();
+    await expect(store.status("totals@2", { eventTimes: { table: "v_event_nulls", time: "at" } })).resolves.toMatchObject({ oldestUnappliedAgeMs: undefined });
 
     await runner(2, store).run();
     await expect(store.status("totals@2", { newest })).resolves.toMatchObject({ lag: 0, rebuild: { etaMs: 0 } });
@@ -436,7 +439,7 @@ describe("rebuilding a projection beside the live one", () => {
       loadMany: store.loadMany.bind(store),
       commit: store.commit.bind(store),
       replayParked: store.replayParked.bind(store),
-      versionState: store.versionState.bind(store),
+      versions: store.versions.bind(store),
       commitMany: async (commits: Parameters<D1CheckpointStore["commitMany"]>[0], options?: Parameters<D1CheckpointStore["commitMany"]>[1]) => {
         if (!switched) {
           switched = true;
