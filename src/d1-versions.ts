@@ -7,12 +7,13 @@ import type { OperationOptions } from "./checkpoint-store.js";
 import type { D1Calls } from "./d1-calls.js";
 import type { CheckpointOperation } from "./errors.js";
 import {
-  isVersionMarker,
+  ALL_VERSIONS_SQL,
   parseRebuild,
   parseSwitch,
   projectionVersion,
   ProjectionVersionError,
   toState,
+  versionChangeError,
   VERSIONS_SQL,
   type ProjectionVersion,
   type RebuildOptions,
@@ -22,7 +23,7 @@ import {
   type VersionState,
 } from "./projection-versions.js";
 import type { CheckVerdict } from "./retry.js";
-import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, type SchemaObject, type Snapshot } from "./version-plans.js";
+import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, snapshotOf, type SchemaObject, type Snapshot } from "./version-plans.js";
 import { checkSignal, checkVersion, parseNamed } from "./validate.js";
 
 type Operation = "rebuild" | "switch" | "dropVersion";
@@ -91,19 +92,16 @@ async function stateOf(calls: D1Calls, name: string, version: number): Promise<V
   return toState(await calls.versionState(name, version));
 }
 
-/** The version records and the database's tables and views, in one round trip. */
+/** Every projection's version records and the database's tables, views and triggers, in one round trip. */
 async function snapshot(calls: D1Calls, operation: CheckpointOperation, name: string, signal: AbortSignal | undefined): Promise<Snapshot> {
   const [records, objects] = await calls.call({
     operation,
     checkpoint: name,
     signal,
     kind: "read",
-    send: () => calls.batch<Record<string, unknown>>([calls.db.prepare(VERSIONS_SQL).bind(name), calls.db.prepare(SCHEMA_OBJECTS_SQL)]),
+    send: () => calls.batch<Record<string, unknown>>([calls.db.prepare(ALL_VERSIONS_SQL), calls.db.prepare(SCHEMA_OBJECTS_SQL)]),
   });
-  return {
-    versions: ((records?.results ?? []) as unknown as VersionRow[]).map((row) => projectionVersion(operation, name, row)),
-    objects: (objects?.results ?? []) as unknown as SchemaObject[],
-  };
+  return snapshotOf(operation, name, (records?.results ?? []) as unknown as VersionRow[], (objects?.results ?? []) as unknown as SchemaObject[]);
 }
 
 async function read(calls: D1Calls, operation: CheckpointOperation, name: string, signal: AbortSignal | undefined): Promise<ProjectionVersion[]> {
@@ -143,14 +141,7 @@ async function apply(
       try {
         await calls.batch(batch);
       } catch (error) {
-        if (isVersionMarker(error)) {
-          const why =
-            operation === "switch"
-              ? "the rebuild is behind the live checkpoint (a live run committed past it), or the version records changed meanwhile"
-              : "the version records changed meanwhile (another rebuild, switch or drop)";
-          throw new ProjectionVersionError(operation, name, version, `${why}; nothing was applied`, { cause: error });
-        }
-        throw error;
+        throw versionChangeError(operation, name, version, error);
       }
     },
     check: async (): Promise<CheckVerdict<undefined>> => {

@@ -4,12 +4,13 @@ import type { OperationOptions } from "./checkpoint-store.js";
 import { VERSION_STATE_SQL } from "./checkpoint-sql.js";
 import type { CheckpointOperation } from "./errors.js";
 import {
-  isVersionMarker,
+  ALL_VERSIONS_SQL,
   parseRebuild,
   parseSwitch,
   projectionVersion,
   ProjectionVersionError,
   toState,
+  versionChangeError,
   VERSIONS_SQL,
   type ProjectionVersion,
   type RebuildOptions,
@@ -19,7 +20,7 @@ import {
   type VersionState,
 } from "./projection-versions.js";
 import { checkSignal, checkVersion, parseNamed } from "./validate.js";
-import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, type SchemaObject, type Snapshot } from "./version-plans.js";
+import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, snapshotOf, type SchemaObject, type Snapshot } from "./version-plans.js";
 
 /** The version records of `name`, ascending by version. */
 export function versionsSync(storage: DurableObjectStorage, name: string, options?: OperationOptions): ProjectionVersion[] {
@@ -77,7 +78,8 @@ function stateOf(storage: DurableObjectStorage, name: string, version: number): 
 }
 
 function snapshot(storage: DurableObjectStorage, operation: CheckpointOperation, name: string): Snapshot {
-  return { versions: read(storage, operation, name), objects: storage.sql.exec(SCHEMA_OBJECTS_SQL).toArray() as unknown as SchemaObject[] };
+  const rows = storage.sql.exec(ALL_VERSIONS_SQL).toArray() as unknown as VersionRow[];
+  return snapshotOf(operation, name, rows, storage.sql.exec(SCHEMA_OBJECTS_SQL).toArray() as unknown as SchemaObject[]);
 }
 
 function read(storage: DurableObjectStorage, operation: CheckpointOperation, name: string): ProjectionVersion[] {
@@ -97,10 +99,7 @@ function apply(
     try {
       for (const { sql, bindings } of steps()) storage.sql.exec(sql, ...bindings);
     } catch (error) {
-      if (isVersionMarker(error)) {
-        throw new ProjectionVersionError(operation, name, version, "the rebuild is behind the live checkpoint; nothing was applied", { cause: error });
-      }
-      throw error;
+      throw versionChangeError(operation, name, version, error);
     }
     create?.(storage.sql);
   });

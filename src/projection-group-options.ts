@@ -17,7 +17,8 @@ export interface GroupProjection<Event extends PositionedEvent, Writes> {
    * As `ProjectionRunner`'s `version`: the group reads the version's state at
    * the start of each run and runs it as the live version (checkpoint `name`),
    * as a rebuild (`name@version`), or not at all. List a projection twice,
-   * once per version, to rebuild it sharing the live version's reads.
+   * once per version, to rebuild it sharing the live version's reads. Needs
+   * a store with `versions` (the D1 and Durable Object stores).
    */
   readonly version?: number | undefined;
   /** As `ProjectionRunner`'s `project`: pure, no I/O, the same writes for the same events. */

@@ -119,7 +119,7 @@ function oldestColumn(times: EventTimes | undefined, position: string): string {
   if (times === undefined) return "";
   const column = quoted(times.position ?? "position");
   // As a JSON array, so that "no event left" (NULL) differs from an event whose time is NULL ([null]).
-  return `, (SELECT json_array(e.${quoted(times.time)}) FROM ${quoted(times.table)} AS e WHERE e.${column} > ${position} ORDER BY e.${column} LIMIT 1) AS oldest_at`;
+  return `, (SELECT json_array(CASE WHEN typeof(e.${quoted(times.time)}) = 'blob' THEN NULL ELSE e.${quoted(times.time)} END) FROM ${quoted(times.table)} AS e WHERE e.${column} > ${position} ORDER BY e.${column} LIMIT 1) AS oldest_at`;
 }
 
 /** The status of one name, found or not: ?1 name. */

@@ -51,9 +51,9 @@ export interface RebuildOptions<Create> extends OperationOptions {
   readonly create?: Create | undefined;
   /**
    * The live version's tables, recorded when the projection has no version
-   * record yet (its first rebuild). Default: each read name of `tables` is
-   * itself the live version's table, which the switch renames to
-   * `<name>_v<version>` (or drops) before it creates the view.
+   * record yet (its first rebuild). Default: each read name of `tables` that
+   * is a table now is itself the live version's table, which the switch
+   * renames to `<name>_v1` (or drops) before it creates the view.
    */
   readonly liveTables?: VersionTables | undefined;
 }
@@ -85,6 +85,9 @@ export class ProjectionVersionError extends CheckpointStoreError {
     this.version = version;
   }
 }
+
+/** Every projection's version records, for a plan's snapshot (a handful of rows). */
+export const ALL_VERSIONS_SQL = "SELECT name, version, state, tables, started_at FROM projection_versions ORDER BY name, version";
 
 /** A projection's version records: ?1 name. */
 export const VERSIONS_SQL = "SELECT version, state, tables, started_at FROM projection_versions WHERE name = ?1 ORDER BY version";
@@ -133,20 +136,18 @@ export function checkTables(operation: CheckpointOperation, name: string, value:
   return Object.fromEntries(entries) as VersionTables;
 }
 
-/** `startRebuild`'s arguments, checked: the live tables default to each read name being its own table; `create` is left to the store to check. */
+/** `startRebuild`'s arguments, checked; `create` is left to the store to check. */
 export function parseRebuild(
   name: unknown,
   version: unknown,
   options: RebuildOptions<unknown> | undefined,
-): { name: string; version: number; signal: AbortSignal | undefined; tables: VersionTables; liveTables: VersionTables; create: unknown } {
+): { name: string; version: number; signal: AbortSignal | undefined; tables: VersionTables; liveTables: VersionTables | undefined; create: unknown } {
   const { name: valid, signal } = parseNamed("rebuild", name, options);
   const at = checkVersion("rebuild", valid, version);
   const given = checkOptions("rebuild", valid, options);
   const tables = checkTables("rebuild", valid, given.tables, "options.tables", true);
-  const liveTables =
-    given.liveTables === undefined
-      ? Object.fromEntries(Object.keys(tables).map((read) => [read, read]))
-      : checkTables("rebuild", valid, given.liveTables, "options.liveTables", false);
+  // Without liveTables, the plan takes the read names that are tables now (version-plans.ts).
+  const liveTables = given.liveTables === undefined ? undefined : checkTables("rebuild", valid, given.liveTables, "options.liveTables", false);
   return { name: valid, version: at, signal, tables, liveTables, create: given.create };
 }
 
@@ -199,6 +200,26 @@ export function fencedOut(operation: CheckpointOperation, checkpoint: string, fe
 }
 
 const VERSION_MARKER = "NOT NULL constraint failed: projection_versions.state";
+
+/**
+ * What a failed version change (a rebuild, switch or drop batch) is reported
+ * as: the guard's failure, or a schema SQLite cannot read (a rename checks
+ * every view and trigger), is a {@link ProjectionVersionError}; anything else
+ * is returned as it is. Nothing was applied either way.
+ */
+export function versionChangeError(operation: "rebuild" | "switch" | "dropVersion", name: string, version: number, error: unknown): unknown {
+  if (isVersionMarker(error)) {
+    const why =
+      operation === "switch"
+        ? "the rebuild is behind the live checkpoint (a live run committed past it), or the version records changed meanwhile"
+        : "the version records changed meanwhile (another rebuild, switch or drop)";
+    return new ProjectionVersionError(operation, name, version, `${why}; nothing was applied`, { cause: error });
+  }
+  if (error instanceof Error && /error in (view|trigger) /.test(error.message)) {
+    return new ProjectionVersionError(operation, name, version, `the database has a view or trigger SQLite cannot read (${error.message}): fix or drop it, then try again; nothing was applied`, { cause: error });
+  }
+  return error;
+}
 
 /** Whether a D1 or SQLite error is a version guard's failure. */
 export function isVersionMarker(error: unknown): boolean {

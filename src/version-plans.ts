@@ -4,24 +4,49 @@
 // D1 (one batch) and a Durable Object (one transactionSync). Each plan's first
 // statement fails unless the records still are what the snapshot showed.
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
-import { ProjectionVersionError, type ProjectionVersion, type SqlStep, type VersionTables } from "./projection-versions.js";
+import type { CheckpointOperation } from "./errors.js";
+import { projectionVersion, ProjectionVersionError, type ProjectionVersion, type SqlStep, type VersionRow, type VersionTables } from "./projection-versions.js";
 import { versionCheckpoint } from "./validate.js";
 
-/** Every table and view, with a view's SQL: ?-free. */
-export const SCHEMA_OBJECTS_SQL = "SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'view')";
+/** Every table, view and trigger, with its SQL, in the order they were made. */
+export const SCHEMA_OBJECTS_SQL = "SELECT name, type, tbl_name, sql FROM sqlite_master WHERE type IN ('table', 'view', 'trigger') ORDER BY rowid";
 
 /** A row of {@link SCHEMA_OBJECTS_SQL}. */
 export interface SchemaObject {
   readonly name: unknown;
   readonly type: unknown;
+  readonly tbl_name: unknown;
   readonly sql: unknown;
 }
 
-/** What a plan is made from: the projection's version records and the database's tables and views. */
+/** What a plan is made from: the projection's version records, the tables other projections' records name, and the database's tables, views and triggers. */
 export interface Snapshot {
   readonly versions: readonly ProjectionVersion[];
+  readonly othersTables: readonly string[];
   readonly objects: readonly SchemaObject[];
 }
+
+/** A snapshot from every projection's version records (ALL_VERSIONS_SQL) and the schema's objects (SCHEMA_OBJECTS_SQL). */
+export function snapshotOf(
+  operation: CheckpointOperation,
+  name: string,
+  rows: readonly (VersionRow & { readonly name?: unknown })[],
+  objects: readonly SchemaObject[],
+): Snapshot {
+  const othersTables = rows.flatMap((row) => {
+    if (row.name === name || typeof row.tables !== "string") return [];
+    try {
+      const tables: unknown = JSON.parse(row.tables);
+      return typeof tables === "object" && tables !== null ? Object.values(tables).filter((table): table is string => typeof table === "string") : [];
+    } catch {
+      return [];
+    }
+  });
+  return { versions: rows.filter((row) => row.name === name).map((row) => projectionVersion(operation, name, row)), othersTables, objects };
+}
+
+/** The longest identifier the store accepts (checkTables). */
+const MAX_IDENTIFIER = 64;
 
 /** A quoted identifier (identifiers are checked to be plain, the escaping is for safety's sake). */
 function quoted(identifier: string): string {
@@ -43,19 +68,41 @@ function tableFor(tables: VersionTables, read: string): string | undefined {
 
 /** The type of a table or view by name: `"table"`, `"view"`, or `undefined` when there is none. */
 function typeOf(objects: readonly SchemaObject[], name: string): "table" | "view" | undefined {
-  const found = objects.find((object) => typeof object.name === "string" && same(object.name, name));
+  const found = objects.find((object) => (object.type === "table" || object.type === "view") && typeof object.name === "string" && same(object.name, name));
   return found?.type === "table" || found?.type === "view" ? found.type : undefined;
 }
 
-/** The views other than `read` whose SQL names `read`: a rename of `read` would rewrite them to the renamed table. */
-function dependentViews(objects: readonly SchemaObject[], read: string): { name: string; sql: string }[] {
-  const escaped = read.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const mention = new RegExp(`(^|[^A-Za-z0-9_$])${escaped}($|[^A-Za-z0-9_$])`, "i");
-  return objects.flatMap((object) =>
-    object.type === "view" && typeof object.name === "string" && typeof object.sql === "string" && !same(object.name, read) && mention.test(object.sql)
-      ? [{ name: object.name, sql: object.sql }]
+/**
+ * What a rename of `read` would rewrite to the renamed table: the views that
+ * name it, the views that name those, and so on (never a view in `keep`, the
+ * read names the plan makes itself), with the triggers on them (dropped with
+ * their view). In the order they were made, so that they can be made again in it.
+ */
+function dependents(objects: readonly SchemaObject[], read: string, keep: (name: string) => boolean): { name: string; type: string; sql: string }[] {
+  const mentions = (sql: string, name: string): boolean =>
+    new RegExp(`(^|[^A-Za-z0-9_$])${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}($|[^A-Za-z0-9_$])`, "i").test(sql);
+  const views = objects.flatMap((object) =>
+    object.type === "view" && typeof object.name === "string" && typeof object.sql === "string" && !same(object.name, read) && !keep(object.name)
+      ? [{ name: object.name, type: "view", sql: object.sql }]
       : [],
   );
+  const reached = new Set<string>();
+  for (let grew = true, names = [read]; grew; ) {
+    grew = false;
+    for (const view of views) {
+      if (reached.has(view.name.toLowerCase()) || !names.some((name) => mentions(view.sql, name))) continue;
+      reached.add(view.name.toLowerCase());
+      names = [...names, view.name];
+      grew = true;
+    }
+  }
+  return objects.flatMap((object) => {
+    if (typeof object.name !== "string" || typeof object.sql !== "string") return [];
+    const on = typeof object.tbl_name === "string" ? object.tbl_name.toLowerCase() : "";
+    if (object.type === "view" && reached.has(object.name.toLowerCase())) return [{ name: object.name, type: "view", sql: object.sql }];
+    if (object.type === "trigger" && reached.has(on)) return [{ name: object.name, type: "trigger", sql: object.sql }];
+    return [];
+  });
 }
 
 function fail(operation: "rebuild" | "switch" | "dropVersion", name: string, version: number, message: string): never {
@@ -67,38 +114,68 @@ function uncovered(live: VersionTables, next: VersionTables): string[] {
   return Object.keys(live).filter((read) => tableFor(next, read) === undefined);
 }
 
+/** The name a read name's first table is renamed to at a switch from `version`; `undefined` when it would be too long. */
+function asideName(read: string, version: number): string | undefined {
+  const aside = `${read}_v${version}`;
+  return aside.length > MAX_IDENTIFIER ? undefined : aside;
+}
+
 /**
- * Starting a rebuild. Checked: no other version is building and `version` is
- * not live; the new version gives a table for every read name of the live
- * one; a new version's tables are its own (not another version's, not a read
- * name, not a view). Planned: record the live version when the projection has
- * no records yet, record the new one as building (or a retired one as building
- * again), which fails (NOT NULL on `state`) when another version started
- * meanwhile, and its checkpoint at 0, so that the rebuild is listed at once.
+ * Starting a rebuild. Checked against the snapshot:
+ * - no other version is building, and `version` is not live;
+ * - the new version gives a table for every read name of the live one;
+ * - a read name the live version does not have is neither a table nor a view
+ *   yet (the switch will make it a view);
+ * - the live version's tables exist (on a first rebuild, `liveTables`
+ *   defaults to the read names that are tables now), and a read name that is
+ *   its own table can be set aside as `<name>_v<live>` at the switch;
+ * - the new tables are its own: not a table of any projection's version
+ *   records, not a read name, not a view, not a set-aside name.
+ *
+ * Planned: record the live version when the projection has no records yet,
+ * record the new one as building (or a retired one as building again), which
+ * fails (NOT NULL on `state`) when another version started meanwhile, and
+ * save its checkpoint at 0, so that the rebuild is listed at once.
  * `mustBeEmpty`: the new tables that exist already; the caller checks they have no row.
  */
 export function planRebuild(
   name: string,
   version: number,
   tables: VersionTables,
-  liveTables: VersionTables,
-  { versions, objects }: Snapshot,
+  givenLiveTables: VersionTables | undefined,
+  { versions, othersTables, objects }: Snapshot,
 ): { steps: SqlStep[]; mustBeEmpty: string[] } {
   const live = versions.find((v) => v.state === "live");
   const target = versions.find((v) => v.version === version);
   const building = versions.find((v) => v.state === "building");
   if (building !== undefined) fail("rebuild", name, version, `version ${building.version} is being rebuilt already: switch to it or drop it first`);
   if (target?.state === "live" || (versions.length === 0 && version === 1)) fail("rebuild", name, version, `version ${version} is the live version`);
+  const liveVersion = live?.version ?? 1;
+  const liveTables: VersionTables =
+    live?.tables ?? givenLiveTables ?? Object.fromEntries(Object.keys(tables).filter((read) => typeOf(objects, read) === "table").map((read) => [read, read]));
   const own = target?.tables ?? tables;
-  const missing = uncovered(live?.tables ?? liveTables, own);
-  if (missing.length > 0) fail("rebuild", name, version, `the new version must give a table for every read name of the live version; it has none for ${missing.join(", ")}`);
+  const missing = uncovered(liveTables, own);
+  if (missing.length > 0) {
+    const which = target === undefined ? "the new version" : `retired version ${version}`;
+    fail("rebuild", name, version, `${which} must give a table for every read name of the live version, and has none for ${missing.join(", ")}`);
+  }
+  for (const [read, table] of Object.entries(liveTables)) {
+    if (typeOf(objects, table) !== "table") fail("rebuild", name, version, `the live version's table ${JSON.stringify(table)} (for ${read}) does not exist: give liveTables`);
+    if (same(read, table) && asideName(read, liveVersion) === undefined) fail("rebuild", name, version, `the read name ${JSON.stringify(read)} is too long to be set aside as ${read}_v${liveVersion} at the switch`);
+  }
+  for (const read of Object.keys(own)) {
+    if (tableFor(liveTables, read) === undefined && typeOf(objects, read) !== undefined) {
+      fail("rebuild", name, version, `the read name ${JSON.stringify(read)} is a ${typeOf(objects, read) ?? ""} that no version records: the switch would replace it`);
+    }
+  }
   const mustBeEmpty: string[] = [];
   if (target === undefined) {
-    const others = versions.length === 0 ? [liveTables] : versions.map((v) => v.tables);
-    const readNames = others.flatMap((t) => Object.keys(t));
-    for (const table of Object.values(tables)) {
-      if (others.some((t) => Object.values(t).some((taken) => same(taken, table)))) fail("rebuild", name, version, `table ${JSON.stringify(table)} belongs to another version`);
-      if (readNames.some((read) => same(read, table))) fail("rebuild", name, version, `table ${JSON.stringify(table)} is a read name`);
+    const taken = [...othersTables, ...(versions.length === 0 ? [liveTables] : versions.map((v) => v.tables)).flatMap((t) => Object.values(t))];
+    const reserved = Object.entries(liveTables).flatMap(([read, table]) => (same(read, table) ? [asideName(read, liveVersion) ?? ""] : []));
+    for (const [read, table] of Object.entries(tables)) {
+      if (taken.some((other) => same(other, table))) fail("rebuild", name, version, `table ${JSON.stringify(table)} belongs to another version`);
+      if (tableFor(liveTables, table) !== undefined || tableFor(tables, table) !== undefined) fail("rebuild", name, version, `table ${JSON.stringify(table)} is a read name`);
+      if (reserved.some((aside) => same(aside, table))) fail("rebuild", name, version, `table ${JSON.stringify(table)} is the name the switch sets ${read}'s first table aside as`);
       const type = typeOf(objects, table);
       if (type === "view") fail("rebuild", name, version, `${JSON.stringify(table)} is a view, not a table`);
       if (type === "table") mustBeEmpty.push(table);
@@ -126,13 +203,14 @@ export function planRebuild(
 /**
  * Switching version `version` live. Checked: it is building, a live version
  * is recorded, it gives a table for every live read name, its tables exist,
- * and each read name is what the records say (the live version's own table,
- * a view, or nothing). Planned, in order: the guard (NOT NULL on `state`
- * unless it is still building, the live version still live, and its
- * checkpoint at or beyond the live one); the records; the checkpoints and
- * parked events; then the views. Views that name a read name that is still a
- * table are dropped before it is renamed and made again after, so that they
- * read the view, not the renamed old table.
+ * each read name is what the records say (the live version's own table, a
+ * view a version records, or nothing), and a first table's set-aside name is
+ * free. Planned, in order: the guard (NOT NULL on `state` unless it is still
+ * building, the live version still live, and its checkpoint at or beyond the
+ * live one); the records; the checkpoints and parked events; then the views.
+ * Views that read a read name that is still a table (and the views that read
+ * those, with their triggers) are dropped before it is renamed and made again
+ * after, so that they read the new view, not the renamed old table.
  */
 export function planSwitch(name: string, version: number, retire: "keep" | "drop", { versions, objects }: Snapshot): SqlStep[] {
   const live = versions.find((v) => v.state === "live");
@@ -145,6 +223,8 @@ export function planSwitch(name: string, version: number, retire: "keep" | "drop
   const liveCheckpoint = name;
   const nextCheckpoint = versionCheckpoint(name, version);
   const oldCheckpoint = versionCheckpoint(name, live.version);
+  const recordedReads = versions.flatMap((v) => Object.keys(v.tables));
+  const isReadName = (object: string): boolean => tableFor(next.tables, object) !== undefined;
   const renamed: Record<string, string> = { ...live.tables };
   const before: SqlStep[] = [];
   const views: SqlStep[] = [];
@@ -156,19 +236,23 @@ export function planSwitch(name: string, version: number, retire: "keep" | "drop
     const type = typeOf(objects, read);
     if (old !== undefined && same(old, read)) {
       if (type !== "table") fail("switch", name, version, `the records say ${JSON.stringify(read)} is version ${live.version}'s table, but it is ${type === undefined ? "missing" : "a view"}`);
-      for (const view of dependentViews(objects, read)) {
-        if (remade.has(view.name.toLowerCase())) continue;
-        remade.add(view.name.toLowerCase());
-        before.push({ sql: `DROP VIEW ${quoted(view.name)}`, bindings: [] });
-        after.push({ sql: view.sql, bindings: [] });
+      const aside = asideName(read, live.version);
+      if (aside === undefined || (retire === "keep" && typeOf(objects, aside) !== undefined)) {
+        fail("switch", name, version, `the first table ${JSON.stringify(read)} cannot be set aside as ${read}_v${live.version}: the name is taken or too long (switch with retire: "drop", or free the name)`);
+      }
+      for (const object of dependents(objects, read, isReadName)) {
+        if (remade.has(`${object.type}:${object.name.toLowerCase()}`)) continue;
+        remade.add(`${object.type}:${object.name.toLowerCase()}`);
+        if (object.type === "view") before.push({ sql: `DROP VIEW ${quoted(object.name)}`, bindings: [] }); // its triggers go with it
+        after.push({ sql: object.sql, bindings: [] });
       }
       // The read name is still the first version's own table: it moves aside (or goes) for the view.
-      const aside = `${read}_v${live.version}`;
       views.push({ sql: retire === "keep" ? `ALTER TABLE ${quoted(read)} RENAME TO ${quoted(aside)}` : `DROP TABLE ${quoted(read)}`, bindings: [] });
       const key = Object.keys(renamed).find((candidate) => same(candidate, read));
       if (key !== undefined) renamed[key] = aside;
     } else {
       if (type === "table") fail("switch", name, version, `the read name ${JSON.stringify(read)} is a table that no version records as its own`);
+      if (type === "view" && !recordedReads.some((recorded) => same(recorded, read))) fail("switch", name, version, `the read name ${JSON.stringify(read)} is a view that no version records: the switch would replace it`);
       if (type === "view") views.push({ sql: `DROP VIEW ${quoted(read)}`, bindings: [] });
       if (retire === "drop" && old !== undefined) views.push({ sql: `DROP TABLE IF EXISTS ${quoted(old)}`, bindings: [] });
     }

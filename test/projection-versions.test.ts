@@ -377,8 +377,8 @@ describe("rebuilding a projection beside the live one", () => {
     expect((behind as ProjectionVersionError).message).toMatch(/behind the live checkpoint/);
     expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live", "building"]);
     expect(await db.prepare("SELECT type FROM sqlite_master WHERE name = 'v_totals'").first("type")).toBe("table");
-    // A new version may not take another version's table.
-    await expect(store.startRebuild("other", 2, { tables: { o: "o_v2" }, liveTables: { o: "o_v2" } })).rejects.toThrow(/table "o_v2" belongs to another version/);
+    // A live table that does not exist is refused (another projection without one).
+    await expect(store.startRebuild("other", 2, { tables: { o: "o_v2" }, liveTables: { o: "o_v1" } })).rejects.toThrow(/the live version's table "o_v1" \(for o\) does not exist/);
     await store.dropVersion(NAME, 2);
     await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "V_TOTALS" } })).rejects.toThrow(CheckpointRangeError);
     expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live"]);
@@ -493,16 +493,57 @@ describe("rebuilding a projection beside the live one", () => {
     expect(await rows("v_view")).toEqual(await expected(2));
     expect(await rows("v_totals_v1")).toEqual(await expected(1));
 
-    // A read name that is a table no version records is refused, not dropped.
-    await db.batch([db.prepare("CREATE TABLE v_extra (x)"), db.prepare(CREATE("v_totals_v3")), db.prepare("CREATE TABLE v_extra_v3 (x)")]);
-    await store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3", v_extra: "v_extra_v3" } });
-    await expect(store.switchVersion(NAME, 3)).rejects.toThrow(/the read name "v_extra" is a table that no version records as its own/);
-    // A new version's table that is missing at the switch is refused too (the drop took it, and nothing made it again).
-    await store.dropVersion(NAME, 3);
-    expect(await db.prepare("SELECT name FROM sqlite_master WHERE name IN ('v_totals_v3', 'v_extra_v3')").first()).toBeNull();
+    // A read name that is a table or a view no version records is refused, not replaced.
+    await db.batch([db.prepare("CREATE TABLE v_extra (x)"), db.prepare("CREATE VIEW v_mine AS SELECT 1 AS one")]);
+    await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3", v_extra: "v_extra_v3" } })).rejects.toThrow(
+      /the read name "v_extra" is a table that no version records/,
+    );
+    await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3", v_mine: "v_mine_v3" } })).rejects.toThrow(/the read name "v_mine" is a view that no version records/);
+    // The name the first table was set aside as is not a new version's table; another projection's table is not either.
+    await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v1" } })).rejects.toThrow(/belongs to another version/);
+    await db.prepare("CREATE TABLE v_other (x)").run();
+    await store.startRebuild("other", 2, { tables: { v_other: "v_other_v2" }, create: [db.prepare("CREATE TABLE v_other_v2 (x)")] });
+    await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "v_other_v2" } })).rejects.toThrow(/belongs to another version/);
+    // A new version's table that is missing at the switch is refused too.
     await store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3" } });
     await expect(store.switchVersion(NAME, 3)).rejects.toThrow(/table "v_totals_v3" of version 3 does not exist/);
     expect((await store.versions(NAME)).map((v) => `${v.version} ${v.state}`)).toEqual(["1 retired", "2 live", "3 building"]);
+  });
+
+  it("on a first rebuild, the live tables default to the read names that are tables; a new read name becomes a view", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(8);
+    await runner(1, store).run();
+    await expect(store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, liveTables: { v_totals: "v_nothere" } })).rejects.toThrow(
+      /the live version's table "v_nothere" \(for v_totals\) does not exist/,
+    );
+    await store.startRebuild(NAME, 2, {
+      tables: { v_totals: "v_totals_v2", v_counts: "v_counts_v2" },
+      create: [db.prepare(CREATE("v_totals_v2")), db.prepare("CREATE TABLE v_counts_v2 (n INTEGER)"), db.prepare("INSERT INTO v_counts_v2 (n) VALUES (8)")],
+    });
+    expect((await store.versions(NAME))[0]?.tables).toEqual({ v_totals: "v_totals" });
+    await runner(2, store).run();
+    await store.switchVersion(NAME, 2);
+    expect(await db.prepare("SELECT n FROM v_counts").first("n")).toBe(8);
+  });
+
+  it("views that read the first table, the views over them and their triggers are made again over the new view", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(12);
+    await runner(1, store).run();
+    await db.batch([
+      db.prepare("CREATE VIEW v_rich AS SELECT account, total FROM v_totals WHERE total > 0"),
+      db.prepare("CREATE VIEW v_richest AS SELECT account FROM v_rich ORDER BY total DESC LIMIT 1"),
+      db.prepare("CREATE TRIGGER v_rich_insert INSTEAD OF INSERT ON v_rich BEGIN SELECT RAISE(ABORT, 'read only'); END"),
+    ]);
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store).run();
+    await store.switchVersion(NAME, 2);
+    const totals = await expected(2);
+    const top = [...totals].sort((a, b) => b.total - a.total)[0]?.account;
+    expect(await db.prepare("SELECT account FROM v_richest").first("account")).toBe(top);
+    expect((await db.prepare("SELECT SUM(total) AS s FROM v_rich").first("s"))).toBe(totals.reduce((sum, row) => sum + row.total, 0));
+    await expect(db.prepare("INSERT INTO v_rich (account, total) VALUES ('x', 1)").run()).rejects.toThrow(/read only/);
   });
 
   it("a switch that fails part-way applies nothing: one batch", async () => {
@@ -511,9 +552,9 @@ describe("rebuilding a projection beside the live one", () => {
     await runner(1, store).run();
     await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
     await runner(2, store).run();
-    // The old table's new name is taken, so the rename, late in the batch, fails.
-    await db.prepare("CREATE TABLE v_totals_v1 (x)").run();
-    await expect(store.switchVersion(NAME, 2)).rejects.toThrow(/already another table/);
+    // A view elsewhere that SQLite cannot read makes the rename, late in the batch, fail.
+    await db.batch([db.prepare("CREATE TABLE v_gone (x)"), db.prepare("CREATE VIEW v_broken AS SELECT x FROM v_gone"), db.prepare("DROP TABLE v_gone")]);
+    await expect(store.switchVersion(NAME, 2)).rejects.toThrow(/a view or trigger SQLite cannot read .*v_broken/);
     expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live", "building"]);
     await expect(store.load(NAME)).resolves.toEqual({ position: 15, found: true });
     await expect(store.load("totals@2")).resolves.toEqual({ position: 15, found: true });
