@@ -264,11 +264,12 @@ export function planSwitch(name: string, version: number, retire: "keep" | "drop
       sql:
         "INSERT INTO projection_versions (name, version, state, tables, started_at) " +
         "VALUES (?1, ?2, (SELECT state FROM projection_versions WHERE name = ?1 AND version = ?2), '{}', 0) " +
-        "ON CONFLICT (name, version) DO UPDATE SET state = CASE WHEN state = 'building' " +
+        // started_at pins the rebuild the plan was made from: one dropped and started again meanwhile is another.
+        "ON CONFLICT (name, version) DO UPDATE SET state = CASE WHEN state = 'building' AND started_at = ?6 " +
         "AND EXISTS (SELECT 1 FROM projection_versions WHERE name = ?1 AND version = ?3 AND state = 'live') " +
         "AND COALESCE((SELECT position FROM checkpoints WHERE name = ?4), 0) >= COALESCE((SELECT position FROM checkpoints WHERE name = ?5), 0) " +
         "THEN 'live' END",
-      bindings: [name, version, live.version, nextCheckpoint, liveCheckpoint],
+      bindings: [name, version, live.version, nextCheckpoint, liveCheckpoint, next.startedAt.getTime()],
     },
   ];
   if (retire === "drop") {

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { countD1 } from "../src/d1-intercept.js";
+import { countD1, interceptD1 } from "../src/d1-intercept.js";
 import {
   CheckpointRangeError,
   CheckpointTypeError,
@@ -544,6 +544,28 @@ describe("rebuilding a projection beside the live one", () => {
     expect(await db.prepare("SELECT account FROM v_richest").first("account")).toBe(top);
     expect((await db.prepare("SELECT SUM(total) AS s FROM v_rich").first("s"))).toBe(totals.reduce((sum, row) => sum + row.total, 0));
     await expect(db.prepare("INSERT INTO v_rich (account, total) VALUES ('x', 1)").run()).rejects.toThrow(/read only/);
+  });
+
+  it("a rebuild dropped and started again between the switch's read and its batch is not switched to", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(10);
+    await runner(1, store).run();
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store).run();
+    // (Started an hour ago, so that the rebuild started again below has another start time whatever the clock's resolution.)
+    await db.prepare("UPDATE projection_versions SET started_at = started_at - 3600000 WHERE version = 2").run();
+    // Right before the switch's batch, another invocation drops the rebuild and starts it again (empty, at 0).
+    const racing = interceptD1(db, async (call, send) => {
+      if (call.kind === "batch" && call.sql.some((sql) => sql.startsWith("CREATE VIEW"))) {
+        await store.dropVersion(NAME, 2);
+        await db.prepare(`UPDATE checkpoints SET position = 0 WHERE name = ?1`).bind(NAME).run();
+        await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+      }
+      return send();
+    });
+    await expect(new D1CheckpointStore(racing).switchVersion(NAME, 2)).rejects.toThrow(ProjectionVersionError);
+    expect((await store.versions(NAME)).map((v) => `${v.version} ${v.state}`)).toEqual(["1 live", "2 building"]);
+    expect(await db.prepare("SELECT type FROM sqlite_master WHERE name = 'v_totals'").first("type")).toBe("table");
   });
 
   it("a switch that fails part-way applies nothing: one batch", async () => {
