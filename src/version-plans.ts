@@ -196,6 +196,11 @@ export function planRebuild(
       bindings: [name, version, JSON.stringify(tables), versionCheckpoint(name, version)],
     },
     { sql: "INSERT INTO checkpoints (name, position) VALUES (?1, 0) ON CONFLICT (name) DO NOTHING", bindings: [versionCheckpoint(name, version)] },
+    // The tables found empty are still empty when the batch runs (NOT NULL on `state` otherwise): nothing fills them between.
+    ...mustBeEmpty.map((table) => ({
+      sql: `INSERT INTO projection_versions (name, version, state, tables, started_at) SELECT ?1, ?2, NULL, '{}', 0 WHERE EXISTS (SELECT 1 FROM ${quoted(table)})`,
+      bindings: [name, version],
+    })),
   ];
   return { steps, mustBeEmpty };
 }

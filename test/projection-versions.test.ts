@@ -568,6 +568,21 @@ describe("rebuilding a projection beside the live one", () => {
     expect(await db.prepare("SELECT type FROM sqlite_master WHERE name = 'v_totals'").first("type")).toBe("table");
   });
 
+  it("a table found empty that is filled before the rebuild's batch runs is refused in the batch", async () => {
+    await append(5);
+    await runner(1, new D1CheckpointStore(db)).run();
+    await db.prepare(CREATE("v_totals_v2")).run(); // made by a migration, empty
+    const racing = interceptD1(db, async (call, send) => {
+      if (call.kind === "batch" && call.sql.some((sql) => sql.includes("'building'"))) {
+        await db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('meanwhile', 1, 1)").run();
+      }
+      return send();
+    });
+    await expect(new D1CheckpointStore(racing).startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" } })).rejects.toThrow(ProjectionVersionError);
+    expect(await db.prepare("SELECT COUNT(*) AS n FROM projection_versions").first("n")).toBe(0);
+    await expect(new D1CheckpointStore(db).load("totals@2")).resolves.toEqual({ position: 0, found: false });
+  });
+
   it("a switch that fails part-way applies nothing: one batch", async () => {
     const store = new D1CheckpointStore(db);
     await append(15);
