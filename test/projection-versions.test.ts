@@ -110,6 +110,14 @@ async function liveSnapshot(): Promise<{ rows: { account: string; total: number;
   };
 }
 
+/** Appends `events`, runs version 1, starts version 2 beside it (table v_totals_v2) and builds it up to the live version. */
+async function builtBeside(store: D1CheckpointStore, events: number): Promise<void> {
+  await append(events);
+  await runner(1, store).run();
+  await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+  await runner(2, store).run();
+}
+
 async function liveVersion(store: D1CheckpointStore): Promise<number | undefined> {
   return (await store.versions(NAME)).find((version) => version.state === "live")?.version;
 }
@@ -176,10 +184,7 @@ describe("rebuilding a projection beside the live one", () => {
 
   it("switches atomically against live runs and appends: no event lost, none applied twice, the old version never writes again", async () => {
     const store = new D1CheckpointStore(db);
-    await append(120);
-    await runner(1, store).run();
-    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
-    await runner(2, store).run();
+    await builtBeside(store, 120);
 
     let switched = false;
     const switching = async (): Promise<void> => {
@@ -224,10 +229,7 @@ describe("rebuilding a projection beside the live one", () => {
 
   it("fences a commit of a version that was switched away: nothing is applied", async () => {
     const store = new D1CheckpointStore(db);
-    await append(10);
-    await runner(1, store).run();
-    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
-    await runner(2, store).run();
+    await builtBeside(store, 10);
     await store.switchVersion(NAME, 2, { retire: "drop" });
     // A version-1 commit that loaded before the switch, at the same position as the switched checkpoint.
     const late = db.prepare("INSERT INTO v_totals_v2 (account, total, n) VALUES ('late', 1, 1)");
@@ -289,10 +291,7 @@ describe("rebuilding a projection beside the live one", () => {
 
   it("rebuilds again over a switched version (a view), and rolls back to a kept version", async () => {
     const store = new D1CheckpointStore(db);
-    await append(30);
-    await runner(1, store).run();
-    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
-    await runner(2, store).run();
+    await builtBeside(store, 30);
     await store.switchVersion(NAME, 2, { retire: "drop" });
 
     await store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3" }, create: [db.prepare(CREATE("v_totals_v3"))] });
@@ -548,10 +547,7 @@ describe("rebuilding a projection beside the live one", () => {
 
   it("a rebuild dropped and started again between the switch's read and its batch is not switched to", async () => {
     const store = new D1CheckpointStore(db);
-    await append(10);
-    await runner(1, store).run();
-    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
-    await runner(2, store).run();
+    await builtBeside(store, 10);
     // (Started an hour ago, so that the rebuild started again below has another start time whatever the clock's resolution.)
     await db.prepare("UPDATE projection_versions SET started_at = started_at - 3600000 WHERE version = 2").run();
     // Right before the switch's batch, another invocation drops the rebuild and starts it again (empty, at 0).
@@ -585,10 +581,7 @@ describe("rebuilding a projection beside the live one", () => {
 
   it("a switch that fails part-way applies nothing: one batch", async () => {
     const store = new D1CheckpointStore(db);
-    await append(15);
-    await runner(1, store).run();
-    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
-    await runner(2, store).run();
+    await builtBeside(store, 15);
     // A view elsewhere that SQLite cannot read makes the rename, late in the batch, fail.
     await db.batch([db.prepare("CREATE TABLE v_gone (x)"), db.prepare("CREATE VIEW v_broken AS SELECT x FROM v_gone"), db.prepare("DROP TABLE v_gone")]);
     await expect(store.switchVersion(NAME, 2)).rejects.toThrow(/a view or trigger SQLite cannot read .*v_broken/);
