@@ -193,8 +193,8 @@ export class D1CheckpointStore implements CheckpointStore, GroupProjectionStore<
    * ```
    */
   saveStatement(name: string, position: number, options?: Omit<SaveOptions, "signal">): D1PreparedStatement {
-    const { name: valid, position: at, expected } = parseSave("saveStatement", name, position, options);
-    return saveStatement(this.#calls, valid, at, expected, true);
+    const { name: valid, position: at, expected, fence } = parseSave("saveStatement", name, position, options);
+    return saveStatement(this.#calls, valid, at, expected, true, fence);
   }
 
   /**

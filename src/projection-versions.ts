@@ -212,7 +212,9 @@ export function versionChangeError(operation: "rebuild" | "switch" | "dropVersio
     const why =
       operation === "switch"
         ? "the rebuild is behind the live checkpoint (a live run committed past it), or the version records changed meanwhile"
-        : "the version records changed meanwhile (another rebuild, switch or drop)";
+        : operation === "rebuild"
+          ? "the version records changed meanwhile (another rebuild, switch or drop), a table of the new version has rows, or its checkpoint exists already"
+          : "the version records changed meanwhile (another rebuild, switch or drop)";
     return new ProjectionVersionError(operation, name, version, `${why}; nothing was applied`, { cause: error });
   }
   if (error instanceof Error && /error in (view|trigger) /.test(error.message)) {

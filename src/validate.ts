@@ -286,6 +286,8 @@ export function versionCheckpoint(name: string, version: number): string {
 /** Checks a version number: a safe integer from 1. */
 export function checkVersion(operation: CheckpointOperation, name: string, value: unknown, argument = "version"): number {
   if (value === undefined) throw new CheckpointTypeError(operation, name, argument, "must be a number, got undefined");
+  // "name@version" is a rebuild's checkpoint: a versioned projection's own name may not look like one.
+  if (name.includes("@")) throw new CheckpointRangeError(operation, name, "name", "a projection with versions may not have @ in its name (its rebuilds' checkpoints are name@version)");
   const version = checkInteger(operation, name, value, argument, { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: 1 });
   checkName(operation, versionCheckpoint(name, version), argument);
   return version;

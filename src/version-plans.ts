@@ -1,8 +1,11 @@
 // What startRebuild, switchVersion and dropVersion write (decision 0020), planned
 // from one snapshot of the version records and of the database's tables and
 // views, and checked against it before anything is sent: the same plans for
-// D1 (one batch) and a Durable Object (one transactionSync). Each plan's first
-// statement fails unless the records still are what the snapshot showed.
+// D1 (one batch) and a Durable Object (one transactionSync). Each plan's guard
+// statements fail unless what the plan depends on still holds: for a switch,
+// the rebuild (by its start time) and the live version; for a rebuild, that no
+// version is building, the new one is not live, its checkpoint is new and its
+// tables are still empty; for a drop, that the version is not live.
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
 import type { CheckpointOperation } from "./errors.js";
 import { projectionVersion, ProjectionVersionError, type ProjectionVersion, type SqlStep, type VersionRow, type VersionTables } from "./projection-versions.js";
@@ -159,8 +162,11 @@ export function planRebuild(
     const which = target === undefined ? "the new version" : `retired version ${version}`;
     fail("rebuild", name, version, `${which} must give a table for every read name of the live version, and has none for ${missing.join(", ")}`);
   }
+  if (Object.keys(liveTables).length === 0) fail("rebuild", name, version, `none of the read names (${Object.keys(tables).join(", ")}) is a table now: give liveTables`);
   for (const [read, table] of Object.entries(liveTables)) {
     if (typeOf(objects, table) !== "table") fail("rebuild", name, version, `the live version's table ${JSON.stringify(table)} (for ${read}) does not exist: give liveTables`);
+    // What the switch will find: the read name is the live table itself, or a view of it, or nothing yet.
+    if (!same(read, table) && typeOf(objects, read) === "table") fail("rebuild", name, version, `the read name ${JSON.stringify(read)} is a table, but the live version's table for it is ${JSON.stringify(table)}`);
     if (same(read, table) && asideName(read, liveVersion) === undefined) fail("rebuild", name, version, `the read name ${JSON.stringify(read)} is too long to be set aside as ${read}_v${liveVersion} at the switch`);
   }
   for (const read of Object.keys(own)) {
@@ -195,6 +201,15 @@ export function planRebuild(
         "started_at = excluded.started_at, started_position = excluded.started_position",
       bindings: [name, version, JSON.stringify(tables), versionCheckpoint(name, version)],
     },
+    // A new version's checkpoint must not be there already (another tool's): NOT NULL on `state` then.
+    ...(target === undefined
+      ? [
+          {
+            sql: "INSERT INTO projection_versions (name, version, state, tables, started_at) SELECT ?1, ?2, NULL, '{}', 0 WHERE EXISTS (SELECT 1 FROM checkpoints WHERE name = ?3)",
+            bindings: [name, version, versionCheckpoint(name, version)],
+          },
+        ]
+      : []),
     { sql: "INSERT INTO checkpoints (name, position) VALUES (?1, 0) ON CONFLICT (name) DO NOTHING", bindings: [versionCheckpoint(name, version)] },
     // The tables found empty are still empty when the batch runs (NOT NULL on `state` otherwise): nothing fills them between.
     ...mustBeEmpty.map((table) => ({

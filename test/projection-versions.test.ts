@@ -1,10 +1,12 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { injectFaults } from "../src/d1-faults.js";
 import { countD1, interceptD1 } from "../src/d1-intercept.js";
 import {
   CheckpointRangeError,
   CheckpointTypeError,
   D1CheckpointStore,
+  isCheckpointConflict,
   ProjectionGroup,
   ProjectionRunner,
   ProjectionVersionError,
@@ -383,7 +385,7 @@ describe("rebuilding a projection beside the live one", () => {
     expect((await store.versions(NAME)).map((v) => v.state)).toEqual(["live"]);
   });
 
-  it("runs the live version and its rebuild in one group, on one read per batch, through the switch", async () => {
+  it("runs the live version and its rebuild in one group through the switch, resuming across budgeted invocations", async () => {
     const store = new D1CheckpointStore(db);
     await append(90);
     await runner(1, store).run();
@@ -423,6 +425,8 @@ describe("rebuilding a projection beside the live one", () => {
     ]);
     expect(await rows("v_totals")).toEqual(await expected(2));
     expect(await rows("v_totals_v1")).toEqual(await expected(1, 100));
+    // An idle run reads the projection's versions once for both listings (one snapshot, never two states), then its checkpoint and the log in one batch.
+    await expect(group.run()).resolves.toMatchObject({ queries: 1 + 2, ended: "caughtUp" });
   });
 
   it("a group member whose version is switched away mid-run stops there; the others go on", async () => {
@@ -577,6 +581,56 @@ describe("rebuilding a projection beside the live one", () => {
     await expect(new D1CheckpointStore(racing).startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" } })).rejects.toThrow(ProjectionVersionError);
     expect(await db.prepare("SELECT COUNT(*) AS n FROM projection_versions").first("n")).toBe(0);
     await expect(new D1CheckpointStore(db).load("totals@2")).resolves.toEqual({ position: 0, found: false });
+  });
+
+  it("a switch, a drop and a rebuild whose responses are lost are found landed, not sent twice", async () => {
+    const faulty = injectFaults(db);
+    const store = new D1CheckpointStore(faulty.db, { retry: { attempts: 3, baseDelayMs: 1 } });
+    await append(6);
+    await runner(1, store).run();
+    faulty.inject({ kinds: ["batch"], sql: /'building'/, timing: "after" });
+    await store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] });
+    await runner(2, store).run();
+    faulty.inject({ kinds: ["batch"], sql: /CREATE VIEW/, timing: "after" });
+    await store.switchVersion(NAME, 2);
+    faulty.inject({ kinds: ["batch"], sql: /DELETE FROM projection_versions/, timing: "after" });
+    await store.dropVersion(NAME, 1);
+    expect(faulty.faults.map((fault) => fault.timing)).toEqual(["after", "after", "after"]);
+    // Each landed once: one record per version step, the view made once, the old table gone.
+    expect((await store.versions(NAME)).map((v) => `${v.version} ${v.state}`)).toEqual(["2 live"]);
+    expect(await rows("v_totals")).toEqual(await expected(2));
+    expect(await db.prepare("SELECT name FROM sqlite_master WHERE name = 'v_totals_v1'").first()).toBeNull();
+  });
+
+  it("what the records could not recover from is refused at startRebuild", async () => {
+    const store = new D1CheckpointStore(db);
+    await append(4);
+    await runner(1, store).run();
+    // No read name is a table (a typo): nothing could be recorded as the live version's tables.
+    await expect(store.startRebuild(NAME, 2, { tables: { v_totalz: "v_totals_v2" } })).rejects.toThrow(/none of the read names \(v_totalz\) is a table now: give liveTables/);
+    // The read name is a table, but the live version's table is said to be another: the switch could never replace it.
+    await db.prepare(CREATE("v_totals_live")).run();
+    await expect(store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, liveTables: { v_totals: "v_totals_live" } })).rejects.toThrow(
+      /the read name "v_totals" is a table, but the live version's table for it is "v_totals_live"/,
+    );
+    // Another tool's checkpoint under the rebuild's name is not adopted.
+    await store.save("totals@2", 3);
+    await expect(store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals_v2" }, create: [db.prepare(CREATE("v_totals_v2"))] })).rejects.toThrow(/its checkpoint exists already/);
+    expect(await db.prepare("SELECT COUNT(*) AS n FROM projection_versions").first("n")).toBe(0);
+    // A versioned projection's name has no @ (its rebuilds' checkpoints do).
+    await expect(store.startRebuild("a@b", 2, { tables: { v_totals: "v_totals_v2" } })).rejects.toThrow(/may not have @ in its name/);
+    expect(() => new ProjectionRunner<Event>({ name: "a@b", version: 1, store, readEvents: () => Promise.resolve([]), project: () => [] })).toThrow(CheckpointRangeError);
+  });
+
+  it("saveStatement keeps its fence: a statement of a version switched away fails in the caller's own batch", async () => {
+    const store = new D1CheckpointStore(db);
+    await builtBeside(store, 10);
+    await store.switchVersion(NAME, 2);
+    const late = db.prepare("INSERT INTO v_totals_v1 (account, total, n) VALUES ('late', 1, 1)");
+    const error = await db.batch([store.saveStatement(NAME, 11, { expected: 10, fence: { name: NAME, version: 1, state: "live" } }), late]).catch((e: unknown) => e);
+    expect(isCheckpointConflict(error)).toBe(true);
+    await expect(store.load(NAME)).resolves.toEqual({ position: 10, found: true });
+    expect((await rows("v_totals_v1")).some((row) => row.account === "late")).toBe(false);
   });
 
   it("a switch that fails part-way applies nothing: one batch", async () => {
