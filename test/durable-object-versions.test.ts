@@ -136,6 +136,7 @@ describe("projection versions on the Durable Object store", () => {
       await expect(store.startRebuild(NAME, 2, { tables: { d_sum: "d_sum_v2" }, create: asyncCreate })).rejects.toThrow(/options.create must be a synchronous function/);
       await expect(store.switchVersion(NAME, 0)).rejects.toThrow(CheckpointRangeError);
       // A rebuild starts from empty tables: one with rows is refused inside the transaction, nothing written.
+      setUp(storage, 0);
       storage.sql.exec("CREATE TABLE d_sum_v2 (k TEXT PRIMARY KEY, total INTEGER NOT NULL)");
       storage.sql.exec("INSERT INTO d_sum_v2 (k, total) VALUES ('stale', 1)");
       await expect(store.startRebuild(NAME, 2, { tables: { d_sum: "d_sum_v2" }, create })).rejects.toThrow(/d_sum_v2 has rows/);
