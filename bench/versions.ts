@@ -24,8 +24,8 @@ export async function versionFences(db: D1Database, scale: BenchScale): Promise<
       ...(records === "none"
         ? []
         : [
-            db.prepare("INSERT INTO projection_versions (name, version, state, tables, started_at) VALUES ('bench', 1, 'live', '{}', 0)"),
-            db.prepare("INSERT INTO projection_versions (name, version, state, tables, started_at) VALUES ('bench', 2, 'building', '{}', 0)"),
+            db.prepare(`INSERT INTO projection_versions (name, version, state, tables, started_at) VALUES ('bench', 1, 'live', '{"bench_totals":"bench_totals"}', 0)`),
+            db.prepare(`INSERT INTO projection_versions (name, version, state, tables, started_at) VALUES ('bench', 2, 'building', '{"bench_totals":"bench_totals_v2"}', 0)`),
           ]),
     ]);
   };

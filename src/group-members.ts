@@ -1,12 +1,11 @@
-// A group's projections through a run: their configuration checked, the role
-// each versioned one has this run (live, building, or none), their progress,
-// and their summaries.
-import type { CheckpointCommit, OperationOptions, VersionFence } from "./checkpoint-store.js";
+// A group's projections through a run: their configuration checked, their
+// roles (version-roles.ts), their progress, and their summaries.
+import type { CheckpointCommit, VersionFence } from "./checkpoint-store.js";
 import { CheckpointTypeError } from "./errors.js";
 import type { PositionedEvent, ProjectedBatch } from "./project-batch.js";
 import type { GroupMemberSummary, GroupProjection } from "./projection-group-options.js";
-import type { VersionState } from "./projection-versions.js";
 import type { RunEnd } from "./run-options.js";
+import type { Role } from "./version-roles.js";
 import { checkFunction, checkName, checkOptions, checkVersion, versionCheckpoint } from "./validate.js";
 
 /** One projection's progress through a run. */
@@ -32,40 +31,6 @@ export interface Part<Event extends PositionedEvent, Writes> {
   readonly member: Member<Event, Writes>;
   readonly projected: ProjectedBatch<Writes>;
   readonly count: number;
-}
-
-/** A projection's role in a run: its checkpoint and fence, or `undefined` when its version is neither live nor building. */
-export type Role = { readonly checkpoint: string; readonly fence: VersionFence | undefined } | undefined;
-
-/** A store that knows projection versions. */
-export interface VersionedStore {
-  versions(name: string, options?: OperationOptions): Promise<readonly { readonly version: number; readonly state: VersionState }[]>;
-}
-
-/**
- * Each projection's role this run: an unversioned one runs under its name; a
- * versioned one as its version's state says. A projection's versions are read
- * in one query, so that its listings see one state of its records (never two
- * of them live across a switch).
- */
-export async function rolesOf<Event extends PositionedEvent, Writes>(
-  store: object,
-  projections: readonly GroupProjection<Event, Writes>[],
-  options: OperationOptions,
-): Promise<Role[]> {
-  const records = new Map<string, readonly { readonly version: number; readonly state: VersionState }[]>();
-  for (const { name, version } of projections) {
-    if (version !== undefined && !records.has(name)) records.set(name, await (store as VersionedStore).versions(name, options));
-  }
-  return projections.map(({ name, version }): Role => {
-    if (version === undefined) return { checkpoint: name, fence: undefined };
-    const versions = records.get(name) ?? [];
-    // Without records, version 1 is live.
-    const state = versions.find((v) => v.version === version)?.state ?? (versions.length === 0 && version === 1 ? "live" : undefined);
-    if (state === "live") return { checkpoint: name, fence: { name, version, state } };
-    if (state === "building") return { checkpoint: versionCheckpoint(name, version), fence: { name, version, state } };
-    return undefined;
-  });
 }
 
 /** A member at the start of a run, from its role and its loaded checkpoint. */

@@ -18,9 +18,10 @@ import {
 import type { RunLease } from "./run-lease.js";
 import { QueryBudgetError } from "./query-budget.js";
 import { dropLease, endsOnBudget, leasing, startRun, parseRun, parseSource, type LeaseReleasing, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
-import { advance, checkProjections, commitOf, fail, memberOf, memberSummary, rolesOf, stoppedEnd, type Member, type Part, type Role } from "./group-members.js";
+import { advance, checkProjections, commitOf, fail, memberOf, memberSummary, stoppedEnd, type Member, type Part } from "./group-members.js";
 import { ProjectionVersionError } from "./projection-versions.js";
 import { checkMethods, hasMethods } from "./validate.js";
+import { rolesOf, type Role } from "./version-roles.js";
 
 interface Config<Event extends PositionedEvent, Writes> {
   readonly name: string;

@@ -1,6 +1,6 @@
 import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore, VersionFence } from "./checkpoint-store.js";
 import { CheckpointConflictError, messageOf } from "./errors.js";
-import { ProjectionVersionError, type VersionState } from "./projection-versions.js";
+import { ProjectionVersionError } from "./projection-versions.js";
 import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
 import { checkBudget, type QueryBudget } from "./query-budget.js";
 import type { RunLease } from "./run-lease.js";
@@ -18,12 +18,8 @@ import {
 } from "./run-options.js";
 import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, checkVersion, hasMethods, versionCheckpoint } from "./validate.js";
 import type { PipelinedProjectionStore, ProjectionRunnerOptions, RunSummary } from "./projection-runner-options.js";
+import { rolesOf } from "./version-roles.js";
 
-
-/** A store that knows projection versions (`D1CheckpointStore`, `DurableObjectCheckpointStore`). */
-interface VersionedStore {
-  versionState(name: string, version: number, options?: OperationOptions): Promise<VersionState | undefined>;
-}
 
 /** A versioned runner's two roles: the live version (checkpoint `name`) and a rebuild (checkpoint `name@version`). */
 interface Roles<Event extends PositionedEvent, Writes> {
@@ -101,7 +97,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     };
     if (raw.version !== undefined) {
       const version = checkVersion("configure", name, raw.version, "options.version");
-      checkMethods("configure", name, store, "options.store", ["versionState"], "a store that knows projection versions (versionState)");
+      checkMethods("configure", name, store, "options.store", ["versions"], "a store that knows projection versions (versions)");
       const role = (checkpoint: string, state: VersionFence["state"]): ProjectionRunner<Event, Writes> => {
         const runner = new ProjectionRunner<Event, Writes>({ ...(options as object), name: checkpoint, version: undefined } as ProjectionRunnerOptions<Event, Writes>);
         runner.#fence = { name, version, state };
@@ -127,14 +123,13 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const { name } = this.#config;
     const { budget, signal } = parseRun(name, options, undefined);
     const spentBefore = budget.spent;
-    let state: VersionState | undefined;
+    let role: ProjectionRunner<Event, Writes> | undefined;
     try {
-      state = await (this.#config.store as unknown as VersionedStore).versionState(name, this.#roles.version, { signal, budget });
+      role = await this.#role({ signal, budget });
     } catch (error) {
       if (!endsOnBudget(error)) throw error;
       return { ...idle(name, "budget"), queries: budget.spent - spentBefore };
     }
-    const role = state === "live" ? this.#roles.live : state === "building" ? this.#roles.building : undefined;
     if (role === undefined) return { ...idle(name, "inactive"), queries: budget.spent - spentBefore };
     const summary = await role.#run({ ...options, budget });
     return { ...summary, queries: budget.spent - spentBefore };
@@ -276,10 +271,9 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
    */
   async replay(position: number, options?: OperationOptions): Promise<boolean> {
     if (this.#roles !== undefined) {
-      const state = await (this.#config.store as unknown as VersionedStore).versionState(this.#config.name, this.#roles.version, options);
-      const role = state === "live" ? this.#roles.live : state === "building" ? this.#roles.building : undefined;
+      const role = await this.#role(options);
       if (role === undefined) {
-        throw new ProjectionVersionError("replay", this.#config.name, this.#roles.version, `version ${this.#roles.version} is ${state ?? "not recorded"}: only a live or building version replays`);
+        throw new ProjectionVersionError("replay", this.#config.name, this.#roles.version, `version ${this.#roles.version} is neither live nor building: only a live or building version replays`);
       }
       return role.replay(position, options);
     }
@@ -322,6 +316,15 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
         cause: error,
       });
     }
+  }
+
+  /** The runner of this version's role now (one query): live, building, or none. */
+  async #role(options: OperationOptions | undefined): Promise<ProjectionRunner<Event, Writes> | undefined> {
+    const roles = this.#roles;
+    if (roles === undefined) return this;
+    const [role] = await rolesOf(this.#config.store, [{ name: this.#config.name, version: roles.version }], options ?? {});
+    const state = role?.fence?.state;
+    return state === "live" ? roles.live : state === "building" ? roles.building : undefined;
   }
 
   async #drop(lease: RunLease, calls: Calls): Promise<void> {
