@@ -17,7 +17,7 @@ import { saveStatement } from "./d1-commit.js";
 import { CheckpointConflictError, D1OperationError } from "./errors.js";
 import { PARK_SQL } from "./parked-events.js";
 import type { CheckVerdict } from "./retry.js";
-import { checkLease, CLAIM_SQL, YIELD_SQL, type NamedRunLease } from "./run-lease.js";
+import { checkLease, claimStatements, type NamedRunLease } from "./run-lease.js";
 import { checkFunction, checkName, checkOptions, checkSignal } from "./validate.js";
 
 /** Options of `D1CheckpointStore.loadManyAndQuery`. */
@@ -84,7 +84,7 @@ export async function loadManyAndQuery<Row>(
     return calls.call({ operation: "load", checkpoint: undefined, signal, kind: "read", send: async () => (await calls.all<Row>(statement)).results });
   };
   const { db } = calls;
-  const claim = lease === undefined ? [] : [db.prepare(CLAIM_SQL).bind(lease.name, lease.holder, lease.ttlMs), db.prepare(YIELD_SQL).bind(lease.name, lease.holder)];
+  const claim = lease === undefined ? [] : claimStatements(db, lease.name, lease);
   const guessed = guess === undefined ? [] : [calls.checkQuery("load", "", query(guess))];
   const { checkpoints, rows, leased } = await calls.call({
     operation: "load",

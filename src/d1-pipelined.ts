@@ -7,7 +7,7 @@ import { loadResult } from "./checkpoint-sql.js";
 import type { D1Calls, PositionRow } from "./d1-calls.js";
 import { writeCheckpoint, type Riders } from "./d1-commit.js";
 import { checkParkRequests } from "./parked-events.js";
-import { checkLease, CLAIM_SQL, DROP_SQL, RELEASE_SQL, RENEW_SQL, YIELD_SQL, type RunLease } from "./run-lease.js";
+import { checkLease, claimStatements, DROP_SQL, RELEASE_SQL, RENEW_SQL, type RunLease } from "./run-lease.js";
 import { checkBoolean, checkFunction, parseNamed, parseSave } from "./validate.js";
 
 /** Options of `D1CheckpointStore.loadAndQuery`. */
@@ -90,7 +90,7 @@ export async function loadAndQuery<Row>(
     return { checkpoint, rows: await read(checkpoint.position), leased: true };
   }
   const { db } = calls;
-  const claim = lease === undefined ? [] : [db.prepare(CLAIM_SQL).bind(valid, lease.holder, lease.ttlMs), db.prepare(YIELD_SQL).bind(valid, lease.holder)];
+  const claim = lease === undefined ? [] : claimStatements(db, valid, lease);
   const guessed = guess === undefined ? [] : [calls.checkQuery("load", valid, query(guess))];
   const { checkpoint, rows, leased } = await calls.call({
     operation: "load",

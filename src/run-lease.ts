@@ -5,6 +5,7 @@
 // go. Exactly-once never depends on the lease: commits stay conditional.
 import { CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import { NOW_MS_SQL } from "./checkpoint-sql.js";
+import type { D1Client } from "./d1-client.js";
 import { checkInteger, checkOptions } from "./validate.js";
 
 /** A lease as a run holds it: who, and for how long it may run before another run may take over. */
@@ -35,6 +36,11 @@ export const CLAIM_SQL =
  * pending and returns the holder (a row means "not ours"). ?1 name, ?2 holder.
  */
 export const YIELD_SQL = "UPDATE projection_leases SET pending = 1 WHERE name = ?1 AND holder <> ?2 RETURNING holder";
+
+/** A claim as sent at the start of a run, in its load's batch: claim ({@link CLAIM_SQL}), then note work pending if another run holds it ({@link YIELD_SQL}). */
+export function claimStatements(db: D1Client, name: string, lease: RunLease): D1PreparedStatement[] {
+  return [db.prepare(CLAIM_SQL).bind(name, lease.holder, lease.ttlMs), db.prepare(YIELD_SQL).bind(name, lease.holder)];
+}
 
 /** Lets go of the lease unless work was noted pending meanwhile: ?1 name, ?2 holder. */
 export const RELEASE_SQL = "DELETE FROM projection_leases WHERE name = ?1 AND holder = ?2 AND pending = 0";
