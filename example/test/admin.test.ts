@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { AccountHistory } from "../src/account-history.js";
 import worker from "../src/worker.js";
+import { resetExample } from "./reset.js";
 
 // The example's admin end to end through its Worker: the package's admin
 // page (./admin export) configured in example/src/admin.ts, and the ledger's
@@ -65,17 +66,7 @@ async function balanceOf(account: string): Promise<unknown> {
   return (await send(`/balances/${account}`)).json();
 }
 
-beforeEach(async () => {
-  await env.DB.batch([
-    env.DB.prepare("DELETE FROM events"),
-    env.DB.prepare("DELETE FROM balances"),
-    env.DB.prepare("DELETE FROM daily_totals"),
-    env.DB.prepare("DELETE FROM checkpoints"),
-    env.DB.prepare("DELETE FROM parked_events"),
-    env.DB.prepare("DELETE FROM projection_leases"),
-    env.DB.prepare("DELETE FROM holds"),
-  ]);
-});
+beforeEach(resetExample);
 
 describe("ADMIN_TOKEN", () => {
   it("unset or empty: every admin route is disabled (403), as HTML for browsers and JSON for scripts", async () => {

@@ -7,6 +7,7 @@ import { countD1 } from "../../src/testing.js";
 import { DAILY_TOTALS, dailyTotals, resetDailyTotals } from "../src/daily-totals.js";
 import { BALANCES, balancesRunner, catchUp, LEDGER_PROJECTIONS } from "../src/ledger.js";
 import worker from "../src/worker.js";
+import { resetExample } from "./reset.js";
 
 // The daily-totals projection (written with Drizzle) and how it runs with
 // balances: one group, one read and one commit per batch for both.
@@ -80,17 +81,7 @@ async function newest(): Promise<number> {
   return (await env.DB.prepare("SELECT MAX(position) AS n FROM events").first<number>("n")) ?? 0;
 }
 
-beforeEach(async () => {
-  await env.DB.batch([
-    env.DB.prepare("DELETE FROM events"),
-    env.DB.prepare("DELETE FROM balances"),
-    env.DB.prepare("DELETE FROM daily_totals"),
-    env.DB.prepare("DELETE FROM checkpoints"),
-    env.DB.prepare("DELETE FROM parked_events"),
-    env.DB.prepare("DELETE FROM projection_leases"),
-    env.DB.prepare("DELETE FROM holds"),
-  ]);
-});
+beforeEach(resetExample);
 
 describe("the daily-totals projection", () => {
   it("migration 0006 creates the table the Drizzle schema describes", async () => {

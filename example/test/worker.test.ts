@@ -7,6 +7,7 @@ import { countD1 } from "../../src/testing.js";
 import type { AccountHistory, AccountHistoryView } from "../src/account-history.js";
 import { LEDGER_PROJECTIONS } from "../src/ledger.js";
 import worker from "../src/worker.js";
+import { resetExample } from "./reset.js";
 
 const TOKEN = "test-admin-token-0123456789abcdef";
 
@@ -39,15 +40,7 @@ async function newestPosition(): Promise<number> {
   return (await env.DB.prepare("SELECT MAX(position) AS n FROM events").first<number>("n")) ?? 0;
 }
 
-beforeEach(async () => {
-  await env.DB.batch([
-    env.DB.prepare("DELETE FROM events"),
-    env.DB.prepare("DELETE FROM balances"),
-    env.DB.prepare("DELETE FROM daily_totals"),
-    env.DB.prepare("DELETE FROM checkpoints"),
-    env.DB.prepare("DELETE FROM projection_leases"),
-  ]);
-});
+beforeEach(resetExample);
 
 describe("the example Worker", () => {
   it("GET / describes the routes", async () => {
