@@ -5,7 +5,7 @@
 // before and after that call, and the call's own overhead is the same for
 // every variant of the run.
 import { runInDurableObject } from "cloudflare:test";
-import { saveSql, LOAD_SQL, UPSERT_SQL } from "../src/checkpoint-sql.js";
+import { saveSql, LOAD_SQL, UPSERT_SQL } from "../src/sql/checkpoints.js";
 import { D1CheckpointStore, DurableObjectCheckpointStore, type SqlWrites } from "../src/index.js";
 import { interleave, median, rateWithSpread, ratio, type BenchTable, type Variant, type VariantStats } from "./harness.js";
 import { addStatement, resetBenchTables, type BenchScale } from "./suites.js";

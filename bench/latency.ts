@@ -2,7 +2,7 @@
 // production D1: a wrapper around the local binding waits a fixed time before
 // each call (inside workerd the clock moves across that wait, so the timings
 // are bound by round trips, as they are in production).
-import { COMPARE_AND_SET_SQL, INSERT_NEW_SQL, LOAD_SQL } from "../src/checkpoint-sql.js";
+import { COMPARE_AND_SET_SQL, INSERT_NEW_SQL, LOAD_SQL } from "../src/sql/checkpoints.js";
 import { D1CheckpointStore, ProjectionRunner } from "../src/index.js";
 import { interceptD1 } from "../src/testing.js";
 import { count, interleave, rateWithSpread, ratio, timeRatio, type BenchTable, type Variant, type VariantStats } from "./harness.js";

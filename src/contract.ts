@@ -12,8 +12,8 @@
  * @packageDocumentation
  */
 import { describe, expect, it } from "vitest";
-import type { CheckpointStore } from "./checkpoint-store.js";
-import { CheckpointConflictError } from "./errors.js";
+import type { CheckpointStore } from "./core/store.js";
+import { CheckpointConflictError } from "./core/errors.js";
 
 export type {
   CheckpointEntry,
@@ -22,7 +22,7 @@ export type {
   LoadResult,
   OperationOptions,
   SaveOptions,
-} from "./checkpoint-store.js";
+} from "./core/store.js";
 
 /** Makes an empty store; called once per test case. */
 export type CheckpointStoreFactory = () => CheckpointStore | Promise<CheckpointStore>;

@@ -38,10 +38,10 @@
  */
 import { is, SQL, type Query } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
-import type { D1Client } from "./d1-client.js";
-import { checkClient, kindOf, preparedStatements, queryList, typeError, type BuiltQuery } from "./orm-statements.js";
+import type { D1Client } from "./d1/client.js";
+import { checkClient, kindOf, preparedStatements, queryList, typeError, type BuiltQuery } from "./orm/statements.js";
 
-export type { D1Client } from "./d1-client.js";
+export type { D1Client } from "./d1/client.js";
 
 /**
  * A Drizzle query builder for SQLite, built and not awaited: `db.insert(…)`,

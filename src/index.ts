@@ -37,13 +37,13 @@ export type {
   ReplayOptions,
   SaveOptions,
   VersionFence,
-} from "./checkpoint-store.js";
-export { isCheckpointConflict } from "./checkpoint-sql.js";
-export type { D1Client } from "./d1-client.js";
-export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1-checkpoint-store.js";
-export type { LoadManyAndQueryOptions, LoadManyResult } from "./d1-group.js";
-export type { LoadAndQueryOptions } from "./d1-pipelined.js";
-export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object-checkpoint-store.js";
+} from "./core/store.js";
+export { isCheckpointConflict } from "./sql/checkpoints.js";
+export type { D1Client } from "./d1/client.js";
+export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1/checkpoint-store.js";
+export type { LoadManyAndQueryOptions, LoadManyResult } from "./d1/group.js";
+export type { LoadAndQueryOptions } from "./d1/pipelined.js";
+export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object/checkpoint-store.js";
 export {
   CheckpointConflictError,
   CheckpointRangeError,
@@ -53,18 +53,18 @@ export {
   D1OperationError,
   type CheckpointInputDetails,
   type CheckpointOperation,
-} from "./errors.js";
-export { D1_MAX_BOUND_PARAMETERS, D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES, D1_QUERIES_PER_INVOCATION } from "./d1-limits.js";
+} from "./core/errors.js";
+export { D1_MAX_BOUND_PARAMETERS, D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES, D1_QUERIES_PER_INVOCATION } from "./core/d1-limits.js";
 export {
   jsonRowChunks,
   jsonRowStatements,
   type JsonRowOptions,
   type JsonSafe,
   type JsonValue,
-} from "./json-rows.js";
-export { MemoryCheckpointStore } from "./memory-checkpoint-store.js";
-export type { ParkedEvent, ParkedListOptions } from "./parked-events.js";
-export type { EventTimes, ProjectionStatus, RebuildProgress, StatusListOptions, StatusOptions } from "./projection-status.js";
+} from "./d1/json-rows.js";
+export { MemoryCheckpointStore } from "./memory/checkpoint-store.js";
+export type { ParkedEvent, ParkedListOptions } from "./sql/parked-events.js";
+export type { EventTimes, ProjectionStatus, RebuildProgress, StatusListOptions, StatusOptions } from "./sql/status.js";
 export {
   ProjectionVersionError,
   type ProjectionVersion,
@@ -72,11 +72,11 @@ export {
   type SwitchOptions,
   type VersionState,
   type VersionTables,
-} from "./projection-versions.js";
-export type { NamedRunLease, RunLease } from "./run-lease.js";
-export { compareNames } from "./name-order.js";
-export { ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
-export { ProjectionGroup } from "./projection-group.js";
+} from "./sql/versions.js";
+export type { NamedRunLease, RunLease } from "./d1/leases.js";
+export { compareNames } from "./core/name-order.js";
+export { ProjectionError, type EventErrorDecision, type PositionedEvent } from "./runner/project-batch.js";
+export { ProjectionGroup } from "./runner/projection-group.js";
 export {
   ProjectionGroupError,
   type GroupCommon,
@@ -87,8 +87,8 @@ export {
   type GroupRunSummary,
   type PipelinedGroupStore,
   type ProjectionGroupOptions,
-} from "./projection-group-options.js";
-export { ProjectionRunner } from "./projection-runner.js";
+} from "./runner/group-options.js";
+export { ProjectionRunner } from "./runner/projection-runner.js";
 export type {
   EventsQuerySource,
   PipelinedProjectionStore,
@@ -96,10 +96,10 @@ export type {
   ReadEventsSource,
   RunnerCommon,
   RunSummary,
-} from "./projection-runner-options.js";
-export { QueryBudget, QueryBudgetError } from "./query-budget.js";
-export type { RunEnd, RunOptions } from "./run-options.js";
-export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./retry.js";
-export { migrate, SCHEMA, type MigrateOptions } from "./schema.js";
-export { MAX_NAME_BYTES } from "./validate.js";
-export { CheckpointTimeoutError, waitForCheckpoint, type WaitForOptions } from "./wait-for.js";
+} from "./runner/runner-options.js";
+export { QueryBudget, QueryBudgetError } from "./core/query-budget.js";
+export type { RunEnd, RunOptions } from "./runner/run-options.js";
+export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./d1/retry.js";
+export { migrate, SCHEMA, type MigrateOptions } from "./sql/schema.js";
+export { MAX_NAME_BYTES } from "./core/validate.js";
+export { CheckpointTimeoutError, waitForCheckpoint, type WaitForOptions } from "./core/wait-for.js";

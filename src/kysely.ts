@@ -45,10 +45,10 @@
  * @packageDocumentation
  */
 import type { Compilable, CompiledQuery } from "kysely";
-import type { D1Client } from "./d1-client.js";
-import { checkClient, kindOf, preparedStatements, queryList, typeError, type BuiltQuery } from "./orm-statements.js";
+import type { D1Client } from "./d1/client.js";
+import { checkClient, kindOf, preparedStatements, queryList, typeError, type BuiltQuery } from "./orm/statements.js";
 
-export type { D1Client } from "./d1-client.js";
+export type { D1Client } from "./d1/client.js";
 
 /**
  * What {@link kyselyStatements} takes: a query builder (anything with

@@ -1,6 +1,6 @@
 // Test helpers for code that uses the store: count D1 round trips, inject
 // D1 faults. Thin wrappers around a real D1 binding, never a fake database.
-export type { D1Client } from "./d1-client.js";
+export type { D1Client } from "./d1/client.js";
 export {
   injectFaults,
   NETWORK_CONNECTION_LOST,
@@ -9,7 +9,7 @@ export {
   type FaultTiming,
   type FaultyD1,
   type InjectedFault,
-} from "./d1-faults.js";
+} from "./testing/faults.js";
 export {
   countD1,
   interceptD1,
@@ -17,4 +17,4 @@ export {
   type D1Call,
   type D1CallKind,
   type D1Interceptor,
-} from "./d1-intercept.js";
+} from "./testing/intercept.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cloudflareAccess, type CloudflareAccessOptions } from "../src/admin/access.js";
-import { CheckpointRangeError, CheckpointTypeError } from "../src/errors.js";
+import { CheckpointRangeError, CheckpointTypeError } from "../src/core/errors.js";
 
 // Access tokens are made here: an RSA key pair stands for the team's signing
 // key (its public JWK, with a kid, is what the certs endpoint would serve), a

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { countD1, interceptD1 } from "../src/d1-intercept.js";
+import { countD1, interceptD1 } from "../src/testing/intercept.js";
 import {
   CorruptCheckpointError,
   D1CheckpointStore,
@@ -8,7 +8,7 @@ import {
   migrate,
   SCHEMA,
 } from "../src/index.js";
-import { schemaStatements } from "../src/schema.js";
+import { schemaStatements } from "../src/sql/schema.js";
 import { clearCheckpoints, collect, storedRows } from "./support/helpers.js";
 
 beforeEach(() => clearCheckpoints());

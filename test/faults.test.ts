@@ -217,7 +217,7 @@ describe("what is not retried, and how retries end", () => {
   });
 
   it("backs off exponentially with full jitter, within maxDelayMs", async () => {
-    const { backoffDelay, DEFAULT_RETRY } = await import("../src/retry.js");
+    const { backoffDelay, DEFAULT_RETRY } = await import("../src/d1/retry.js");
     const policy = { ...DEFAULT_RETRY, baseDelayMs: 100, maxDelayMs: 1000, random: () => 0.999 };
     expect([1, 2, 3, 4, 5].map((attempt) => backoffDelay(policy, attempt))).toEqual([99, 199, 399, 799, 999]);
     expect(backoffDelay({ ...policy, random: () => 0 }, 3)).toBe(0);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { countD1 } from "../src/d1-intercept.js";
+import { countD1 } from "../src/testing/intercept.js";
 import {
   CheckpointRangeError,
   CheckpointTypeError,

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { injectFaults } from "../src/d1-faults.js";
-import { countD1, interceptD1 } from "../src/d1-intercept.js";
+import { injectFaults } from "../src/testing/faults.js";
+import { countD1, interceptD1 } from "../src/testing/intercept.js";
 import {
   CheckpointRangeError,
   CheckpointTypeError,

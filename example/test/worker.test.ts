@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController, listDurableObjectIds
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { SCHEMA } from "../../src/index.js";
-import { schemaStatements } from "../../src/schema.js";
+import { schemaStatements } from "../../src/sql/schema.js";
 import { countD1 } from "../../src/testing.js";
 import type { AccountHistory, AccountHistoryView } from "../src/account-history.js";
 import { LEDGER_PROJECTIONS } from "../src/ledger.js";

@@ -13,8 +13,8 @@
 // cached *promise* of a fetch belongs to the request that started it (another
 // request awaiting it can hang or fail when that one ends). Two requests that
 // miss the cache together both fetch; that is the price of sharing no promise.
-import { CheckpointRangeError, CheckpointTypeError } from "../errors.js";
-import { checkFunction, checkInteger, checkOptions, typeName } from "../validate.js";
+import { CheckpointRangeError, CheckpointTypeError } from "../core/errors.js";
+import { checkFunction, checkInteger, checkOptions, typeName } from "../core/validate.js";
 import { decodeBase64Url } from "./base64url.js";
 import type { AdminAuth, AdminIdentity } from "./auth.js";
 

@@ -1,7 +1,7 @@
 // A shared secret as the admin's credential: `Authorization: Bearer <token>`
 // for scripts, and for browsers a login form that opens a session cookie.
-import { CheckpointRangeError, CheckpointTypeError } from "../errors.js";
-import { checkInteger, checkOptions } from "../validate.js";
+import { CheckpointRangeError, CheckpointTypeError } from "../core/errors.js";
+import { checkInteger, checkOptions } from "../core/validate.js";
 import type { AdminAuth, AdminIdentity } from "./auth.js";
 import { clearedCookie, hasSession, sessionCookie } from "./session.js";
 

@@ -1,13 +1,13 @@
 // The admin handler: a fetch-style function that serves the admin page and
 // its JSON routes under a base path, and answers `undefined` for any other
 // path so that it mounts in any Worker or router.
-import type { D1CheckpointStore } from "../d1-checkpoint-store.js";
-import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf } from "../errors.js";
-import { IS_PARKED_SQL } from "../parked-events.js";
-import { ProjectionError } from "../project-batch.js";
-import { ProjectionVersionError } from "../projection-versions.js";
-import type { ProjectionStatus } from "../projection-status.js";
-import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods } from "../validate.js";
+import type { D1CheckpointStore } from "../d1/checkpoint-store.js";
+import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf } from "../core/errors.js";
+import { IS_PARKED_SQL } from "../sql/parked-events.js";
+import { ProjectionError } from "../runner/project-batch.js";
+import { ProjectionVersionError } from "../sql/versions.js";
+import type { ProjectionStatus } from "../sql/status.js";
+import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods } from "../core/validate.js";
 import type { AdminAuth } from "./auth.js";
 import { HTML_HEADERS, renderLogin, renderMessage, renderOverview, renderParked, STYLESHEET, type PageContext } from "./page.js";
 import { isSameOrigin } from "./session.js";

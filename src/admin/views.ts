@@ -1,10 +1,10 @@
 // What the admin page and its JSON routes read, tolerating rows that other
 // tools wrote badly: a corrupt checkpoint, parked event or move time is shown
 // as corrupt, never a failed page.
-import type { D1CheckpointStore } from "../d1-checkpoint-store.js";
-import { CorruptCheckpointError, messageOf } from "../errors.js";
-import type { ProjectionStatus } from "../projection-status.js";
-import { isTime } from "../validate.js";
+import type { D1CheckpointStore } from "../d1/checkpoint-store.js";
+import { CorruptCheckpointError, messageOf } from "../core/errors.js";
+import type { ProjectionStatus } from "../sql/status.js";
+import { isTime } from "../core/validate.js";
 
 /** A projection's row: its status, or a checkpoint whose stored position is not one. */
 export type ProjectionView =

@@ -1,0 +1,76 @@
+// Run leases: when many invocations start a run of the same projection at
+// once (every append starts one), the first claims a short lease in the same
+// round trip as its load, and the others stop after that one round trip,
+// leaving a note ("pending") that makes the holder look again before it lets
+// go. Exactly-once never depends on the lease: commits stay conditional.
+import { CheckpointTypeError, type CheckpointOperation } from "../core/errors.js";
+import { NOW_MS_SQL } from "../sql/checkpoints.js";
+import type { D1Client } from "./client.js";
+import { checkInteger, checkOptions } from "../core/validate.js";
+
+/** A lease as a run holds it: who, and for how long it may run before another run may take over. */
+export interface RunLease {
+  /** This run's holder id (random, one per run). */
+  readonly holder: string;
+  /** How long the lease lasts after each claim or renewal, in milliseconds. */
+  readonly ttlMs: number;
+}
+
+/** A run lease under a name of its own: a projection group's, claimed once for all its projections. */
+export interface NamedRunLease extends RunLease {
+  /** The lease's name (the group's), checked as a checkpoint name. */
+  readonly name: string;
+}
+
+/**
+ * Claims the lease unless another run holds one that has not expired:
+ * ?1 name, ?2 holder, ?3 ttl ms.
+ */
+export const CLAIM_SQL =
+  `INSERT INTO projection_leases (name, holder, expires_at, pending) VALUES (?1, ?2, ${NOW_MS_SQL} + ?3, 0) ` +
+  "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, pending = 0 " +
+  `WHERE projection_leases.expires_at <= ${NOW_MS_SQL}`;
+
+/**
+ * After the claim: when another run holds the lease, notes that work is
+ * pending and returns the holder (a row means "not ours"). ?1 name, ?2 holder.
+ */
+export const YIELD_SQL = "UPDATE projection_leases SET pending = 1 WHERE name = ?1 AND holder <> ?2 RETURNING holder";
+
+/** A claim as sent at the start of a run, in its load's batch: claim ({@link CLAIM_SQL}), then note work pending if another run holds it ({@link YIELD_SQL}). */
+export function claimStatements(db: D1Client, name: string, lease: RunLease): D1PreparedStatement[] {
+  return [db.prepare(CLAIM_SQL).bind(name, lease.holder, lease.ttlMs), db.prepare(YIELD_SQL).bind(name, lease.holder)];
+}
+
+/** Lets go of the lease unless work was noted pending meanwhile: ?1 name, ?2 holder. */
+export const RELEASE_SQL = "DELETE FROM projection_leases WHERE name = ?1 AND holder = ?2 AND pending = 0";
+
+/**
+ * After the release: when the lease is still ours (work was pending), clears
+ * the note and renews it, and returns a row ("keep going"). ?1 name, ?2 holder, ?3 ttl ms.
+ */
+export const RENEW_SQL =
+  `UPDATE projection_leases SET pending = 0, expires_at = ${NOW_MS_SQL} + ?3 WHERE name = ?1 AND holder = ?2 RETURNING holder`;
+
+/** Lets go of the lease whatever was noted: when a run ends early (its batch budget, a conflict, an error). ?1 name, ?2 holder. */
+export const DROP_SQL = "DELETE FROM projection_leases WHERE name = ?1 AND holder = ?2";
+
+/** The default lease: 30 s, longer than a run of 8 batches takes on D1. */
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+
+/** The longest lease: one hour. */
+export const MAX_LEASE_TTL_MS = 3_600_000;
+
+/**
+ * Checks a lease: a plain object with a holder id of 1 to 128 characters and
+ * a whole number of milliseconds from 1 to an hour. Errors name `operation`
+ * (the method that was called) and `argument` (where the lease was given).
+ */
+export function checkLease(operation: CheckpointOperation, name: string, value: unknown, argument: string): RunLease {
+  if (value === undefined) throw new CheckpointTypeError(operation, name, argument, "must be an object { holder, ttlMs }");
+  const { holder, ttlMs } = checkOptions<{ holder?: unknown; ttlMs?: unknown }>(operation, name, value as object, argument, ["holder", "ttlMs"]);
+  if (typeof holder !== "string" || holder.length === 0 || holder.length > 128) {
+    throw new CheckpointTypeError(operation, name, `${argument}.holder`, "must be a string of 1 to 128 characters");
+  }
+  return { holder, ttlMs: checkInteger(operation, name, ttlMs, `${argument}.ttlMs`, { min: 1, max: MAX_LEASE_TTL_MS, fallback: DEFAULT_LEASE_TTL_MS }) };
+}

@@ -1,0 +1,88 @@
+import type {
+  CheckpointEntry,
+  CheckpointStore,
+  ListOptions,
+  LoadResult,
+  OperationOptions,
+  SaveOptions,
+} from "../core/store.js";
+import { CheckpointConflictError } from "../core/errors.js";
+import { keysetPages, parseListOptions, type Page, type PageRequest } from "../core/keyset.js";
+import { compareNames } from "../core/name-order.js";
+import { parseNamed, parseSave } from "../core/validate.js";
+import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
+
+/**
+ * The in-memory reference {@link CheckpointStore}, for unit tests of
+ * projections. It checks input exactly as the D1 store does, orders names as
+ * SQLite does (by code point, not by UTF-16 unit) and pages the same way, so
+ * a projection tested against it behaves the same on D1.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryCheckpointStore();
+ * await store.save("balances", 3);
+ * await store.save("balances", 4, { expected: 3 }); // conditional, as on D1
+ * expect(await store.load("balances")).toEqual({ position: 4, found: true });
+ * ```
+ */
+export class MemoryCheckpointStore implements CheckpointStore {
+  readonly #positions = new Map<string, number>();
+
+  /** Stores `position` for `name` (with `expected`, only if it still holds). */
+  async save(name: string, position: number, options?: SaveOptions): Promise<void> {
+    const { name: valid, position: at, expected, signal } = parseSave("save", name, position, options);
+    signal?.throwIfAborted();
+    await Promise.resolve();
+    if (expected !== undefined && (this.#positions.get(valid) ?? null) !== expected) {
+      throw new CheckpointConflictError("save", valid, expected);
+    }
+    this.#positions.set(valid, at);
+  }
+
+  /** Reads the checkpoint of `name`. */
+  async load(name: string, options?: OperationOptions): Promise<LoadResult> {
+    const { name: valid, signal } = parseNamed("load", name, options);
+    signal?.throwIfAborted();
+    await Promise.resolve();
+    const position = this.#positions.get(valid);
+    return position === undefined ? { position: 0, found: false } : { position, found: true };
+  }
+
+  /** Deletes the checkpoint of `name`; no error when there is none. */
+  async reset(name: string, options?: OperationOptions): Promise<void> {
+    const { name: valid, signal } = parseNamed("reset", name, options);
+    signal?.throwIfAborted();
+    await Promise.resolve();
+    this.#positions.delete(valid);
+  }
+
+  /** Resolves when the checkpoint of `name` has reached `position`; see `waitForCheckpoint`. */
+  waitFor(name: string, position: number, options?: WaitForOptions): Promise<LoadResult> {
+    return waitForCheckpoint(this, name, position, options);
+  }
+
+  /** The names in ascending code point order, page by page. */
+  names(options?: ListOptions): AsyncIterableIterator<string> {
+    return keysetPages(parseListOptions("names", options), (request) => Promise.resolve(this.#page(request, (entry) => entry.name)));
+  }
+
+  /** The checkpoints in name order with their positions, page by page. */
+  entries(options?: ListOptions): AsyncIterableIterator<CheckpointEntry> {
+    return keysetPages(parseListOptions("entries", options), (request) => Promise.resolve(this.#page(request, (entry) => entry)));
+  }
+
+  #page<Item>({ lower, inclusive, upper, limit }: PageRequest, toItem: (entry: CheckpointEntry) => Item): Page<Item> {
+    if (typeof lower !== "string") return { items: [], rows: 0, last: undefined }; // only D1 has stored bytes
+    const names = [...this.#positions.keys()].filter((name) => {
+      const fromLower = compareNames(name, lower);
+      return (inclusive ? fromLower >= 0 : fromLower > 0) && (upper === undefined || compareNames(name, upper) < 0);
+    });
+    const page = names.sort(compareNames).slice(0, limit);
+    return {
+      items: page.map((name) => toItem({ name, position: this.#positions.get(name) ?? 0 })),
+      rows: page.length,
+      last: page.at(-1),
+    };
+  }
+}

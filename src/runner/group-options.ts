@@ -1,0 +1,129 @@
+// What a ProjectionGroup is configured with and what a group run reports,
+// the store a group with eventsQuery needs, and the error of a group whose
+// projections failed: the group's public shapes.
+import type { CheckpointCommit, GroupProjectionStore } from "../core/store.js";
+import type { LoadManyAndQueryOptions, LoadManyResult } from "../d1/group.js";
+import { CheckpointStoreError, messageOf } from "../core/errors.js";
+import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
+import type { RunSummary } from "./runner-options.js";
+import type { RunLease } from "../d1/leases.js";
+import type { RunEnd } from "./run-options.js";
+
+/** One projection of a group: its checkpoint name and how it turns events into writes. */
+export interface GroupProjection<Event extends PositionedEvent, Writes> {
+  /** The projection's checkpoint name; distinct within the group, unless each listing gives a distinct `version`. */
+  readonly name: string;
+  /**
+   * As `ProjectionRunner`'s `version`: the group reads the version's state at
+   * the start of each run and runs it as the live version (checkpoint `name`),
+   * as a rebuild (`name@version`), or not at all. List a projection twice,
+   * once per version, to rebuild it sharing the live version's reads. Needs
+   * a store with `versions` (the D1 and Durable Object stores).
+   */
+  readonly version?: number | undefined;
+  /** As `ProjectionRunner`'s `project`: pure, no I/O, the same writes for the same events. */
+  readonly project: (events: readonly Event[]) => Writes | Promise<Writes>;
+  /** As `ProjectionRunner`'s `onError`: skip, park or stop this projection (the others go on). */
+  readonly onError?: ((error: unknown, event: Event) => EventErrorDecision | Promise<EventErrorDecision>) | undefined;
+}
+
+/** What every group is configured with, whatever its event source. */
+export interface GroupCommon<Event extends PositionedEvent, Writes> {
+  /** The group's name: it names the group's lease, and its errors. */
+  readonly name: string;
+  /** The projections, 1 to 100, each with a distinct name. */
+  readonly projections: readonly GroupProjection<Event, Writes>[];
+  /** Events per batch (one read, one commit for every projection): 1 to 10,000, default 100. */
+  readonly batchSize?: number | undefined;
+}
+
+/** A group whose events come from your own function: one round trip of its own per batch. */
+export interface GroupReadEventsSource<Event extends PositionedEvent, Writes> extends GroupCommon<Event, Writes> {
+  /** Where the checkpoints live, and the read models with them: a D1 or a Durable Object store. */
+  readonly store: GroupProjectionStore<Writes>;
+  /** Reads up to `limit` events after `after`, ascending by position. */
+  readonly readEvents: (after: number, limit: number) => Promise<readonly Event[]>;
+  /** Not with `readEvents`. */
+  readonly eventsQuery?: undefined;
+}
+
+/** A store that can ride a query along with a group's load and commit: what `ProjectionGroup` needs for `eventsQuery`. */
+export interface PipelinedGroupStore extends GroupProjectionStore<readonly D1PreparedStatement[]> {
+  /** The checkpoints of `names` and the rows of `query(lowest position)`, in one round trip when it can guess. */
+  loadManyAndQuery<Row>(names: readonly string[], query: (after: number) => D1PreparedStatement, options?: LoadManyAndQueryOptions): Promise<LoadManyResult<Row>>;
+  /** `commitMany`, then `query` in the same batch; its rows only when the batch committed. */
+  commitManyAndQuery<Row>(
+    commits: readonly CheckpointCommit<readonly D1PreparedStatement[]>[],
+    query: D1PreparedStatement,
+    options?: LoadManyAndQueryOptions,
+  ): Promise<Row[]>;
+  /** Lets go of a run lease (as `D1CheckpointStore.releaseLease`); needed only with `lease`. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  releaseLease?<Row>(
+    name: string,
+    lease: RunLease,
+    query: D1PreparedStatement | undefined,
+    options?: LoadManyAndQueryOptions & { readonly drop?: boolean | undefined },
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+}
+
+/** A group whose events are in the store's D1 database: the next read rides in each batch's commit. */
+export interface GroupEventsQuerySource<Event extends PositionedEvent> extends GroupCommon<Event, readonly D1PreparedStatement[]> {
+  /** The D1 store. */
+  readonly store: PipelinedGroupStore;
+  /** The query of up to `limit` events after `after`, ascending by position; its rows are the events. */
+  readonly eventsQuery: (after: number, limit: number) => D1PreparedStatement;
+  /** Not with `eventsQuery`. */
+  readonly readEvents?: undefined;
+  /** One lease for the whole group, named by the group's `name`: as `ProjectionRunner`'s `lease`. */
+  readonly lease?: boolean | { readonly ttlMs?: number | undefined } | undefined;
+}
+
+/** Configuration of a `ProjectionGroup`: exactly one of `readEvents` and `eventsQuery`. */
+export type ProjectionGroupOptions<Event extends PositionedEvent, Writes = readonly D1PreparedStatement[]> =
+  | GroupReadEventsSource<Event, Writes>
+  | (Writes extends readonly D1PreparedStatement[] ? GroupEventsQuerySource<Event> : never);
+
+/** What a group run did for one of its projections: a run's summary, without the queries (the group counts those). */
+export interface GroupMemberSummary extends Omit<RunSummary, "queries" | "ended"> {
+  /** Why this projection's part of the run ended: the group's end, its own conflict, or `"failed"` (see `error`). */
+  readonly ended: RunEnd | "failed";
+  /** What stopped this projection (a `ProjectionError`, a D1 failure of its own writes), when it failed. */
+  readonly error: Error | undefined;
+}
+
+/** What a group run did. */
+export interface GroupRunSummary {
+  /** The group's name. */
+  readonly name: string;
+  /** One summary per projection, in the group's order. */
+  readonly projections: readonly GroupMemberSummary[];
+  /** Batches committed (a batch shared by several projections counts once). */
+  readonly batches: number;
+  /** D1 queries the run sent, as D1 counts them. */
+  readonly queries: number;
+  /** Why the run ended; `"failed"` when every projection had failed or conflicted. */
+  readonly ended: RunEnd | "failed";
+  /** Whether the run saw the end of the log. */
+  readonly caughtUp: boolean;
+}
+
+/** Some projections of a group failed; the others went as far as they could. The summary tells which. */
+export class ProjectionGroupError extends CheckpointStoreError {
+  /** The class name, for logs. */
+  override name = "ProjectionGroupError";
+  /** The run's summary, each failed projection with its `error`. */
+  readonly summary: GroupRunSummary;
+
+  constructor(summary: GroupRunSummary) {
+    const failed = summary.projections.filter((member) => member.error !== undefined);
+    super(
+      "run",
+      summary.name,
+      `${failed.length} of ${summary.projections.length} projections failed: ${failed.map((member) => `${member.name} (${messageOf(member.error)})`).join("; ")}`,
+      { cause: failed[0]?.error },
+    );
+    this.summary = summary;
+  }
+}
+

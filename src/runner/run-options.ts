@@ -1,0 +1,189 @@
+// What a run's options become, for ProjectionRunner and ProjectionGroup
+// alike: the batch size, the batch limit, the signal, the query budget (with
+// one query kept back to let go of a lease), and the lease option.
+import { CheckpointTypeError } from "../core/errors.js";
+import { QueryBudget, QueryBudgetError, withReserve } from "../core/query-budget.js";
+import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS, type RunLease } from "../d1/leases.js";
+import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkSignal, hasMethods } from "../core/validate.js";
+
+const DEFAULT_BATCH_SIZE = 100;
+const MAX_BATCH_SIZE = 10_000;
+
+/** Options of `ProjectionRunner.run` and `ProjectionGroup.run`. */
+export interface RunOptions {
+  /**
+   * The most batches this run commits. Use it to stay under D1's
+   * queries-per-invocation limit (1,000; 50 on the free plan): see the
+   * README's per-invocation budget.
+   */
+  readonly maxBatches?: number | undefined;
+  /** Stops the run before its next round trip. */
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * Caps the D1 queries the run sends, counted as D1 counts them (each
+   * statement of a batch, every retry and check; a `readEvents` call counts
+   * as one): a number, or a {@link QueryBudget} shared by several runs of one
+   * invocation. The run ends (`ended: "budget"`, `caughtUp: false`) before a
+   * round trip that would go over it; a single batch larger than the whole
+   * budget is a {@link QueryBudgetError} and nothing of it is sent. With a
+   * lease, one query is kept back to let go of it. Default: no cap (the
+   * summary still counts `queries`).
+   */
+  readonly budget?: number | QueryBudget | undefined;
+}
+
+/**
+ * Why a run ended: it saw the end of the log, another run moved the
+ * checkpoint, another run held the lease, `maxBatches` was reached, the
+ * next round trip did not fit in the query budget; and for a runner with a
+ * `version`: the version is neither live nor building (`"inactive"`: retired,
+ * dropped, or its rebuild not started), or it was switched or dropped during
+ * the run (`"switched"`: the last batch applied nothing; the next run takes
+ * the version's new role).
+ */
+export type RunEnd = "caughtUp" | "conflict" | "yielded" | "maxBatches" | "budget" | "inactive" | "switched";
+
+/** What a run's store calls carry: its signal, its query budget, and the budget the lease's release may use. */
+export interface RunCalls {
+  readonly signal: AbortSignal | undefined;
+  readonly budget: QueryBudget;
+  readonly release: QueryBudget;
+  /** Gives back the query kept for the release, once the run is over. */
+  readonly done: () => void;
+}
+
+/** A run's options, checked. */
+export interface ParsedRun {
+  readonly maxBatches: number;
+  readonly signal: AbortSignal | undefined;
+  /** The run's budget: the caller's, or one without a cap that only counts. */
+  readonly budget: QueryBudget;
+  /** This run's lease, when the runner has a lease TTL. */
+  readonly lease: RunLease | undefined;
+  readonly calls: RunCalls;
+}
+
+/** Checks a run's options (`name` is the runner's or the group's). */
+export function parseRun(name: string, options: RunOptions | undefined, leaseTtlMs: number | undefined): ParsedRun {
+  const { maxBatches: limit, signal: rawSignal, budget: rawBudget } = checkOptions("run", name, options);
+  const maxBatches = checkInteger("run", name, limit, "options.maxBatches", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: Number.POSITIVE_INFINITY });
+  const signal = checkSignal("run", name, rawSignal);
+  const budget = parseRunBudget(name, rawBudget);
+  const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
+  // A leased run keeps one query back to let go of its lease when it ends early; runs sharing a budget never spend each other's.
+  const view = withReserve(budget, lease === undefined ? 0 : 1);
+  const calls: RunCalls = { signal, budget: view.budget, release: budget, done: () => { view.free(); } };
+  return { maxBatches, signal, budget, lease, calls };
+}
+
+/** The `budget` of a run's options: a number or a shared budget; none counts without a cap. */
+function parseRunBudget(name: string, value: unknown): QueryBudget {
+  if (value instanceof QueryBudget) return value;
+  if (value === undefined) return new QueryBudget(Number.MAX_SAFE_INTEGER);
+  if (typeof value !== "number") throw new CheckpointTypeError("run", name, "options.budget", "must be a number or a QueryBudget");
+  return new QueryBudget(checkInteger("run", name, value, "options.budget", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: 1 }));
+}
+
+/** Whether an error is the budget refusing a round trip that could fit in a whole budget: the run ends there, nothing of it sent. */
+export function endsOnBudget(error: unknown): boolean {
+  return error instanceof QueryBudgetError && error.needed <= error.limit;
+}
+
+/** Events per batch: 1 to 10,000, default 100. */
+export function parseBatchSize(name: string, value: unknown): number {
+  return checkInteger("configure", name, value, "options.batchSize", { min: 1, max: MAX_BATCH_SIZE, fallback: DEFAULT_BATCH_SIZE });
+}
+
+/** The lease of a runner's options, checked: its TTL in milliseconds, or `undefined` for none. */
+export function parseLease(name: string, value: unknown, pipelined: boolean): number | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (!pipelined) throw new CheckpointTypeError("configure", name, "options.lease", "needs eventsQuery (the lease is claimed in the load's batch)");
+  if (value === true) return DEFAULT_LEASE_TTL_MS;
+  if (typeof value !== "object" || value === null) throw new CheckpointTypeError("configure", name, "options.lease", "must be a boolean or { ttlMs }");
+  const { ttlMs } = checkOptions<{ ttlMs?: unknown }>("configure", name, value, "options.lease", ["ttlMs"]);
+  return checkInteger("configure", name, ttlMs, "options.lease.ttlMs", { min: 1, max: MAX_LEASE_TTL_MS, fallback: DEFAULT_LEASE_TTL_MS });
+}
+
+/** What a runner or a group is configured with beside its projections, checked. */
+export interface ParsedSource<Store, Event> {
+  /** The options object, checked to be one, for the caller's own fields. */
+  readonly raw: Record<string, unknown>;
+  readonly name: string;
+  readonly store: Store;
+  readonly batchSize: number;
+  readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
+  readonly eventsQuery: ((after: number, limit: number) => D1PreparedStatement) | undefined;
+  readonly leaseTtlMs: number | undefined;
+}
+
+/**
+ * Checks the options every runner and group shares: the name, a store with
+ * `methods`, exactly one event source (`eventsQuery` needs a store with
+ * `pipelined`), the batch size, and a lease (which needs `releaseLease`).
+ */
+export function parseSource<Store extends object, Event>(
+  options: unknown,
+  methods: readonly string[],
+  pipelined: readonly string[],
+): ParsedSource<Store, Event> {
+  if (options === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
+  const raw = checkOptions<Record<string, unknown>>("configure", undefined, options as Record<string, unknown>);
+  const name = checkName("configure", raw.name, "options.name");
+  const store = checkMethods<Store>("configure", name, raw.store, "options.store", methods, `a store with ${methods.join(", ")}`);
+  type ReadEvents = (after: number, limit: number) => Promise<readonly Event[]>;
+  type EventsQuery = (after: number, limit: number) => D1PreparedStatement;
+  const readEvents = checkFunction("configure", name, raw.readEvents as ReadEvents | undefined, "options.readEvents");
+  const eventsQuery = checkFunction("configure", name, raw.eventsQuery as EventsQuery | undefined, "options.eventsQuery");
+  if ((readEvents === undefined) === (eventsQuery === undefined)) {
+    throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
+  }
+  if (eventsQuery !== undefined && !hasMethods(store, pipelined)) {
+    throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
+  }
+  const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
+  if (leaseTtlMs !== undefined && !hasMethods(store, ["releaseLease"])) {
+    throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
+  }
+  return { raw, name, store, batchSize: parseBatchSize(name, raw.batchSize), readEvents, eventsQuery, leaseTtlMs };
+}
+
+/** A store that can let go of a run lease (`D1CheckpointStore.releaseLease`). */
+export interface LeaseReleasing {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  releaseLease<Row>(
+    name: string,
+    lease: RunLease,
+    query: D1PreparedStatement | undefined,
+    options?: { readonly signal?: AbortSignal | undefined; readonly budget?: QueryBudget | undefined; readonly drop?: boolean | undefined },
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+}
+
+/** The store as one that lets go of leases (the constructor checked it when a lease is set). */
+export function leasing(store: object, name: string): LeaseReleasing {
+  if (!hasMethods(store, ["releaseLease"])) throw new CheckpointTypeError("run", name, "options.store", "must offer releaseLease to use a lease");
+  return store as LeaseReleasing;
+}
+
+/** Lets go of a lease at once, whatever was noted; best effort (it expires anyway), within the query kept back for it. */
+export async function dropLease(store: object, name: string, lease: RunLease, calls: RunCalls): Promise<void> {
+  await leasing(store, name)
+    .releaseLease(name, lease, undefined, { drop: true, budget: calls.release })
+    .catch(() => undefined);
+}
+
+/**
+ * Starts a run: `undefined` when its first round trip did not fit in the
+ * query budget (the run then ends on its budget, nothing of that round trip
+ * sent). On any failure a lease that may have been claimed is let go at once,
+ * rather than blocking other runs until it expires.
+ */
+export async function startRun<T>(start: () => Promise<T>, calls: RunCalls, spentBefore: number, drop: (() => Promise<void>) | undefined): Promise<T | undefined> {
+  try {
+    return await start();
+  } catch (error) {
+    if (drop !== undefined && calls.release.spent > spentBefore) await drop();
+    calls.done();
+    if (endsOnBudget(error)) return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,115 @@
+import type { D1Client } from "../d1/client.js";
+import { resolveRetry, withRetry, type RetryOptions } from "../d1/retry.js";
+import { checkOptions, checkSignal } from "../core/validate.js";
+
+/**
+ * The DDL the store needs, byte for byte `migrations/0001_checkpoints.sql`
+ * followed by `migrations/0002_projection_operations.sql` and
+ * `migrations/0003_projection_versions.sql` (a test proves they agree).
+ *
+ * The `checkpoints` table is the schema of synapse's Go SQLite checkpoint
+ * store, unchanged, so a D1 export stays readable by the Go store and the
+ * other way round. Migration 0002 adds tables beside it (parked events, when
+ * each checkpoint last moved, run leases) and triggers that keep them in step
+ * whoever writes a checkpoint; the store's save, load, reset and listing work
+ * without it. Migration 0003 records a projection's versions while one is
+ * rebuilt beside the live one (`startRebuild`, `switchVersion`). Feed it
+ * to your own migration tooling, or let `wrangler d1 migrations apply` apply
+ * the file from this package's `migrations/` folder.
+ */
+export const SCHEMA: string = `CREATE TABLE IF NOT EXISTS checkpoints (
+    name     TEXT    PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+-- Operating projections: parked events, when each checkpoint last moved, and
+-- run leases. The checkpoints table of 0001 is unchanged, so synapse's Go
+-- store still reads and writes it; the triggers keep checkpoint_moves current
+-- whoever writes a checkpoint, and a reset (or a checkpoint moved back, to
+-- rebuild) takes the parked events it will meet again with it.
+CREATE TABLE IF NOT EXISTS parked_events (
+    name      TEXT    NOT NULL,
+    position  INTEGER NOT NULL,
+    error     TEXT    NOT NULL,
+    parked_at INTEGER NOT NULL,
+    PRIMARY KEY (name, position)
+);
+CREATE TABLE IF NOT EXISTS checkpoint_moves (
+    name     TEXT    PRIMARY KEY,
+    moved_at INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS checkpoint_inserted AFTER INSERT ON checkpoints BEGIN DELETE FROM parked_events WHERE name = NEW.name AND position > NEW.position; DELETE FROM checkpoint_moves WHERE name = NEW.name; INSERT INTO checkpoint_moves (name, moved_at) VALUES (NEW.name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)); END;
+CREATE TRIGGER IF NOT EXISTS checkpoint_moved AFTER UPDATE OF position ON checkpoints WHEN NEW.position IS NOT OLD.position BEGIN DELETE FROM parked_events WHERE name = NEW.name AND position > NEW.position; DELETE FROM checkpoint_moves WHERE name = NEW.name; INSERT INTO checkpoint_moves (name, moved_at) VALUES (NEW.name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)); END;
+CREATE TRIGGER IF NOT EXISTS checkpoint_deleted AFTER DELETE ON checkpoints BEGIN DELETE FROM checkpoint_moves WHERE name = OLD.name; DELETE FROM parked_events WHERE name = OLD.name; END;
+CREATE TABLE IF NOT EXISTS projection_leases (
+    name       TEXT    PRIMARY KEY,
+    holder     TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL,
+    pending    INTEGER NOT NULL DEFAULT 0
+);
+-- Versions of a projection, for rebuilding one beside the live one: one row
+-- per (projection, version). 'live' is the version whose checkpoint is the
+-- projection's own name and whose tables readers see; 'building' is a rebuild
+-- whose checkpoint is "name@version"; 'retired' is an old version kept for a
+-- rollback. A projection without rows has one version, 1, and it is live.
+-- tables maps each read name (a view once a version has been switched to) to
+-- the version's own table, as JSON.
+CREATE TABLE IF NOT EXISTS projection_versions (
+    name             TEXT    NOT NULL,
+    version          INTEGER NOT NULL,
+    state            TEXT    NOT NULL,
+    tables           TEXT    NOT NULL,
+    started_at       INTEGER NOT NULL,
+    started_position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, version)
+);
+`;
+
+/** The statements of {@link SCHEMA}, one per entry, without the separator. */
+export function schemaStatements(schema: string = SCHEMA): string[] {
+  return schema
+    .split(/;\s*(?:\n|$)/)
+    .map((statement) => statement.trim())
+    .filter((statement) => statement.length > 0);
+}
+
+/** Sends {@link SCHEMA} in one `batch()`; D1's error, if any, is thrown as is. */
+export async function applySchema(db: D1Client): Promise<void> {
+  await db.batch(schemaStatements().map((sql) => db.prepare(sql)));
+}
+
+/**
+ * Applies {@link SCHEMA} to `db` in one `batch()` (one round trip, one
+ * transaction). Idempotent: every statement is `IF NOT EXISTS`. Transient D1
+ * errors are retried as the store retries them (`options.retry`, default 5
+ * attempts in all; `false` for none).
+ *
+ * {@link D1CheckpointStore.create} calls this for you, once per isolate and
+ * binding; call it yourself when you build the store with `new` or with
+ * `{ migrate: false }` and still want the schema applied at a moment you choose.
+ *
+ * @throws {@link D1OperationError} when D1 fails, with the D1 error as `cause`.
+ *
+ * @example
+ * ```ts
+ * await migrate(env.DB, { retry: { attempts: 3 } });
+ * const store = new D1CheckpointStore(env.DB); // never migrates by itself
+ * ```
+ */
+export async function migrate(db: D1Client, options?: MigrateOptions): Promise<void> {
+  const { retry, signal } = checkOptions("migrate", undefined, options);
+  await withRetry(resolveRetry("migrate", retry), {
+    operation: "migrate",
+    checkpoint: undefined,
+    signal: checkSignal("migrate", undefined, signal),
+    kind: "idempotent",
+    send: () => applySchema(db),
+  });
+}
+
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  /** As the store's `retry` option. */
+  readonly retry?: RetryOptions | false | undefined;
+  /** Checked before every attempt. */
+  readonly signal?: AbortSignal | undefined;
+}

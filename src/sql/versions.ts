@@ -1,0 +1,229 @@
+// Versions of a projection (decision 0020): a new version is rebuilt beside
+// the live one, into its own tables and under its own checkpoint
+// ("name@version"), and one transaction switches it live. Readers read a view
+// per read name; the switch points the views at the new version's tables and
+// moves the live checkpoint to the rebuild's position. Every commit of a
+// versioned runner carries a fence, so that a version that is no longer what
+// its runner thinks (switched away, dropped) never writes again.
+// The SQL, the input checks and the switch's statements, shared by the D1 and
+// the Durable Object store.
+import type { OperationOptions, VersionFence } from "../core/store.js";
+import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf, type CheckpointOperation } from "../core/errors.js";
+import { checkIdentifier, checkOptions, checkVersion, isTime, parseNamed, typeName, versionCheckpoint } from "../core/validate.js";
+
+/**
+ * A version's state: `"live"` (its checkpoint is the projection's own name and
+ * readers see its tables), `"building"` (a rebuild beside the live one, under
+ * the checkpoint `name@version`) or `"retired"` (switched away from, kept with
+ * its tables and its checkpoint `name@version` for a rollback).
+ */
+export type VersionState = "live" | "building" | "retired";
+
+/** Each read name (what readers query: a view once a version has been switched live) mapped to a version's own table. */
+export type VersionTables = Readonly<Record<string, string>>;
+
+/** One version of a projection, as `versions()` lists it. */
+export interface ProjectionVersion {
+  /** The projection's name. */
+  readonly name: string;
+  /** The version number (1 for a projection's first). */
+  readonly version: number;
+  /** Its state. */
+  readonly state: VersionState;
+  /** Its checkpoint's name: the projection's own name when live, `name@version` otherwise. */
+  readonly checkpoint: string;
+  /** Its tables, by read name. */
+  readonly tables: VersionTables;
+  /** When it was recorded (for a rebuild, when it started), by the database's clock. */
+  readonly startedAt: Date;
+}
+
+/** Options of `startRebuild`. `Create` is what creates tables: D1 statements, or a Durable Object's `SqlWrites`. */
+export interface RebuildOptions<Create> extends OperationOptions {
+  /**
+   * The new version's tables by read name, for example
+   * `{ balances: "balances_v2" }`: its projection writes into `balances_v2`,
+   * and the switch makes `balances` a view of it. Names are SQL identifiers
+   * (letters, digits, `_`); a table may not be a read name.
+   */
+  readonly tables: VersionTables;
+  /** Creates the new version's tables (and their indexes) in the same transaction; omit when a migration made them. */
+  readonly create?: Create | undefined;
+  /**
+   * The live version's tables, recorded when the projection has no version
+   * record yet (its first rebuild). Default: each read name of `tables` that
+   * is a table now is itself the live version's table, which the switch
+   * renames to `<name>_v1` (or drops) before it creates the view.
+   */
+  readonly liveTables?: VersionTables | undefined;
+}
+
+/** Options of `switchVersion`. */
+export interface SwitchOptions extends OperationOptions {
+  /**
+   * What becomes of the version that was live: `"keep"` (default) keeps its
+   * tables and its checkpoint (`name@version`) for a rollback (start it as a
+   * rebuild again to catch it up); `"drop"` drops its tables and forgets it.
+   */
+  readonly retire?: "keep" | "drop" | undefined;
+}
+
+/**
+ * A version call whose condition did not hold: the version is not in the
+ * state the call needs (`startRebuild` while another rebuild runs,
+ * `switchVersion` on a rebuild that has not caught up, a fenced commit after
+ * a switch). Nothing was applied.
+ */
+export class ProjectionVersionError extends CheckpointStoreError {
+  /** The class name, for logs. */
+  override name = "ProjectionVersionError";
+  /** The version the call was about. */
+  readonly version: number;
+
+  constructor(operation: CheckpointOperation, checkpoint: string, version: number, message: string, options?: { cause?: unknown }) {
+    super(operation, checkpoint, message, options);
+    this.version = version;
+  }
+}
+
+/** Every projection's version records, for a plan's snapshot (a handful of rows). */
+export const ALL_VERSIONS_SQL = "SELECT name, version, state, tables, started_at FROM projection_versions ORDER BY name, version";
+
+/** A projection's version records: ?1 name. */
+export const VERSIONS_SQL = "SELECT version, state, tables, started_at FROM projection_versions WHERE name = ?1 ORDER BY version";
+
+/** A version record, as {@link VERSIONS_SQL} reads it. */
+export interface VersionRow {
+  readonly version: unknown;
+  readonly state: unknown;
+  readonly tables: unknown;
+  readonly started_at: unknown;
+}
+
+/** A SQL statement and its bindings, for either store. */
+export interface SqlStep {
+  readonly sql: string;
+  readonly bindings: readonly (string | number)[];
+}
+
+const STORE_TABLES = new Set(["checkpoints", "parked_events", "checkpoint_moves", "projection_leases", "projection_versions"]);
+const MAX_TABLES = 20;
+
+/** Checks a table map: 1 to 20 read names, each an identifier mapped to a distinct identifier; none a store table. */
+export function checkTables(operation: CheckpointOperation, name: string, value: unknown, argument: string, own: boolean): VersionTables {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
+    throw new CheckpointTypeError(operation, name, argument, `must be a plain object mapping read names to tables, got ${typeName(value)}`);
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length === 0 || entries.length > MAX_TABLES) {
+    throw new CheckpointRangeError(operation, name, argument, `must name 1 to ${MAX_TABLES} tables, got ${entries.length}`);
+  }
+  const seen = new Set<string>();
+  for (const [read, table] of entries) {
+    for (const identifier of [read, table]) {
+      checkIdentifier(operation, name, identifier, `${argument}.${read}`);
+      if ((identifier as string).toLowerCase().startsWith("sqlite_") || STORE_TABLES.has((identifier as string).toLowerCase())) {
+        throw new CheckpointRangeError(operation, name, `${argument}.${read}`, `may name neither sqlite_… nor one of the store's tables, got ${JSON.stringify(identifier)}`);
+      }
+    }
+    const key = (table as string).toLowerCase();
+    if (own && (key === read.toLowerCase() || entries.some(([other]) => other.toLowerCase() === key))) {
+      throw new CheckpointRangeError(operation, name, `${argument}.${read}`, `a version's table may not be a read name (readers see the read name as a view of it), got ${JSON.stringify(table)}`);
+    }
+    if (seen.has(key)) throw new CheckpointRangeError(operation, name, `${argument}.${read}`, `names table ${JSON.stringify(table)} twice`);
+    seen.add(key);
+  }
+  return Object.fromEntries(entries) as VersionTables;
+}
+
+/** `startRebuild`'s arguments, checked; `create` is left to the store to check. */
+export function parseRebuild(
+  name: unknown,
+  version: unknown,
+  options: RebuildOptions<unknown> | undefined,
+): { name: string; version: number; signal: AbortSignal | undefined; tables: VersionTables; liveTables: VersionTables | undefined; create: unknown } {
+  const { name: valid, signal } = parseNamed("rebuild", name, options);
+  const at = checkVersion("rebuild", valid, version);
+  const given = checkOptions("rebuild", valid, options);
+  const tables = checkTables("rebuild", valid, given.tables, "options.tables", true);
+  // Without liveTables, the plan takes the read names that are tables now (version-plans.ts).
+  const liveTables = given.liveTables === undefined ? undefined : checkTables("rebuild", valid, given.liveTables, "options.liveTables", false);
+  return { name: valid, version: at, signal, tables, liveTables, create: given.create };
+}
+
+/** A state read from the records: one of the three, or `undefined` (no such version, or junk). */
+export function toState(value: unknown): VersionState | undefined {
+  return value === "live" || value === "building" || value === "retired" ? value : undefined;
+}
+
+/** Checks `switchVersion`'s options. */
+export function parseSwitch(name: string, options: SwitchOptions | undefined): "keep" | "drop" {
+  const retire: unknown = checkOptions("switch", name, options).retire;
+  if (retire === undefined) return "keep";
+  if (retire === "keep" || retire === "drop") return retire;
+  throw new CheckpointRangeError("switch", name, "options.retire", `must be "keep" or "drop", got ${JSON.stringify(retire)}`);
+}
+
+/** A version record as a {@link ProjectionVersion}; a record another tool wrote badly is a `ProjectionVersionError`. */
+export function projectionVersion(operation: CheckpointOperation, name: string, row: VersionRow): ProjectionVersion {
+  const { version, state, tables, started_at: startedAt } = row;
+  let parsed: unknown;
+  try {
+    parsed = typeof tables === "string" ? JSON.parse(tables) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1 || (state !== "live" && state !== "building" && state !== "retired") || !isTime(startedAt) || typeof parsed !== "object" || parsed === null) {
+    throw new ProjectionVersionError(operation, name, typeof version === "number" ? version : 0, `the version record ${JSON.stringify(row)} is corrupt`);
+  }
+  let checked: VersionTables;
+  try {
+    // Stored table names go into SQL again: they are checked as when they were given.
+    checked = checkTables(operation, name, parsed, "tables", false);
+  } catch (error) {
+    throw new ProjectionVersionError(operation, name, version, `the version record ${JSON.stringify(row)} is corrupt: ${messageOf(error)}`);
+  }
+  return {
+    name,
+    version,
+    state,
+    checkpoint: state === "live" ? name : versionCheckpoint(name, version),
+    tables: checked,
+    startedAt: new Date(startedAt),
+  };
+}
+
+/** The error for a fenced save whose version is no longer in the fence's state (`state` is what it is now). */
+export function fencedOut(operation: CheckpointOperation, checkpoint: string, fence: VersionFence, state: unknown, cause: unknown): ProjectionVersionError {
+  const now = typeof state === "string" ? `is ${state} now` : "has no record now (dropped)";
+  return new ProjectionVersionError(operation, checkpoint, fence.version, `version ${fence.version} of ${JSON.stringify(fence.name)} was ${fence.state} and ${now}; nothing was applied`, { cause });
+}
+
+const VERSION_MARKER = "NOT NULL constraint failed: projection_versions.state";
+
+/**
+ * What a failed version change (a rebuild, switch or drop batch) is reported
+ * as: the guard's failure, or a schema SQLite cannot read (a rename checks
+ * every view and trigger), is a {@link ProjectionVersionError}; anything else
+ * is returned as it is. Nothing was applied either way.
+ */
+export function versionChangeError(operation: "rebuild" | "switch" | "dropVersion", name: string, version: number, error: unknown): unknown {
+  if (isVersionMarker(error)) {
+    const why =
+      operation === "switch"
+        ? "the rebuild is behind the live checkpoint (a live run committed past it), or the version records changed meanwhile"
+        : operation === "rebuild"
+          ? "the version records changed meanwhile (another rebuild, switch or drop), a table of the new version has rows, or its checkpoint exists already"
+          : "the version records changed meanwhile (another rebuild, switch or drop)";
+    return new ProjectionVersionError(operation, name, version, `${why}; nothing was applied`, { cause: error });
+  }
+  if (error instanceof Error && /error in (view|trigger) /.test(error.message)) {
+    return new ProjectionVersionError(operation, name, version, `the database has a view or trigger SQLite cannot read (${error.message}): fix or drop it, then try again; nothing was applied`, { cause: error });
+  }
+  return error;
+}
+
+/** Whether a D1 or SQLite error is a version guard's failure. */
+export function isVersionMarker(error: unknown): boolean {
+  return error instanceof Error && error.message.includes(VERSION_MARKER);
+}
