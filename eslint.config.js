@@ -1,5 +1,6 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import { layerRules } from "./eslint.layers.js";
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "**/.wrangler/", "docs/api/", "coverage/", "test/consumer-app/"] },
@@ -19,6 +20,7 @@ export default tseslint.config(
     files: ["test/node/**/*.ts"],
     rules: { "@typescript-eslint/no-unsafe-class-instance-assignment": "off" },
   },
+  ...layerRules,
   {
     files: ["**/*.js"],
     ...tseslint.configs.disableTypeChecked,

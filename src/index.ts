@@ -41,8 +41,8 @@ export type {
 export { isCheckpointConflict } from "./sql/checkpoints.js";
 export type { D1Client } from "./d1/client.js";
 export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1/checkpoint-store.js";
-export type { LoadManyAndQueryOptions, LoadManyResult } from "./d1/group.js";
-export type { LoadAndQueryOptions } from "./d1/pipelined.js";
+export type { LoadManyAndQueryOptions, LoadManyResult } from "./core/store.js";
+export type { LoadAndQueryOptions } from "./core/store.js";
 export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object/checkpoint-store.js";
 export {
   CheckpointConflictError,
@@ -67,13 +67,15 @@ export type { ParkedEvent, ParkedListOptions } from "./sql/parked-events.js";
 export type { EventTimes, ProjectionStatus, RebuildProgress, StatusListOptions, StatusOptions } from "./sql/status.js";
 export {
   ProjectionVersionError,
+} from "./core/errors.js";
+export {
   type ProjectionVersion,
   type RebuildOptions,
   type SwitchOptions,
   type VersionState,
   type VersionTables,
-} from "./sql/versions.js";
-export type { NamedRunLease, RunLease } from "./d1/leases.js";
+} from "./core/store.js";
+export type { NamedRunLease, RunLease } from "./core/store.js";
 export { compareNames } from "./core/name-order.js";
 export { ProjectionError, type EventErrorDecision, type PositionedEvent } from "./runner/project-batch.js";
 export { ProjectionGroup } from "./runner/projection-group.js";
@@ -85,21 +87,26 @@ export {
   type GroupProjection,
   type GroupReadEventsSource,
   type GroupRunSummary,
-  type PipelinedGroupStore,
   type ProjectionGroupOptions,
 } from "./runner/group-options.js";
+export {
+  type PipelinedGroupStore,
+} from "./core/store.js";
 export { ProjectionRunner } from "./runner/projection-runner.js";
 export type {
   EventsQuerySource,
-  PipelinedProjectionStore,
   ProjectionRunnerOptions,
   ReadEventsSource,
   RunnerCommon,
   RunSummary,
 } from "./runner/runner-options.js";
+export type {
+  PipelinedProjectionStore,
+} from "./core/store.js";
 export { QueryBudget, QueryBudgetError } from "./core/query-budget.js";
 export type { RunEnd, RunOptions } from "./runner/run-options.js";
 export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./d1/retry.js";
-export { migrate, SCHEMA, type MigrateOptions } from "./sql/schema.js";
+export { migrate, type MigrateOptions } from "./d1/migrate.js";
+export { SCHEMA } from "./sql/schema.js";
 export { MAX_NAME_BYTES } from "./core/validate.js";
 export { CheckpointTimeoutError, waitForCheckpoint, type WaitForOptions } from "./core/wait-for.js";

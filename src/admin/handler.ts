@@ -2,10 +2,9 @@
 // its JSON routes under a base path, and answers `undefined` for any other
 // path so that it mounts in any Worker or router.
 import type { D1CheckpointStore } from "../d1/checkpoint-store.js";
-import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf } from "../core/errors.js";
+import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { IS_PARKED_SQL } from "../sql/parked-events.js";
 import { ProjectionError } from "../runner/project-batch.js";
-import { ProjectionVersionError } from "../sql/versions.js";
 import type { ProjectionStatus } from "../sql/status.js";
 import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods } from "../core/validate.js";
 import type { AdminAuth } from "./auth.js";

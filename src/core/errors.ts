@@ -1,3 +1,6 @@
+// The errors of the package: the base class, D1 failures (with their cause),
+// conflicts, corrupt rows, version conditions, and the two input errors that
+// every call throws before any query.
 /** The store operation an error comes from. */
 export type CheckpointOperation =
   | "save"
@@ -220,4 +223,22 @@ export class CheckpointRangeError extends RangeError implements CheckpointInputD
 /** The message of an unknown thrown value. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A version call whose condition did not hold: the version is not in the
+ * state the call needs (`startRebuild` while another rebuild runs,
+ * `switchVersion` on a rebuild that has not caught up, a fenced commit after
+ * a switch). Nothing was applied.
+ */
+export class ProjectionVersionError extends CheckpointStoreError {
+  /** The class name, for logs. */
+  override name = "ProjectionVersionError";
+  /** The version the call was about. */
+  readonly version: number;
+
+  constructor(operation: CheckpointOperation, checkpoint: string, version: number, message: string, options?: { cause?: unknown }) {
+    super(operation, checkpoint, message, options);
+    this.version = version;
+  }
 }

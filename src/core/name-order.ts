@@ -1,3 +1,5 @@
+// The order of checkpoint names: UTF-8 byte order, as SQLite's BINARY
+// collation sorts them, and the upper bound of a name prefix in that order.
 /**
  * Compares two strings by Unicode code point, which is the order of their
  * UTF-8 bytes and so the order of SQLite's BINARY collation. JavaScript's `<`

@@ -198,3 +198,170 @@ export interface GroupProjectionStore<Writes> extends ProjectionStore<Writes> {
    */
   commitMany(commits: readonly CheckpointCommit<Writes>[], options?: OperationOptions): Promise<void>;
 }
+
+/** A lease as a run holds it: who, and for how long it may run before another run may take over. */
+export interface RunLease {
+  /** This run's holder id (random, one per run). */
+  readonly holder: string;
+  /** How long the lease lasts after each claim or renewal, in milliseconds. */
+  readonly ttlMs: number;
+}
+
+/** A run lease under a name of its own: a projection group's, claimed once for all its projections. */
+export interface NamedRunLease extends RunLease {
+  /** The lease's name (the group's), checked as a checkpoint name. */
+  readonly name: string;
+}
+
+/**
+ * A version's state: `"live"` (its checkpoint is the projection's own name and
+ * readers see its tables), `"building"` (a rebuild beside the live one, under
+ * the checkpoint `name@version`) or `"retired"` (switched away from, kept with
+ * its tables and its checkpoint `name@version` for a rollback).
+ */
+export type VersionState = "live" | "building" | "retired";
+
+/** Each read name (what readers query: a view once a version has been switched live) mapped to a version's own table. */
+export type VersionTables = Readonly<Record<string, string>>;
+
+/** One version of a projection, as `versions()` lists it. */
+export interface ProjectionVersion {
+  /** The projection's name. */
+  readonly name: string;
+  /** The version number (1 for a projection's first). */
+  readonly version: number;
+  /** Its state. */
+  readonly state: VersionState;
+  /** Its checkpoint's name: the projection's own name when live, `name@version` otherwise. */
+  readonly checkpoint: string;
+  /** Its tables, by read name. */
+  readonly tables: VersionTables;
+  /** When it was recorded (for a rebuild, when it started), by the database's clock. */
+  readonly startedAt: Date;
+}
+
+/** Options of `startRebuild`. `Create` is what creates tables: D1 statements, or a Durable Object's `SqlWrites`. */
+export interface RebuildOptions<Create> extends OperationOptions {
+  /**
+   * The new version's tables by read name, for example
+   * `{ balances: "balances_v2" }`: its projection writes into `balances_v2`,
+   * and the switch makes `balances` a view of it. Names are SQL identifiers
+   * (letters, digits, `_`); a table may not be a read name.
+   */
+  readonly tables: VersionTables;
+  /** Creates the new version's tables (and their indexes) in the same transaction; omit when a migration made them. */
+  readonly create?: Create | undefined;
+  /**
+   * The live version's tables, recorded when the projection has no version
+   * record yet (its first rebuild). Default: each read name of `tables` that
+   * is a table now is itself the live version's table, which the switch
+   * renames to `<name>_v1` (or drops) before it creates the view.
+   */
+  readonly liveTables?: VersionTables | undefined;
+}
+
+/** Options of `switchVersion`. */
+export interface SwitchOptions extends OperationOptions {
+  /**
+   * What becomes of the version that was live: `"keep"` (default) keeps its
+   * tables and its checkpoint (`name@version`) for a rollback (start it as a
+   * rebuild again to catch it up); `"drop"` drops its tables and forgets it.
+   */
+  readonly retire?: "keep" | "drop" | undefined;
+}
+
+/**
+ * A store that can ride a query along with its load and its commits, in the
+ * same round trip: what `ProjectionRunner` needs for `eventsQuery`.
+ * {@link D1CheckpointStore} is one.
+ */
+export interface PipelinedProjectionStore extends ProjectionStore<readonly D1PreparedStatement[]> {
+  /** Commits, then runs `query` in the same batch; its rows only when the batch committed. */
+  commitAndQuery<Row>(
+    name: string,
+    position: number,
+    statements: readonly D1PreparedStatement[],
+    query: D1PreparedStatement,
+    options?: CommitOptions,
+  ): Promise<Row[]>;
+  /**
+   * Loads the checkpoint and runs `query(checkpoint.position)`: in one round
+   * trip when it can guess the position. With `lease`, claims a run lease in
+   * the same round trip; `leased: false` when another run holds it.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  loadAndQuery<Row>(
+    name: string,
+    query: (after: number) => D1PreparedStatement,
+    options?: OperationOptions & { readonly lease?: RunLease | undefined },
+  ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }>;
+  /** Lets go of a run lease (see `D1CheckpointStore.releaseLease`); needed only for runners with a `lease`. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- as above
+  releaseLease?<Row>(
+    name: string,
+    lease: RunLease,
+    query: D1PreparedStatement | undefined,
+    options?: OperationOptions & { readonly drop?: boolean | undefined },
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+  /** Commits a leased run's last batch and lets go of the lease in it (see `D1CheckpointStore.commitAndRelease`); optional. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- as above
+  commitAndRelease?<Row>(
+    name: string,
+    position: number,
+    statements: readonly D1PreparedStatement[],
+    lease: RunLease,
+    query: D1PreparedStatement,
+    options?: CommitOptions,
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+}
+
+/** A store that can ride a query along with a group's load and commit: what `ProjectionGroup` needs for `eventsQuery`. */
+export interface PipelinedGroupStore extends GroupProjectionStore<readonly D1PreparedStatement[]> {
+  /** The checkpoints of `names` and the rows of `query(lowest position)`, in one round trip when it can guess. */
+  loadManyAndQuery<Row>(names: readonly string[], query: (after: number) => D1PreparedStatement, options?: LoadManyAndQueryOptions): Promise<LoadManyResult<Row>>;
+  /** `commitMany`, then `query` in the same batch; its rows only when the batch committed. */
+  commitManyAndQuery<Row>(
+    commits: readonly CheckpointCommit<readonly D1PreparedStatement[]>[],
+    query: D1PreparedStatement,
+    options?: LoadManyAndQueryOptions,
+  ): Promise<Row[]>;
+  /** Lets go of a run lease (as `D1CheckpointStore.releaseLease`); needed only with `lease`. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
+  releaseLease?<Row>(
+    name: string,
+    lease: RunLease,
+    query: D1PreparedStatement | undefined,
+    options?: LoadManyAndQueryOptions & { readonly drop?: boolean | undefined },
+  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
+}
+
+/** Options of `D1CheckpointStore.loadManyAndQuery`. */
+export interface LoadManyAndQueryOptions extends OperationOptions {
+  /** Claims a run lease of its own name in the same round trip, as `loadAndQuery`'s `lease` does. */
+  readonly lease?: NamedRunLease | undefined;
+}
+
+/** What `loadManyAndQuery` gives: the checkpoints in the order of the names, the query's rows, and whether the lease is this run's. */
+export interface LoadManyResult<Row> {
+  /** The checkpoints, in the order of the names. */
+  readonly checkpoints: LoadResult[];
+  /** The query's rows (after the lowest checkpoint); none when the lease is another run's. */
+  readonly rows: Row[];
+  /** Whether the lease is this run's (always `true` without a lease). */
+  readonly leased: boolean;
+}
+
+/** Options of `D1CheckpointStore.loadAndQuery`. */
+export interface LoadAndQueryOptions extends OperationOptions {
+  /**
+   * Claims a run lease in the same round trip (migration 0002): when another
+   * run holds one, `leased` is `false`, that run is told to look again before
+   * it lets go, and no rows are returned.
+   */
+  readonly lease?: RunLease | undefined;
+}
+
+/** A store that knows projection versions. */
+export interface VersionedStore {
+  versions(name: string, options?: OperationOptions): Promise<readonly { readonly version: number; readonly state: VersionState }[]>;
+}

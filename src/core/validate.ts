@@ -1,8 +1,8 @@
-// The checks every public method runs on its arguments before any query. This
-// is the bottom of the stack: it imports only the error classes (and a type). Each public
-// method calls one `parse…` function, which checks everything it was given
-// and returns the values it may use.
-import type { VersionFence } from "./store.js";
+// The single-value checks every public method runs on its arguments before
+// any query: names, positions, integers, options objects, signals, functions.
+// It imports only the error classes. The checks of a whole call's arguments
+// (`parse…`) build on these: core/arguments.ts for the store's calls, and
+// each feature's own file for its options.
 import { CheckpointRangeError, CheckpointTypeError, CorruptCheckpointError, type CheckpointOperation } from "./errors.js";
 
 /** The longest checkpoint name, in bytes of UTF-8. */
@@ -255,29 +255,6 @@ export function checkBoolean(
   return value;
 }
 
-/** A name and a signal, checked: the arguments of `load` and `reset`. */
-export interface NamedArguments {
-  readonly name: string;
-  readonly signal: AbortSignal | undefined;
-}
-
-/** A save's arguments, checked: `expected` is a position, `null` (none yet) or `undefined` (no condition). */
-export interface SaveArguments extends NamedArguments {
-  readonly position: number;
-  readonly expected: number | null | undefined;
-  readonly fence?: VersionFence | undefined;
-}
-
-/** Checks `(name, options?)` where options holds only a signal. */
-export function parseNamed(
-  operation: CheckpointOperation,
-  name: unknown,
-  options: { readonly signal?: AbortSignal | undefined } | undefined,
-): NamedArguments {
-  const valid = checkName(operation, name);
-  return { name: valid, signal: checkSignal(operation, valid, checkOptions(operation, valid, options).signal) };
-}
-
 /** The checkpoint of a version that is not live. */
 export function versionCheckpoint(name: string, version: number): string {
   return `${name}@${version}`;
@@ -291,41 +268,6 @@ export function checkVersion(operation: CheckpointOperation, name: string, value
   const version = checkInteger(operation, name, value, argument, { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: 1 });
   checkName(operation, versionCheckpoint(name, version), argument);
   return version;
-}
-
-/** Checks a fence given with a commit to `checkpoint`: a plain object naming that checkpoint's version. */
-export function checkFence(operation: CheckpointOperation, checkpoint: string, value: unknown): VersionFence | undefined {
-  if (value === undefined) return undefined;
-  const fence = checkOptions<Record<string, unknown>>(operation, checkpoint, value as Record<string, unknown>, "options.fence");
-  const name = checkName(operation, fence.name, "options.fence.name");
-  const version = checkVersion(operation, name, fence.version, "options.fence.version");
-  if (fence.state !== "live" && fence.state !== "building") {
-    throw new CheckpointRangeError(operation, checkpoint, "options.fence.state", `must be "live" or "building", got ${JSON.stringify(fence.state)}`);
-  }
-  const own = fence.state === "live" ? name : versionCheckpoint(name, version);
-  if (own !== checkpoint) {
-    throw new CheckpointRangeError(operation, checkpoint, "options.fence", `a ${fence.state} version's checkpoint is ${JSON.stringify(own)}, not ${JSON.stringify(checkpoint)}`);
-  }
-  return { name, version, state: fence.state };
-}
-
-/** Checks `(name, position, options?)` with `expected`, `fence` and `signal` in options. */
-export function parseSave(
-  operation: CheckpointOperation,
-  name: unknown,
-  position: unknown,
-  options: { readonly expected?: number | null | undefined; readonly fence?: VersionFence | undefined; readonly signal?: AbortSignal | undefined } | undefined,
-): SaveArguments {
-  const valid = checkName(operation, name);
-  const at = checkPosition(operation, valid, position);
-  const { expected, signal, fence } = checkOptions(operation, valid, options);
-  return {
-    name: valid,
-    fence: checkFence(operation, valid, fence),
-    position: at,
-    expected: expected === undefined || expected === null ? expected : checkPosition(operation, valid, expected, "options.expected"),
-    signal: checkSignal(operation, valid, signal),
-  };
 }
 
 /**

@@ -2,7 +2,7 @@
 // projection's checkpoint has reached the position of an event just appended.
 import type { LoadResult, OperationOptions } from "./store.js";
 import { CheckpointStoreError } from "./errors.js";
-import { sleep } from "../d1/retry.js";
+import { sleep } from "./sleep.js";
 import { checkInteger, checkName, checkOptions, checkPosition, checkSignal } from "./validate.js";
 
 /** The longest `timeoutMs` {@link waitForCheckpoint} accepts: 60 s. */

@@ -3,35 +3,23 @@
 // the same round trip, run leases) live in d1-pipelined.ts, its operations
 // (parked events, status) in d1-operations.ts, the checkpoint write and its
 // retries in d1-commit.ts, and what all of them build on in d1-calls.ts.
-import type {
-  CheckpointCommit,
-  CheckpointEntry,
-  CheckpointStore,
-  CommitOptions,
-  GroupProjectionStore,
-  ListOptions,
-  LoadResult,
-  OperationOptions,
-  ReplayOptions,
-  SaveOptions,
-} from "../core/store.js";
+import type { CheckpointCommit, CheckpointEntry, CheckpointStore, CommitOptions, GroupProjectionStore, ListOptions, LoadAndQueryOptions, LoadManyAndQueryOptions, LoadManyResult, LoadResult, OperationOptions, ProjectionVersion, RebuildOptions, ReplayOptions, RunLease, SaveOptions, SwitchOptions, VersionState } from "../core/store.js";
 import { RESET_SQL } from "../sql/checkpoints.js";
 import { D1Calls } from "./calls.js";
 import type { D1Client } from "./client.js";
 import { saveStatement, writeCheckpoint } from "./commit.js";
-import { commitMany, loadMany, loadManyAndQuery, type LoadManyAndQueryOptions, type LoadManyResult } from "./group.js";
+import { commitMany, loadMany, loadManyAndQuery } from "./group.js";
 import { parked, replayParked, status, statuses } from "./operations.js";
 import { dropVersion, startRebuild, switchVersion, versions, versionState } from "./versions.js";
-import { commitAndQuery, commitAndRelease, loadAndQuery, releaseLease, type LoadAndQueryOptions } from "./pipelined.js";
+import { commitAndQuery, commitAndRelease, loadAndQuery, releaseLease } from "./pipelined.js";
 import { keysetPages, parseListOptions } from "../core/keyset.js";
 import { checkParkRequests, type ParkedEvent, type ParkedListOptions } from "../sql/parked-events.js";
 import type { ProjectionStatus, StatusListOptions, StatusOptions } from "../sql/status.js";
-import type { ProjectionVersion, RebuildOptions, SwitchOptions, VersionState } from "../sql/versions.js";
-import type { RunLease } from "./leases.js";
 import { resolveRetry, type RetryOptions } from "./retry.js";
-import { applySchema } from "../sql/schema.js";
+import { applySchema } from "./migrate.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
-import { checkBoolean, checkMethods, checkOptions, parseNamed, parseSave, toPosition } from "../core/validate.js";
+import { checkBoolean, checkMethods, checkOptions, toPosition } from "../core/validate.js";
+import { parseNamed, parseSave } from "../core/arguments.js";
 
 /** Options of the {@link D1CheckpointStore} constructor. */
 export interface D1CheckpointStoreOptions {

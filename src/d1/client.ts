@@ -1,3 +1,4 @@
+// The D1 handle every D1 part of the package takes: a binding or a session.
 /**
  * What the store talks to: a D1 binding (`env.DB`) or a session from
  * `env.DB.withSession(...)`.

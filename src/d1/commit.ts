@@ -9,7 +9,7 @@ import { CheckpointConflictError, D1OperationError, type CheckpointOperation } f
 import { PARK_SQL } from "../sql/parked-events.js";
 import { fencedOut } from "../sql/versions.js";
 import type { CheckVerdict } from "./retry.js";
-import type { SaveArguments } from "../core/validate.js";
+import type { SaveArguments } from "../core/arguments.js";
 
 /**
  * Statements a commit sends after its writes in the same batch (`first`), and

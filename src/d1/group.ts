@@ -1,7 +1,7 @@
 // The D1 store's group calls: several projections' checkpoints loaded in one
 // statement, and their writes and checkpoints committed in one batch (one
 // transaction), with the next read riding along. What `ProjectionGroup` uses.
-import type { CheckpointCommit, LoadResult, OperationOptions } from "../core/store.js";
+import type { CheckpointCommit, LoadManyAndQueryOptions, LoadManyResult, LoadResult, NamedRunLease, OperationOptions } from "../core/store.js";
 import {
   checkCommits,
   checkNames,
@@ -17,24 +17,9 @@ import { saveStatement } from "./commit.js";
 import { CheckpointConflictError, D1OperationError } from "../core/errors.js";
 import { PARK_SQL } from "../sql/parked-events.js";
 import type { CheckVerdict } from "./retry.js";
-import { checkLease, claimStatements, type NamedRunLease } from "./leases.js";
+import { checkLease } from "../core/lease.js";
+import { claimStatements } from "./leases.js";
 import { checkFunction, checkName, checkOptions, checkSignal } from "../core/validate.js";
-
-/** Options of `D1CheckpointStore.loadManyAndQuery`. */
-export interface LoadManyAndQueryOptions extends OperationOptions {
-  /** Claims a run lease of its own name in the same round trip, as `loadAndQuery`'s `lease` does. */
-  readonly lease?: NamedRunLease | undefined;
-}
-
-/** What `loadManyAndQuery` gives: the checkpoints in the order of the names, the query's rows, and whether the lease is this run's. */
-export interface LoadManyResult<Row> {
-  /** The checkpoints, in the order of the names. */
-  readonly checkpoints: LoadResult[];
-  /** The query's rows (after the lowest checkpoint); none when the lease is another run's. */
-  readonly rows: Row[];
-  /** Whether the lease is this run's (always `true` without a lease). */
-  readonly leased: boolean;
-}
 
 type D1Commit = CheckpointCommit<readonly D1PreparedStatement[]>;
 

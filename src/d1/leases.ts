@@ -3,24 +3,9 @@
 // round trip as its load, and the others stop after that one round trip,
 // leaving a note ("pending") that makes the holder look again before it lets
 // go. Exactly-once never depends on the lease: commits stay conditional.
-import { CheckpointTypeError, type CheckpointOperation } from "../core/errors.js";
 import { NOW_MS_SQL } from "../sql/checkpoints.js";
 import type { D1Client } from "./client.js";
-import { checkInteger, checkOptions } from "../core/validate.js";
-
-/** A lease as a run holds it: who, and for how long it may run before another run may take over. */
-export interface RunLease {
-  /** This run's holder id (random, one per run). */
-  readonly holder: string;
-  /** How long the lease lasts after each claim or renewal, in milliseconds. */
-  readonly ttlMs: number;
-}
-
-/** A run lease under a name of its own: a projection group's, claimed once for all its projections. */
-export interface NamedRunLease extends RunLease {
-  /** The lease's name (the group's), checked as a checkpoint name. */
-  readonly name: string;
-}
+import { type RunLease } from "../core/store.js";
 
 /**
  * Claims the lease unless another run holds one that has not expired:
@@ -54,23 +39,3 @@ export const RENEW_SQL =
 
 /** Lets go of the lease whatever was noted: when a run ends early (its batch budget, a conflict, an error). ?1 name, ?2 holder. */
 export const DROP_SQL = "DELETE FROM projection_leases WHERE name = ?1 AND holder = ?2";
-
-/** The default lease: 30 s, longer than a run of 8 batches takes on D1. */
-export const DEFAULT_LEASE_TTL_MS = 30_000;
-
-/** The longest lease: one hour. */
-export const MAX_LEASE_TTL_MS = 3_600_000;
-
-/**
- * Checks a lease: a plain object with a holder id of 1 to 128 characters and
- * a whole number of milliseconds from 1 to an hour. Errors name `operation`
- * (the method that was called) and `argument` (where the lease was given).
- */
-export function checkLease(operation: CheckpointOperation, name: string, value: unknown, argument: string): RunLease {
-  if (value === undefined) throw new CheckpointTypeError(operation, name, argument, "must be an object { holder, ttlMs }");
-  const { holder, ttlMs } = checkOptions<{ holder?: unknown; ttlMs?: unknown }>(operation, name, value as object, argument, ["holder", "ttlMs"]);
-  if (typeof holder !== "string" || holder.length === 0 || holder.length > 128) {
-    throw new CheckpointTypeError(operation, name, `${argument}.holder`, "must be a string of 1 to 128 characters");
-  }
-  return { holder, ttlMs: checkInteger(operation, name, ttlMs, `${argument}.ttlMs`, { min: 1, max: MAX_LEASE_TTL_MS, fallback: DEFAULT_LEASE_TTL_MS }) };
-}

@@ -30,7 +30,8 @@ import {
   type StatusRow,
 } from "../sql/status.js";
 import { fencedOut, isVersionMarker } from "../sql/versions.js";
-import { checkPosition, parseNamed, parseSave } from "../core/validate.js";
+import { checkPosition } from "../core/validate.js";
+import { parseNamed, parseSave } from "../core/arguments.js";
 
 /** What may stand for the newest position on D1: a number, or a query whose first row's first column is it. */
 export type D1Newest = number | D1PreparedStatement;

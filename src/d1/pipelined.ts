@@ -2,23 +2,15 @@
 // the commit in the same round trip, and run leases claimed with the load and
 // let go of with the last commit. What `ProjectionRunner` uses with
 // `eventsQuery` and `lease`.
-import type { CommitOptions, LoadResult, OperationOptions } from "../core/store.js";
+import type { CommitOptions, LoadAndQueryOptions, LoadResult, OperationOptions, RunLease } from "../core/store.js";
 import { loadResult } from "../sql/checkpoints.js";
 import type { D1Calls, PositionRow } from "./calls.js";
 import { writeCheckpoint, type Riders } from "./commit.js";
 import { checkParkRequests } from "../sql/parked-events.js";
-import { checkLease, claimStatements, DROP_SQL, RELEASE_SQL, RENEW_SQL, type RunLease } from "./leases.js";
-import { checkBoolean, checkFunction, parseNamed, parseSave } from "../core/validate.js";
-
-/** Options of `D1CheckpointStore.loadAndQuery`. */
-export interface LoadAndQueryOptions extends OperationOptions {
-  /**
-   * Claims a run lease in the same round trip (migration 0002): when another
-   * run holds one, `leased` is `false`, that run is told to look again before
-   * it lets go, and no rows are returned.
-   */
-  readonly lease?: RunLease | undefined;
-}
+import { checkLease } from "../core/lease.js";
+import { claimStatements, DROP_SQL, RELEASE_SQL, RENEW_SQL } from "./leases.js";
+import { checkBoolean, checkFunction } from "../core/validate.js";
+import { parseNamed, parseSave } from "../core/arguments.js";
 
 /** What letting go of a lease answered: still held (work was noted), and then the next rows. */
 export interface Released<Row> {

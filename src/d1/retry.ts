@@ -5,6 +5,7 @@
 import { CheckpointStoreError, D1OperationError, messageOf, type CheckpointOperation } from "../core/errors.js";
 import { QueryBudgetError } from "../core/query-budget.js";
 import { checkFunction, checkInteger, checkOptions } from "../core/validate.js";
+import { sleep } from "../core/sleep.js";
 
 /**
  * The D1 error messages Cloudflare documents as transient and worth a retry
@@ -93,25 +94,6 @@ export function resolveRetry(
 export function backoffDelay(policy: RetryPolicy, attempt: number): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
   return Math.floor(policy.random() * ceiling);
-}
-
-/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
-export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** What a check after a possibly lost write found. */

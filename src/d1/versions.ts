@@ -3,28 +3,24 @@
 // checks its change (version-plans.ts), then sends it in one `batch()` whose
 // first statement fails unless the records still are what was read. A lost
 // response is checked by reading the version's state again.
-import type { OperationOptions } from "../core/store.js";
+import type { OperationOptions, ProjectionVersion, RebuildOptions, SwitchOptions, VersionState } from "../core/store.js";
 import type { D1Calls } from "./calls.js";
-import type { CheckpointOperation } from "../core/errors.js";
+import { type CheckpointOperation, ProjectionVersionError } from "../core/errors.js";
 import {
   ALL_VERSIONS_SQL,
   parseRebuild,
   parseSwitch,
   projectionVersion,
-  ProjectionVersionError,
   toState,
   versionChangeError,
   VERSIONS_SQL,
-  type ProjectionVersion,
-  type RebuildOptions,
   type SqlStep,
-  type SwitchOptions,
   type VersionRow,
-  type VersionState,
 } from "../sql/versions.js";
 import type { CheckVerdict } from "./retry.js";
 import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, snapshotOf, type SchemaObject, type Snapshot } from "../sql/version-plans.js";
-import { checkSignal, checkVersion, parseNamed } from "../core/validate.js";
+import { checkSignal, checkVersion } from "../core/validate.js";
+import { parseNamed } from "../core/arguments.js";
 
 type Operation = "rebuild" | "switch" | "dropVersion";
 

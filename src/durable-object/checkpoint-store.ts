@@ -1,21 +1,12 @@
-import type {
-  CheckpointCommit,
-  CheckpointEntry,
-  CheckpointStore,
-  CommitOptions,
-  ListOptions,
-  LoadResult,
-  GroupProjectionStore,
-  OperationOptions,
-  ParkRequest,
-  ReplayOptions,
-  SaveOptions,
-  VersionFence,
-} from "../core/store.js";
+// The checkpoint store on a Durable Object's own SQLite (docs/decisions/0011):
+// the same tables and statements as the D1 store, run synchronously inside
+// `transactionSync`, so a commit, a group commit, a replay and every version
+// change is one real transaction in the object that owns the read model.
+import type { CheckpointCommit, CheckpointEntry, CheckpointStore, CommitOptions, GroupProjectionStore, ListOptions, LoadResult, OperationOptions, ParkRequest, ProjectionVersion, RebuildOptions, ReplayOptions, SaveOptions, SwitchOptions, VersionFence, VersionState } from "../core/store.js";
 import { checkCommits, checkNames, LOAD_MANY_SQL, loadManyResults, type NamedPositionRow } from "../sql/group.js";
 import { isConflictMarker, LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, RESET_SQL, saveSql, VERSION_STATE_SQL, type PageColumns, type PageRow } from "../sql/checkpoints.js";
 import { dropVersionSync, startRebuildSync, switchVersionSync, versionsSync, versionStateSync } from "./versions.js";
-import { fencedOut, type ProjectionVersion, type RebuildOptions, type SwitchOptions, type VersionState } from "../sql/versions.js";
+import { fencedOut } from "../sql/versions.js";
 import { CheckpointConflictError, CheckpointTypeError, type CheckpointOperation } from "../core/errors.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "../core/keyset.js";
 import {
@@ -32,7 +23,8 @@ import {
 } from "../sql/parked-events.js";
 import { parseEventTimes, projectionStatus, statusColumns, statusSql, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "../sql/status.js";
 import { schemaStatements } from "../sql/schema.js";
-import { checkFunction, checkOptions, checkPosition, checkSignal, parseNamed, parseSave, toPosition, type SaveArguments } from "../core/validate.js";
+import { checkFunction, checkOptions, checkPosition, checkSignal, toPosition } from "../core/validate.js";
+import { parseNamed, parseSave, type SaveArguments } from "../core/arguments.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
 
 /**

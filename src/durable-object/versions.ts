@@ -1,25 +1,21 @@
 // Projection versions on a Durable Object's SQLite (decision 0020): the same
 // records, checks and statements as on D1, each change in one `transactionSync`.
-import type { OperationOptions } from "../core/store.js";
+import type { OperationOptions, ProjectionVersion, RebuildOptions, SwitchOptions, VersionState } from "../core/store.js";
 import { VERSION_STATE_SQL } from "../sql/checkpoints.js";
-import type { CheckpointOperation } from "../core/errors.js";
+import { type CheckpointOperation, ProjectionVersionError } from "../core/errors.js";
 import {
   ALL_VERSIONS_SQL,
   parseRebuild,
   parseSwitch,
   projectionVersion,
-  ProjectionVersionError,
   toState,
   versionChangeError,
   VERSIONS_SQL,
-  type ProjectionVersion,
-  type RebuildOptions,
   type SqlStep,
-  type SwitchOptions,
   type VersionRow,
-  type VersionState,
 } from "../sql/versions.js";
-import { checkSignal, checkVersion, parseNamed } from "../core/validate.js";
+import { checkSignal, checkVersion } from "../core/validate.js";
+import { parseNamed } from "../core/arguments.js";
 import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, snapshotOf, type SchemaObject, type Snapshot } from "../sql/version-plans.js";
 
 /** The version records of `name`, ascending by version. */

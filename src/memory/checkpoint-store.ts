@@ -1,3 +1,5 @@
+// The in-memory checkpoint store: the contract's semantics in a Map, for unit
+// tests of code that takes a CheckpointStore.
 import type {
   CheckpointEntry,
   CheckpointStore,
@@ -9,7 +11,7 @@ import type {
 import { CheckpointConflictError } from "../core/errors.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "../core/keyset.js";
 import { compareNames } from "../core/name-order.js";
-import { parseNamed, parseSave } from "../core/validate.js";
+import { parseNamed, parseSave } from "../core/arguments.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
 
 /**

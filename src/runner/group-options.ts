@@ -1,12 +1,10 @@
 // What a ProjectionGroup is configured with and what a group run reports,
 // the store a group with eventsQuery needs, and the error of a group whose
 // projections failed: the group's public shapes.
-import type { CheckpointCommit, GroupProjectionStore } from "../core/store.js";
-import type { LoadManyAndQueryOptions, LoadManyResult } from "../d1/group.js";
+import type { GroupProjectionStore, PipelinedGroupStore } from "../core/store.js";
 import { CheckpointStoreError, messageOf } from "../core/errors.js";
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
 import type { RunSummary } from "./runner-options.js";
-import type { RunLease } from "../d1/leases.js";
 import type { RunEnd } from "./run-options.js";
 
 /** One projection of a group: its checkpoint name and how it turns events into writes. */
@@ -45,26 +43,6 @@ export interface GroupReadEventsSource<Event extends PositionedEvent, Writes> ex
   readonly readEvents: (after: number, limit: number) => Promise<readonly Event[]>;
   /** Not with `readEvents`. */
   readonly eventsQuery?: undefined;
-}
-
-/** A store that can ride a query along with a group's load and commit: what `ProjectionGroup` needs for `eventsQuery`. */
-export interface PipelinedGroupStore extends GroupProjectionStore<readonly D1PreparedStatement[]> {
-  /** The checkpoints of `names` and the rows of `query(lowest position)`, in one round trip when it can guess. */
-  loadManyAndQuery<Row>(names: readonly string[], query: (after: number) => D1PreparedStatement, options?: LoadManyAndQueryOptions): Promise<LoadManyResult<Row>>;
-  /** `commitMany`, then `query` in the same batch; its rows only when the batch committed. */
-  commitManyAndQuery<Row>(
-    commits: readonly CheckpointCommit<readonly D1PreparedStatement[]>[],
-    query: D1PreparedStatement,
-    options?: LoadManyAndQueryOptions,
-  ): Promise<Row[]>;
-  /** Lets go of a run lease (as `D1CheckpointStore.releaseLease`); needed only with `lease`. */
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
-  releaseLease?<Row>(
-    name: string,
-    lease: RunLease,
-    query: D1PreparedStatement | undefined,
-    options?: LoadManyAndQueryOptions & { readonly drop?: boolean | undefined },
-  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
 }
 
 /** A group whose events are in the store's D1 database: the next read rides in each batch's commit. */

@@ -5,21 +5,19 @@
 // along). A shared batch that fails is committed again projection by
 // projection, so one projection's conflict or failing statement never
 // blocks or corrupts another.
-import type { CheckpointCommit, GroupProjectionStore, LoadResult } from "../core/store.js";
-import { CheckpointConflictError, D1OperationError, messageOf } from "../core/errors.js";
+import type { CheckpointCommit, GroupProjectionStore, LoadResult, PipelinedGroupStore, RunLease } from "../core/store.js";
+import { CheckpointConflictError, D1OperationError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkBatch, projectBatch, ProjectionError, type PositionedEvent } from "./project-batch.js";
 import {
   ProjectionGroupError,
   type GroupProjection,
   type GroupRunSummary,
-  type PipelinedGroupStore,
   type ProjectionGroupOptions,
 } from "./group-options.js";
-import type { RunLease } from "../d1/leases.js";
 import { QueryBudgetError } from "../core/query-budget.js";
-import { dropLease, endsOnBudget, leasing, startRun, parseRun, parseSource, type LeaseReleasing, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
+import { dropLease, leasing, startRun, type LeaseReleasing } from "./lease-lifecycle.js";
+import { endsOnBudget, parseRun, parseSource, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
 import { advance, checkProjections, commitOf, fail, memberOf, memberSummary, stoppedEnd, type Member, type Part } from "./group-members.js";
-import { ProjectionVersionError } from "../sql/versions.js";
 import { checkMethods, hasMethods } from "../core/validate.js";
 import { rolesOf, type Role } from "./version-roles.js";
 

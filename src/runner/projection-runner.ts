@@ -1,25 +1,29 @@
-import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, ProjectionStore, VersionFence } from "../core/store.js";
-import { CheckpointConflictError, messageOf } from "../core/errors.js";
-import { ProjectionVersionError } from "../sql/versions.js";
+// ProjectionRunner: the exactly-once loop (docs/decisions/0007). Load the
+// checkpoint, read the events after it, project them, and commit the writes
+// with the new checkpoint on condition that it has not moved; with
+// eventsQuery, the next read rides in the commit's round trip. Parking,
+// budgets, leases and version fences are the run's options.
+import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, PipelinedProjectionStore, ProjectionStore, RunLease, VersionFence } from "../core/store.js";
+import { CheckpointConflictError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
 import { checkBudget, type QueryBudget } from "../core/query-budget.js";
-import type { RunLease } from "../d1/leases.js";
 import {
   dropLease,
-  endsOnBudget,
   startRun,
   leasing,
+  type LeaseReleasing,
+} from "./lease-lifecycle.js";
+import {
+  endsOnBudget,
   parseRun,
   parseSource,
-  type LeaseReleasing,
   type RunCalls as Calls,
   type RunEnd,
   type RunOptions,
 } from "./run-options.js";
 import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, checkVersion, hasMethods, versionCheckpoint } from "../core/validate.js";
-import type { PipelinedProjectionStore, ProjectionRunnerOptions, RunSummary } from "./runner-options.js";
+import type { ProjectionRunnerOptions, RunSummary } from "./runner-options.js";
 import { rolesOf } from "./version-roles.js";
-
 
 /** A versioned runner's two roles: the live version (checkpoint `name`) and a rebuild (checkpoint `name@version`). */
 interface Roles<Event extends PositionedEvent, Writes> {

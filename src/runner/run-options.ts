@@ -3,7 +3,8 @@
 // one query kept back to let go of a lease), and the lease option.
 import { CheckpointTypeError } from "../core/errors.js";
 import { QueryBudget, QueryBudgetError, withReserve } from "../core/query-budget.js";
-import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS, type RunLease } from "../d1/leases.js";
+import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS } from "../core/lease.js";
+import { type RunLease } from "../core/store.js";
 import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkSignal, hasMethods } from "../core/validate.js";
 
 const DEFAULT_BATCH_SIZE = 100;
@@ -145,45 +146,4 @@ export function parseSource<Store extends object, Event>(
     throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
   }
   return { raw, name, store, batchSize: parseBatchSize(name, raw.batchSize), readEvents, eventsQuery, leaseTtlMs };
-}
-
-/** A store that can let go of a run lease (`D1CheckpointStore.releaseLease`). */
-export interface LeaseReleasing {
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
-  releaseLease<Row>(
-    name: string,
-    lease: RunLease,
-    query: D1PreparedStatement | undefined,
-    options?: { readonly signal?: AbortSignal | undefined; readonly budget?: QueryBudget | undefined; readonly drop?: boolean | undefined },
-  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
-}
-
-/** The store as one that lets go of leases (the constructor checked it when a lease is set). */
-export function leasing(store: object, name: string): LeaseReleasing {
-  if (!hasMethods(store, ["releaseLease"])) throw new CheckpointTypeError("run", name, "options.store", "must offer releaseLease to use a lease");
-  return store as LeaseReleasing;
-}
-
-/** Lets go of a lease at once, whatever was noted; best effort (it expires anyway), within the query kept back for it. */
-export async function dropLease(store: object, name: string, lease: RunLease, calls: RunCalls): Promise<void> {
-  await leasing(store, name)
-    .releaseLease(name, lease, undefined, { drop: true, budget: calls.release })
-    .catch(() => undefined);
-}
-
-/**
- * Starts a run: `undefined` when its first round trip did not fit in the
- * query budget (the run then ends on its budget, nothing of that round trip
- * sent). On any failure a lease that may have been claimed is let go at once,
- * rather than blocking other runs until it expires.
- */
-export async function startRun<T>(start: () => Promise<T>, calls: RunCalls, spentBefore: number, drop: (() => Promise<void>) | undefined): Promise<T | undefined> {
-  try {
-    return await start();
-  } catch (error) {
-    if (drop !== undefined && calls.release.spent > spentBefore) await drop();
-    calls.done();
-    if (endsOnBudget(error)) return undefined;
-    throw error;
-  }
 }

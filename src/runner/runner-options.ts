@@ -1,54 +1,8 @@
 // What a ProjectionRunner is configured with and what a run reports, and the
 // store a runner with eventsQuery needs: the runner's public shapes.
-import type { CommitOptions, LoadResult, OperationOptions, ProjectionStore } from "../core/store.js";
+import type { PipelinedProjectionStore, ProjectionStore } from "../core/store.js";
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
-import type { RunLease } from "../d1/leases.js";
 import type { RunEnd } from "./run-options.js";
-
-/**
- * A store that can ride a query along with its load and its commits, in the
- * same round trip: what `ProjectionRunner` needs for `eventsQuery`.
- * {@link D1CheckpointStore} is one.
- */
-export interface PipelinedProjectionStore extends ProjectionStore<readonly D1PreparedStatement[]> {
-  /** Commits, then runs `query` in the same batch; its rows only when the batch committed. */
-  commitAndQuery<Row>(
-    name: string,
-    position: number,
-    statements: readonly D1PreparedStatement[],
-    query: D1PreparedStatement,
-    options?: CommitOptions,
-  ): Promise<Row[]>;
-  /**
-   * Loads the checkpoint and runs `query(checkpoint.position)`: in one round
-   * trip when it can guess the position. With `lease`, claims a run lease in
-   * the same round trip; `leased: false` when another run holds it.
-   */
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the row type, as with D1's all<T>()
-  loadAndQuery<Row>(
-    name: string,
-    query: (after: number) => D1PreparedStatement,
-    options?: OperationOptions & { readonly lease?: RunLease | undefined },
-  ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }>;
-  /** Lets go of a run lease (see `D1CheckpointStore.releaseLease`); needed only for runners with a `lease`. */
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- as above
-  releaseLease?<Row>(
-    name: string,
-    lease: RunLease,
-    query: D1PreparedStatement | undefined,
-    options?: OperationOptions & { readonly drop?: boolean | undefined },
-  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
-  /** Commits a leased run's last batch and lets go of the lease in it (see `D1CheckpointStore.commitAndRelease`); optional. */
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- as above
-  commitAndRelease?<Row>(
-    name: string,
-    position: number,
-    statements: readonly D1PreparedStatement[],
-    lease: RunLease,
-    query: D1PreparedStatement,
-    options?: CommitOptions,
-  ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
-}
 
 /** What every runner is configured with, whatever its event source. */
 export interface RunnerCommon<Event extends PositionedEvent, Writes> {

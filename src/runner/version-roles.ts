@@ -2,17 +2,11 @@
 // live version runs under the projection's checkpoint, a rebuild under
 // `name@version`, any other version not at all (decision 0020). Shared by
 // ProjectionRunner and ProjectionGroup.
-import type { OperationOptions, VersionFence } from "../core/store.js";
-import type { VersionState } from "../sql/versions.js";
+import type { OperationOptions, VersionedStore, VersionFence, VersionState } from "../core/store.js";
 import { versionCheckpoint } from "../core/validate.js";
 
 /** A projection's role in a run: its checkpoint and fence, or `undefined` when its version is neither live nor building. */
 export type Role = { readonly checkpoint: string; readonly fence: VersionFence | undefined } | undefined;
-
-/** A store that knows projection versions. */
-export interface VersionedStore {
-  versions(name: string, options?: OperationOptions): Promise<readonly { readonly version: number; readonly state: VersionState }[]>;
-}
 
 /**
  * Each projection's role this run: an unversioned one runs under its name; a

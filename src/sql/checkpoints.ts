@@ -1,3 +1,7 @@
+// The checkpoint table's SQL, shared by the D1 and the Durable Object store:
+// the save statements (upsert, insert-new, compare-and-set, each with its
+// optional version fence), load and reset, the keyset page queries and the
+// mapping of their rows, and the conflict marker a failed condition raises.
 import { CheckpointConflictError } from "../core/errors.js";
 import type { LoadResult, VersionFence } from "../core/store.js";
 import type { CheckpointOperation } from "../core/errors.js";

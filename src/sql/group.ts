@@ -4,7 +4,8 @@
 import type { CheckpointCommit, LoadResult, ParkRequest, VersionFence } from "../core/store.js";
 import { CheckpointRangeError, CheckpointTypeError, type CheckpointOperation } from "../core/errors.js";
 import { checkParkRequests } from "./parked-events.js";
-import { checkFence, checkName, checkPosition, toPosition } from "../core/validate.js";
+import { checkFence } from "../core/arguments.js";
+import { checkName, checkPosition, toPosition } from "../core/validate.js";
 
 /** The most checkpoints one group load or commit takes. */
 export const MAX_GROUP_SIZE = 100;

@@ -7,8 +7,9 @@
 // version is building, the new one is not live, its checkpoint is new and its
 // tables are still empty; for a drop, that the version is not live.
 import { NOW_MS_SQL } from "./checkpoints.js";
-import type { CheckpointOperation } from "../core/errors.js";
-import { projectionVersion, ProjectionVersionError, type ProjectionVersion, type SqlStep, type VersionRow, type VersionTables } from "./versions.js";
+import { type CheckpointOperation, ProjectionVersionError } from "../core/errors.js";
+import { projectionVersion, type SqlStep, type VersionRow } from "./versions.js";
+import { type ProjectionVersion, type VersionTables } from "../core/store.js";
 import { versionCheckpoint } from "../core/validate.js";
 
 /** Every table, view and trigger, with its SQL, in the order they were made. */

@@ -7,84 +7,10 @@
 // its runner thinks (switched away, dropped) never writes again.
 // The SQL, the input checks and the switch's statements, shared by the D1 and
 // the Durable Object store.
-import type { OperationOptions, VersionFence } from "../core/store.js";
-import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf, type CheckpointOperation } from "../core/errors.js";
-import { checkIdentifier, checkOptions, checkVersion, isTime, parseNamed, typeName, versionCheckpoint } from "../core/validate.js";
-
-/**
- * A version's state: `"live"` (its checkpoint is the projection's own name and
- * readers see its tables), `"building"` (a rebuild beside the live one, under
- * the checkpoint `name@version`) or `"retired"` (switched away from, kept with
- * its tables and its checkpoint `name@version` for a rollback).
- */
-export type VersionState = "live" | "building" | "retired";
-
-/** Each read name (what readers query: a view once a version has been switched live) mapped to a version's own table. */
-export type VersionTables = Readonly<Record<string, string>>;
-
-/** One version of a projection, as `versions()` lists it. */
-export interface ProjectionVersion {
-  /** The projection's name. */
-  readonly name: string;
-  /** The version number (1 for a projection's first). */
-  readonly version: number;
-  /** Its state. */
-  readonly state: VersionState;
-  /** Its checkpoint's name: the projection's own name when live, `name@version` otherwise. */
-  readonly checkpoint: string;
-  /** Its tables, by read name. */
-  readonly tables: VersionTables;
-  /** When it was recorded (for a rebuild, when it started), by the database's clock. */
-  readonly startedAt: Date;
-}
-
-/** Options of `startRebuild`. `Create` is what creates tables: D1 statements, or a Durable Object's `SqlWrites`. */
-export interface RebuildOptions<Create> extends OperationOptions {
-  /**
-   * The new version's tables by read name, for example
-   * `{ balances: "balances_v2" }`: its projection writes into `balances_v2`,
-   * and the switch makes `balances` a view of it. Names are SQL identifiers
-   * (letters, digits, `_`); a table may not be a read name.
-   */
-  readonly tables: VersionTables;
-  /** Creates the new version's tables (and their indexes) in the same transaction; omit when a migration made them. */
-  readonly create?: Create | undefined;
-  /**
-   * The live version's tables, recorded when the projection has no version
-   * record yet (its first rebuild). Default: each read name of `tables` that
-   * is a table now is itself the live version's table, which the switch
-   * renames to `<name>_v1` (or drops) before it creates the view.
-   */
-  readonly liveTables?: VersionTables | undefined;
-}
-
-/** Options of `switchVersion`. */
-export interface SwitchOptions extends OperationOptions {
-  /**
-   * What becomes of the version that was live: `"keep"` (default) keeps its
-   * tables and its checkpoint (`name@version`) for a rollback (start it as a
-   * rebuild again to catch it up); `"drop"` drops its tables and forgets it.
-   */
-  readonly retire?: "keep" | "drop" | undefined;
-}
-
-/**
- * A version call whose condition did not hold: the version is not in the
- * state the call needs (`startRebuild` while another rebuild runs,
- * `switchVersion` on a rebuild that has not caught up, a fenced commit after
- * a switch). Nothing was applied.
- */
-export class ProjectionVersionError extends CheckpointStoreError {
-  /** The class name, for logs. */
-  override name = "ProjectionVersionError";
-  /** The version the call was about. */
-  readonly version: number;
-
-  constructor(operation: CheckpointOperation, checkpoint: string, version: number, message: string, options?: { cause?: unknown }) {
-    super(operation, checkpoint, message, options);
-    this.version = version;
-  }
-}
+import type { ProjectionVersion, RebuildOptions, SwitchOptions, VersionFence, VersionState, VersionTables } from "../core/store.js";
+import { type CheckpointOperation, CheckpointRangeError, CheckpointTypeError, messageOf, ProjectionVersionError } from "../core/errors.js";
+import { checkIdentifier, checkOptions, checkVersion, isTime, typeName, versionCheckpoint } from "../core/validate.js";
+import { parseNamed } from "../core/arguments.js";
 
 /** Every projection's version records, for a plan's snapshot (a handful of rows). */
 export const ALL_VERSIONS_SQL = "SELECT name, version, state, tables, started_at FROM projection_versions ORDER BY name, version";

@@ -1,3 +1,6 @@
+// Fault injection for tests (`./testing`): a thin wrapper around a real D1
+// binding that fails chosen calls before or after they reach D1, so that a
+// test can show what the store does when a response is lost.
 import type { D1Client } from "../d1/client.js";
 import { interceptD1, type D1Call, type D1CallKind } from "./intercept.js";
 

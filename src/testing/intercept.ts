@@ -1,3 +1,6 @@
+// The interception under the fault injector (`./testing`): every D1 call that
+// makes a round trip, passed through a function that may count, delay or
+// fail it, on a wrapper that keeps the binding's own behaviour.
 import type { D1Client } from "../d1/client.js";
 
 /** The D1 calls that make a round trip. */

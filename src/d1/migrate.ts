@@ -1,0 +1,49 @@
+// Applying the package's schema to a D1 database: one batch (one
+// transaction), retried as the store retries. `D1CheckpointStore.create`
+// calls it once per isolate and binding (docs/decisions/0003).
+import type { D1Client } from "./client.js";
+import { resolveRetry, withRetry, type RetryOptions } from "./retry.js";
+import { checkOptions, checkSignal } from "../core/validate.js";
+import { schemaStatements } from "../sql/schema.js";
+
+/** Sends `SCHEMA` in one `batch()`; D1's error, if any, is thrown as is. */
+export async function applySchema(db: D1Client): Promise<void> {
+  await db.batch(schemaStatements().map((sql) => db.prepare(sql)));
+}
+
+/**
+ * Applies `SCHEMA` to `db` in one `batch()` (one round trip, one
+ * transaction). Idempotent: every statement is `IF NOT EXISTS`. Transient D1
+ * errors are retried as the store retries them (`options.retry`, default 5
+ * attempts in all; `false` for none).
+ *
+ * {@link D1CheckpointStore.create} calls this for you, once per isolate and
+ * binding; call it yourself when you build the store with `new` or with
+ * `{ migrate: false }` and still want the schema applied at a moment you choose.
+ *
+ * @throws {@link D1OperationError} when D1 fails, with the D1 error as `cause`.
+ *
+ * @example
+ * ```ts
+ * await migrate(env.DB, { retry: { attempts: 3 } });
+ * const store = new D1CheckpointStore(env.DB); // never migrates by itself
+ * ```
+ */
+export async function migrate(db: D1Client, options?: MigrateOptions): Promise<void> {
+  const { retry, signal } = checkOptions("migrate", undefined, options);
+  await withRetry(resolveRetry("migrate", retry), {
+    operation: "migrate",
+    checkpoint: undefined,
+    signal: checkSignal("migrate", undefined, signal),
+    kind: "idempotent",
+    send: () => applySchema(db),
+  });
+}
+
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  /** As the store's `retry` option. */
+  readonly retry?: RetryOptions | false | undefined;
+  /** Checked before every attempt. */
+  readonly signal?: AbortSignal | undefined;
+}
