@@ -23,6 +23,13 @@
  *
  * @packageDocumentation
  */
+
+// ── Stores: The stores and what every store can do: the interfaces a runner or a group needs, their options and results.
+export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1/checkpoint-store.js";
+export type { D1Client } from "./d1/client.js";
+export { TRANSIENT_D1_MESSAGES, isTransientD1Error, type RetryOptions } from "./d1/retry.js";
+export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object/checkpoint-store.js";
+export { MemoryCheckpointStore } from "./memory/checkpoint-store.js";
 export type {
   CheckpointCommit,
   CheckpointEntry,
@@ -30,20 +37,52 @@ export type {
   CommitOptions,
   GroupProjectionStore,
   ListOptions,
+  LoadAndQueryOptions,
+  LoadManyAndQueryOptions,
+  LoadManyResult,
   LoadResult,
+  NamedRunLease,
   OperationOptions,
   ParkRequest,
+  PipelinedGroupStore,
+  PipelinedProjectionStore,
   ProjectionStore,
   ReplayOptions,
+  RunLease,
   SaveOptions,
-  VersionFence,
 } from "./core/store.js";
-export { isCheckpointConflict } from "./sql/checkpoints.js";
-export type { D1Client } from "./d1/client.js";
-export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1/checkpoint-store.js";
-export type { LoadManyAndQueryOptions, LoadManyResult } from "./core/store.js";
-export type { LoadAndQueryOptions } from "./core/store.js";
-export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object/checkpoint-store.js";
+export { compareNames } from "./core/name-order.js";
+
+// ── Runner: One projection, run batch by batch: exactly once, resumable, within a query budget.
+export { ProjectionRunner } from "./runner/projection-runner.js";
+export type { EventsQuerySource, ProjectionRunnerOptions, ReadEventsSource, RunSummary, RunnerCommon } from "./runner/runner-options.js";
+export type { RunEnd, RunOptions } from "./runner/run-options.js";
+export type { EventErrorDecision, PositionedEvent } from "./runner/project-batch.js";
+
+// ── Group: Several projections, one read per batch, one commit for all of them.
+export { ProjectionGroup } from "./runner/projection-group.js";
+export type {
+  GroupCommon,
+  GroupEventsQuerySource,
+  GroupMemberSummary,
+  GroupProjection,
+  GroupReadEventsSource,
+  GroupRunSummary,
+  ProjectionGroupOptions,
+} from "./runner/group-options.js";
+
+// ── Versions: Rebuilding a projection beside the live one and switching it live (docs/decisions/0020).
+export type { ProjectionVersion, RebuildOptions, SwitchOptions, VersionFence, VersionState, VersionTables } from "./core/store.js";
+
+// ── Operations: Parked events, status and lag, and waiting for a projection to catch up.
+export type { ParkedEvent, ParkedListOptions } from "./sql/parked-events.js";
+export type { EventTimes, ProjectionStatus, RebuildProgress, StatusListOptions, StatusOptions } from "./sql/status.js";
+export { waitForCheckpoint, type WaitForOptions } from "./core/wait-for.js";
+
+// ── Set-based writes: A batch's rows as one JSON value: one statement per batch, not per event.
+export { jsonRowChunks, jsonRowStatements, type JsonRowOptions, type JsonSafe, type JsonValue } from "./d1/json-rows.js";
+
+// ── Errors: What the package throws, and how to recognise it.
 export {
   CheckpointConflictError,
   CheckpointRangeError,
@@ -51,62 +90,21 @@ export {
   CheckpointTypeError,
   CorruptCheckpointError,
   D1OperationError,
+  ProjectionVersionError,
   type CheckpointInputDetails,
   type CheckpointOperation,
 } from "./core/errors.js";
+export { ProjectionError } from "./runner/project-batch.js";
+export { ProjectionGroupError } from "./runner/group-options.js";
+export { QueryBudgetError } from "./core/query-budget.js";
+export { CheckpointTimeoutError } from "./core/wait-for.js";
+export { isCheckpointConflict } from "./sql/checkpoints.js";
+
+// ── Limits: D1's limits, the name limit, and the query budget that keeps an invocation within D1's.
 export { D1_MAX_BOUND_PARAMETERS, D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES, D1_QUERIES_PER_INVOCATION } from "./core/d1-limits.js";
-export {
-  jsonRowChunks,
-  jsonRowStatements,
-  type JsonRowOptions,
-  type JsonSafe,
-  type JsonValue,
-} from "./d1/json-rows.js";
-export { MemoryCheckpointStore } from "./memory/checkpoint-store.js";
-export type { ParkedEvent, ParkedListOptions } from "./sql/parked-events.js";
-export type { EventTimes, ProjectionStatus, RebuildProgress, StatusListOptions, StatusOptions } from "./sql/status.js";
-export {
-  ProjectionVersionError,
-} from "./core/errors.js";
-export {
-  type ProjectionVersion,
-  type RebuildOptions,
-  type SwitchOptions,
-  type VersionState,
-  type VersionTables,
-} from "./core/store.js";
-export type { NamedRunLease, RunLease } from "./core/store.js";
-export { compareNames } from "./core/name-order.js";
-export { ProjectionError, type EventErrorDecision, type PositionedEvent } from "./runner/project-batch.js";
-export { ProjectionGroup } from "./runner/projection-group.js";
-export {
-  ProjectionGroupError,
-  type GroupCommon,
-  type GroupEventsQuerySource,
-  type GroupMemberSummary,
-  type GroupProjection,
-  type GroupReadEventsSource,
-  type GroupRunSummary,
-  type ProjectionGroupOptions,
-} from "./runner/group-options.js";
-export {
-  type PipelinedGroupStore,
-} from "./core/store.js";
-export { ProjectionRunner } from "./runner/projection-runner.js";
-export type {
-  EventsQuerySource,
-  ProjectionRunnerOptions,
-  ReadEventsSource,
-  RunnerCommon,
-  RunSummary,
-} from "./runner/runner-options.js";
-export type {
-  PipelinedProjectionStore,
-} from "./core/store.js";
-export { QueryBudget, QueryBudgetError } from "./core/query-budget.js";
-export type { RunEnd, RunOptions } from "./runner/run-options.js";
-export { isTransientD1Error, TRANSIENT_D1_MESSAGES, type RetryOptions } from "./d1/retry.js";
+export { MAX_NAME_BYTES } from "./core/validate.js";
+export { QueryBudget } from "./core/query-budget.js";
+
+// ── Schema: The DDL, and applying it yourself.
 export { migrate, type MigrateOptions } from "./d1/migrate.js";
 export { SCHEMA } from "./sql/schema.js";
-export { MAX_NAME_BYTES } from "./core/validate.js";
-export { CheckpointTimeoutError, waitForCheckpoint, type WaitForOptions } from "./core/wait-for.js";

@@ -1,7 +1,11 @@
 // The errors of the package: the base class, D1 failures (with their cause),
 // conflicts, corrupt rows, version conditions, and the two input errors that
 // every call throws before any query.
-/** The store operation an error comes from. */
+/**
+ * The store operation an error comes from.
+ *
+ * @category Errors
+ */
 export type CheckpointOperation =
   | "save"
   | "load"
@@ -31,6 +35,8 @@ function describe(operation: CheckpointOperation, checkpoint: string | undefined
 /**
  * Base class of the errors the store raises (input errors aside, which are
  * {@link CheckpointTypeError} and {@link CheckpointRangeError}).
+ *
+ * @category Errors
  */
 export class CheckpointStoreError extends Error {
   /** The class name, for logs. */
@@ -68,6 +74,8 @@ export class CheckpointStoreError extends Error {
  *   throw error;
  * }
  * ```
+ *
+ * @category Errors
  */
 export class D1OperationError extends CheckpointStoreError {
   /** The class name, for logs. */
@@ -117,6 +125,8 @@ export class D1OperationError extends CheckpointStoreError {
  * applied: the store raises it only when it knows that. A write whose
  * response was lost and whose checkpoint has moved since is a
  * {@link D1OperationError} with `outcomeUnknown: true` instead.
+ *
+ * @category Errors
  */
 export class CheckpointConflictError extends CheckpointStoreError {
   /** The class name, for logs. */
@@ -145,6 +155,8 @@ export class CheckpointConflictError extends CheckpointStoreError {
 /**
  * The stored position is not a non-negative safe integer (another tool wrote
  * it). The store refuses to return a rounded or negative number.
+ *
+ * @category Errors
  */
 export class CorruptCheckpointError extends CheckpointStoreError {
   /** The class name, for logs. */
@@ -167,7 +179,11 @@ export class CorruptCheckpointError extends CheckpointStoreError {
   }
 }
 
-/** What the input errors carry: where the bad argument was given. */
+/**
+ * What the input errors carry: where the bad argument was given.
+ *
+ * @category Errors
+ */
 export interface CheckpointInputDetails {
   /** The operation that was called. */
   readonly operation: CheckpointOperation;
@@ -186,7 +202,11 @@ function inputMessage(operation: CheckpointOperation, checkpoint: string | undef
 // `instanceof TypeError` and `instanceof RangeError` keep working); a mixin
 // would share the body but puts an unexported base class into the public types.
 
-/** An argument of the wrong type (a `TypeError`). Raised before any query; nothing is sent. */
+/**
+ * An argument of the wrong type (a `TypeError`). Raised before any query; nothing is sent.
+ *
+ * @category Errors
+ */
 export class CheckpointTypeError extends TypeError implements CheckpointInputDetails {
   /** The class name, for logs. */
   override name = "CheckpointTypeError";
@@ -203,7 +223,11 @@ export class CheckpointTypeError extends TypeError implements CheckpointInputDet
   }
 }
 
-/** An argument of the right type but outside its range (a `RangeError`). Raised before any query; nothing is sent. */
+/**
+ * An argument of the right type but outside its range (a `RangeError`). Raised before any query; nothing is sent.
+ *
+ * @category Errors
+ */
 export class CheckpointRangeError extends RangeError implements CheckpointInputDetails {
   /** The class name, for logs. */
   override name = "CheckpointRangeError";
@@ -230,6 +254,8 @@ export function messageOf(error: unknown): string {
  * state the call needs (`startRebuild` while another rebuild runs,
  * `switchVersion` on a rebuild that has not caught up, a fenced commit after
  * a switch). Nothing was applied.
+ *
+ * @category Errors
  */
 export class ProjectionVersionError extends CheckpointStoreError {
   /** The class name, for logs. */

@@ -5,6 +5,8 @@
  * UTF-8 bytes and so the order of SQLite's BINARY collation. JavaScript's `<`
  * compares UTF-16 code units instead and puts characters above U+FFFF before
  * U+E000..U+FFFF.
+ *
+ * @category Stores
  */
 export function compareNames(a: string, b: string): number {
   const length = Math.min(a.length, b.length);

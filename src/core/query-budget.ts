@@ -12,6 +12,8 @@ import { checkInteger } from "./validate.js";
  * `needed > limit` it never could: one batch alone is larger than the whole
  * budget. A runner ends its run on the first kind (`ended: "budget"`) and
  * rejects with the second.
+ *
+ * @category Errors
  */
 export class QueryBudgetError extends CheckpointStoreError {
   /** The class name, for logs. */
@@ -52,6 +54,8 @@ export class QueryBudgetError extends CheckpointStoreError {
  * await histories.run({ budget }); // goes on with what is left
  * console.log(budget.spent);
  * ```
+ *
+ * @category Limits
  */
 export class QueryBudget {
   /** The most queries this budget lets through. */

@@ -2,7 +2,11 @@
 // The top of the type graph: it imports only the query budget, which stands below it.
 import type { QueryBudget } from "./query-budget.js";
 
-/** An event set aside to park, as a commit takes it. */
+/**
+ * An event set aside to park, as a commit takes it.
+ *
+ * @category Stores
+ */
 export interface ParkRequest {
   /** The event's position. */
   readonly position: number;
@@ -10,7 +14,11 @@ export interface ParkRequest {
   readonly error: string;
 }
 
-/** What `load` resolves to. */
+/**
+ * What `load` resolves to.
+ *
+ * @category Stores
+ */
 export interface LoadResult {
   /** The saved position, or `0` when there is none. */
   readonly position: number;
@@ -18,7 +26,11 @@ export interface LoadResult {
   readonly found: boolean;
 }
 
-/** One checkpoint, as `entries()` yields it. */
+/**
+ * One checkpoint, as `entries()` yields it.
+ *
+ * @category Stores
+ */
 export interface CheckpointEntry {
   /** The checkpoint (projection) name. */
   readonly name: string;
@@ -26,7 +38,11 @@ export interface CheckpointEntry {
   readonly position: number;
 }
 
-/** Options every operation takes. */
+/**
+ * Options every operation takes.
+ *
+ * @category Stores
+ */
 export interface OperationOptions {
   /**
    * Cancels the operation. An already aborted signal rejects with its
@@ -50,6 +66,8 @@ export interface OperationOptions {
  * the version is no longer in `state`. `ProjectionRunner` sets it for a runner
  * with a `version`; the checkpoint must be the version's (`name` when live,
  * `name@version` when building).
+ *
+ * @category Versions
  */
 export interface VersionFence {
   /** The projection's name (the live checkpoint's). */
@@ -60,7 +78,11 @@ export interface VersionFence {
   readonly state: "live" | "building";
 }
 
-/** Options of `save`. */
+/**
+ * Options of `save`.
+ *
+ * @category Stores
+ */
 export interface SaveOptions extends OperationOptions {
   /**
    * Makes the save conditional: a number means the stored position must equal
@@ -77,13 +99,21 @@ export interface SaveOptions extends OperationOptions {
   readonly fence?: VersionFence | undefined;
 }
 
-/** Options of `replayParked`. */
+/**
+ * Options of `replayParked`.
+ *
+ * @category Stores
+ */
 export interface ReplayOptions extends OperationOptions {
   /** As `save`'s: the projection version's state the replay is conditional on (`ProjectionVersionError` when it no longer holds). */
   readonly fence?: VersionFence | undefined;
 }
 
-/** Options of `commit`: a save's options, and events to park in the same transaction. */
+/**
+ * Options of `commit`: a save's options, and events to park in the same transaction.
+ *
+ * @category Stores
+ */
 export interface CommitOptions extends SaveOptions {
   /**
    * Events the projection could not apply, parked in the same transaction
@@ -94,7 +124,11 @@ export interface CommitOptions extends SaveOptions {
   readonly parked?: readonly ParkRequest[] | undefined;
 }
 
-/** Options of `names()` and `entries()`. */
+/**
+ * Options of `names()` and `entries()`.
+ *
+ * @category Stores
+ */
 export interface ListOptions extends OperationOptions {
   /** Rows per query (page), 1 to 10,000; default 1,000. */
   readonly pageSize?: number | undefined;
@@ -111,6 +145,8 @@ export interface ListOptions extends OperationOptions {
  *
  * Every implementation passes the contract suite exported from
  * `@synapse-es/checkpointstore-d1/contract`.
+ *
+ * @category Stores
  */
 export interface CheckpointStore {
   /** Stores `position` for `name`, replacing any earlier one (or, with `expected`, only if it still holds). */
@@ -141,6 +177,8 @@ export interface CheckpointStore {
  * the runner too.
  *
  * @typeParam Writes - the read-model writes the store commits with a checkpoint
+ *
+ * @category Stores
  */
 export interface ProjectionStore<Writes> {
   /** Reads the checkpoint of `name`: `{ position: 0, found: false }` when there is none. */
@@ -165,6 +203,8 @@ export interface ProjectionStore<Writes> {
  * checkpoint, saved on condition like a `commit`.
  *
  * @typeParam Writes - the read-model writes the store commits with a checkpoint
+ *
+ * @category Stores
  */
 export interface CheckpointCommit<Writes> {
   /** The checkpoint (projection) name; each name at most once per group commit. */
@@ -187,6 +227,8 @@ export interface CheckpointCommit<Writes> {
  * and checkpoints in one transaction.
  *
  * @typeParam Writes - the read-model writes the store commits with a checkpoint
+ *
+ * @category Stores
  */
 export interface GroupProjectionStore<Writes> extends ProjectionStore<Writes> {
   /** The checkpoints of `names`, in the same order, in one read. */
@@ -199,7 +241,11 @@ export interface GroupProjectionStore<Writes> extends ProjectionStore<Writes> {
   commitMany(commits: readonly CheckpointCommit<Writes>[], options?: OperationOptions): Promise<void>;
 }
 
-/** A lease as a run holds it: who, and for how long it may run before another run may take over. */
+/**
+ * A lease as a run holds it: who, and for how long it may run before another run may take over.
+ *
+ * @category Stores
+ */
 export interface RunLease {
   /** This run's holder id (random, one per run). */
   readonly holder: string;
@@ -207,7 +253,11 @@ export interface RunLease {
   readonly ttlMs: number;
 }
 
-/** A run lease under a name of its own: a projection group's, claimed once for all its projections. */
+/**
+ * A run lease under a name of its own: a projection group's, claimed once for all its projections.
+ *
+ * @category Stores
+ */
 export interface NamedRunLease extends RunLease {
   /** The lease's name (the group's), checked as a checkpoint name. */
   readonly name: string;
@@ -218,13 +268,23 @@ export interface NamedRunLease extends RunLease {
  * readers see its tables), `"building"` (a rebuild beside the live one, under
  * the checkpoint `name@version`) or `"retired"` (switched away from, kept with
  * its tables and its checkpoint `name@version` for a rollback).
+ *
+ * @category Versions
  */
 export type VersionState = "live" | "building" | "retired";
 
-/** Each read name (what readers query: a view once a version has been switched live) mapped to a version's own table. */
+/**
+ * Each read name (what readers query: a view once a version has been switched live) mapped to a version's own table.
+ *
+ * @category Versions
+ */
 export type VersionTables = Readonly<Record<string, string>>;
 
-/** One version of a projection, as `versions()` lists it. */
+/**
+ * One version of a projection, as `versions()` lists it.
+ *
+ * @category Versions
+ */
 export interface ProjectionVersion {
   /** The projection's name. */
   readonly name: string;
@@ -240,7 +300,11 @@ export interface ProjectionVersion {
   readonly startedAt: Date;
 }
 
-/** Options of `startRebuild`. `Create` is what creates tables: D1 statements, or a Durable Object's `SqlWrites`. */
+/**
+ * Options of `startRebuild`. `Create` is what creates tables: D1 statements, or a Durable Object's `SqlWrites`.
+ *
+ * @category Versions
+ */
 export interface RebuildOptions<Create> extends OperationOptions {
   /**
    * The new version's tables by read name, for example
@@ -260,7 +324,11 @@ export interface RebuildOptions<Create> extends OperationOptions {
   readonly liveTables?: VersionTables | undefined;
 }
 
-/** Options of `switchVersion`. */
+/**
+ * Options of `switchVersion`.
+ *
+ * @category Versions
+ */
 export interface SwitchOptions extends OperationOptions {
   /**
    * What becomes of the version that was live: `"keep"` (default) keeps its
@@ -274,6 +342,8 @@ export interface SwitchOptions extends OperationOptions {
  * A store that can ride a query along with its load and its commits, in the
  * same round trip: what `ProjectionRunner` needs for `eventsQuery`.
  * {@link D1CheckpointStore} is one.
+ *
+ * @category Stores
  */
 export interface PipelinedProjectionStore extends ProjectionStore<readonly D1PreparedStatement[]> {
   /** Commits, then runs `query` in the same batch; its rows only when the batch committed. */
@@ -315,7 +385,11 @@ export interface PipelinedProjectionStore extends ProjectionStore<readonly D1Pre
   ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
 }
 
-/** A store that can ride a query along with a group's load and commit: what `ProjectionGroup` needs for `eventsQuery`. */
+/**
+ * A store that can ride a query along with a group's load and commit: what `ProjectionGroup` needs for `eventsQuery`.
+ *
+ * @category Stores
+ */
 export interface PipelinedGroupStore extends GroupProjectionStore<readonly D1PreparedStatement[]> {
   /** The checkpoints of `names` and the rows of `query(lowest position)`, in one round trip when it can guess. */
   loadManyAndQuery<Row>(names: readonly string[], query: (after: number) => D1PreparedStatement, options?: LoadManyAndQueryOptions): Promise<LoadManyResult<Row>>;
@@ -335,13 +409,21 @@ export interface PipelinedGroupStore extends GroupProjectionStore<readonly D1Pre
   ): Promise<{ readonly held: boolean; readonly rows: Row[] }>;
 }
 
-/** Options of `D1CheckpointStore.loadManyAndQuery`. */
+/**
+ * Options of `D1CheckpointStore.loadManyAndQuery`.
+ *
+ * @category Stores
+ */
 export interface LoadManyAndQueryOptions extends OperationOptions {
   /** Claims a run lease of its own name in the same round trip, as `loadAndQuery`'s `lease` does. */
   readonly lease?: NamedRunLease | undefined;
 }
 
-/** What `loadManyAndQuery` gives: the checkpoints in the order of the names, the query's rows, and whether the lease is this run's. */
+/**
+ * What `loadManyAndQuery` gives: the checkpoints in the order of the names, the query's rows, and whether the lease is this run's.
+ *
+ * @category Stores
+ */
 export interface LoadManyResult<Row> {
   /** The checkpoints, in the order of the names. */
   readonly checkpoints: LoadResult[];
@@ -351,7 +433,11 @@ export interface LoadManyResult<Row> {
   readonly leased: boolean;
 }
 
-/** Options of `D1CheckpointStore.loadAndQuery`. */
+/**
+ * Options of `D1CheckpointStore.loadAndQuery`.
+ *
+ * @category Stores
+ */
 export interface LoadAndQueryOptions extends OperationOptions {
   /**
    * Claims a run lease in the same round trip (migration 0002): when another

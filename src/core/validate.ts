@@ -5,7 +5,11 @@
 // each feature's own file for its options.
 import { CheckpointRangeError, CheckpointTypeError, CorruptCheckpointError, type CheckpointOperation } from "./errors.js";
 
-/** The longest checkpoint name, in bytes of UTF-8. */
+/**
+ * The longest checkpoint name, in bytes of UTF-8.
+ *
+ * @category Limits
+ */
 export const MAX_NAME_BYTES = 1024;
 
 /** What a value is, for an input error: `null`, `array`, or its `typeof`. */
@@ -236,7 +240,8 @@ export function checkMethods<T extends object>(
 }
 
 /** Whether `value` has every method in `methods`. */
-export function hasMethods(value: unknown, methods: readonly string[]): boolean {
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the interface those methods make the value
+export function hasMethods<T extends object = object>(value: unknown, methods: readonly string[]): value is T {
   return typeof value === "object" && value !== null && methods.every((method) => typeof (value as Record<string, unknown>)[method] === "function");
 }
 

@@ -10,13 +10,21 @@ const MAX_TIMEOUT_MS = 60_000;
 const FIRST_DELAY_MS = 10;
 const MAX_DELAY_MS = 1000;
 
-/** Options of {@link waitForCheckpoint}. */
+/**
+ * Options of {@link waitForCheckpoint}.
+ *
+ * @category Operations
+ */
 export interface WaitForOptions extends OperationOptions {
   /** How long to wait in all, in milliseconds: 0 to 60,000, default 5,000. `0` checks once. */
   readonly timeoutMs?: number | undefined;
 }
 
-/** The checkpoint did not reach the awaited position within `timeoutMs`. */
+/**
+ * The checkpoint did not reach the awaited position within `timeoutMs`.
+ *
+ * @category Errors
+ */
 export class CheckpointTimeoutError extends CheckpointStoreError {
   /** The class name, for logs. */
   override name = "CheckpointTimeoutError";
@@ -57,6 +65,8 @@ export class CheckpointTimeoutError extends CheckpointStoreError {
  * await waitForCheckpoint(store, "balances", position, { timeoutMs: 2000 });
  * return Response.json(await readBalance(env.DB, event.account));
  * ```
+ *
+ * @category Operations
  */
 export async function waitForCheckpoint(
   store: { load(name: string, options?: OperationOptions): Promise<LoadResult> },

@@ -3,7 +3,7 @@
 // the same round trip, run leases) live in d1-pipelined.ts, its operations
 // (parked events, status) in d1-operations.ts, the checkpoint write and its
 // retries in d1-commit.ts, and what all of them build on in d1-calls.ts.
-import type { CheckpointCommit, CheckpointEntry, CheckpointStore, CommitOptions, GroupProjectionStore, ListOptions, LoadAndQueryOptions, LoadManyAndQueryOptions, LoadManyResult, LoadResult, OperationOptions, ProjectionVersion, RebuildOptions, ReplayOptions, RunLease, SaveOptions, SwitchOptions, VersionState } from "../core/store.js";
+import type { CheckpointCommit, CheckpointEntry, CheckpointStore, CommitOptions, ListOptions, LoadAndQueryOptions, LoadManyAndQueryOptions, LoadManyResult, LoadResult, OperationOptions, PipelinedGroupStore, PipelinedProjectionStore, ProjectionVersion, RebuildOptions, ReplayOptions, RunLease, SaveOptions, SwitchOptions, VersionState } from "../core/store.js";
 import { RESET_SQL } from "../sql/checkpoints.js";
 import { D1Calls } from "./calls.js";
 import type { D1Client } from "./client.js";
@@ -21,7 +21,11 @@ import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
 import { checkBoolean, checkMethods, checkOptions, toPosition } from "../core/validate.js";
 import { parseNamed, parseSave } from "../core/arguments.js";
 
-/** Options of the {@link D1CheckpointStore} constructor. */
+/**
+ * Options of the {@link D1CheckpointStore} constructor.
+ *
+ * @category Stores
+ */
 export interface D1CheckpointStoreOptions {
   /**
    * How transient D1 errors are retried; `false` turns retries off. Default:
@@ -31,7 +35,11 @@ export interface D1CheckpointStoreOptions {
   readonly retry?: RetryOptions | false | undefined;
 }
 
-/** Options of {@link D1CheckpointStore.create}. */
+/**
+ * Options of {@link D1CheckpointStore.create}.
+ *
+ * @category Stores
+ */
 export interface CreateOptions extends D1CheckpointStoreOptions {
   /**
    * Whether to apply `SCHEMA` first (default `true`), once per isolate and
@@ -67,8 +75,10 @@ const migratedClients = new WeakSet<D1Client>();
  *   await store.commit("balances", last.position, events.map(creditStatement), { expected: position });
  * }
  * ```
+ *
+ * @category Stores
  */
-export class D1CheckpointStore implements CheckpointStore, GroupProjectionStore<readonly D1PreparedStatement[]> {
+export class D1CheckpointStore implements CheckpointStore, PipelinedProjectionStore, PipelinedGroupStore {
   /** The D1 binding or session the store talks to. */
   readonly db: D1Client;
   readonly #calls: D1Calls;

@@ -8,5 +8,7 @@
  * session opened with `"first-unconstrained"` may serve `load` from a replica
  * that has not seen the last `save` yet, and the projection would apply
  * events twice.
+ *
+ * @category Stores
  */
 export type D1Client = D1Database | D1DatabaseSession;

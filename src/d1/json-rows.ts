@@ -11,7 +11,11 @@ const MAX_JSON_DEPTH = 1000;
 
 const OPERATION = "jsonRows";
 
-/** A value that JSON carries unchanged from JavaScript to SQLite and back. */
+/**
+ * A value that JSON carries unchanged from JavaScript to SQLite and back.
+ *
+ * @category Set-based writes
+ */
 export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
 
 /**
@@ -20,6 +24,8 @@ export type JsonValue = string | number | boolean | null | readonly JsonValue[] 
  * row of such a type is a compile-time error. Interfaces pass without an index
  * signature. The run-time check is the authority: it also rejects what types
  * cannot show (`NaN`, integers beyond 2^53, class instances, cycles).
+ *
+ * @category Set-based writes
  */
 export type JsonSafe<T> = T extends JsonValue
   ? T
@@ -31,7 +37,11 @@ export type JsonSafe<T> = T extends JsonValue
         ? { readonly [K in keyof T]: JsonSafe<T[K]> }
         : never;
 
-/** Options of {@link jsonRowChunks} and {@link jsonRowStatements}. */
+/**
+ * Options of {@link jsonRowChunks} and {@link jsonRowStatements}.
+ *
+ * @category Set-based writes
+ */
 export interface JsonRowOptions {
   /**
    * The most bytes of UTF-8 one JSON text may hold: an integer from 1 to
@@ -184,6 +194,8 @@ function checkSql(value: unknown): string {
  *   }
  * };
  * ```
+ *
+ * @category Set-based writes
  */
 export function jsonRowChunks<Row extends object>(rows: readonly (Row & JsonSafe<Row>)[], options?: JsonRowOptions): string[] {
   const { maxValueBytes } = checkOptions(OPERATION, undefined, options);
@@ -264,6 +276,8 @@ export function jsonRowChunks<Row extends object>(rows: readonly (Row & JsonSafe
  *     events.map((e) => ({ account: e.account, amount: e.amount })),
  *   ),
  * ```
+ *
+ * @category Set-based writes
  */
 export function jsonRowStatements<Row extends object>(
   db: D1Client,

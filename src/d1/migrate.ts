@@ -28,6 +28,8 @@ export async function applySchema(db: D1Client): Promise<void> {
  * await migrate(env.DB, { retry: { attempts: 3 } });
  * const store = new D1CheckpointStore(env.DB); // never migrates by itself
  * ```
+ *
+ * @category Schema
  */
 export async function migrate(db: D1Client, options?: MigrateOptions): Promise<void> {
   const { retry, signal } = checkOptions("migrate", undefined, options);
@@ -40,7 +42,11 @@ export async function migrate(db: D1Client, options?: MigrateOptions): Promise<v
   });
 }
 
-/** Options of {@link migrate}. */
+/**
+ * Options of {@link migrate}.
+ *
+ * @category Schema
+ */
 export interface MigrateOptions {
   /** As the store's `retry` option. */
   readonly retry?: RetryOptions | false | undefined;

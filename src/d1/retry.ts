@@ -11,6 +11,8 @@ import { sleep } from "../core/sleep.js";
  * The D1 error messages Cloudflare documents as transient and worth a retry
  * (D1 "Retry queries" best practice), plus the transient resolution failure
  * Workers report while a database is moving.
+ *
+ * @category Stores
  */
 export const TRANSIENT_D1_MESSAGES: readonly string[] = Object.freeze([
   "Network connection lost",
@@ -29,6 +31,8 @@ export const TRANSIENT_D1_MESSAGES: readonly string[] = Object.freeze([
  *   retry: { isTransient: (error) => isTransientD1Error(error) || String(error).includes("overloaded") },
  * });
  * ```
+ *
+ * @category Stores
  */
 export function isTransientD1Error(error: unknown): boolean {
   for (let current: unknown = error, depth = 0; current !== undefined && depth < 8; depth++) {
@@ -43,6 +47,8 @@ export function isTransientD1Error(error: unknown): boolean {
  * How the store retries transient D1 errors. Every field is optional; the
  * defaults are 5 attempts, 50 ms doubling to at most 2,000 ms, full jitter,
  * {@link isTransientD1Error} and `Math.random`.
+ *
+ * @category Stores
  */
 export interface RetryOptions {
   /** Attempts in all, the first included: 1 to 20, default 5. */

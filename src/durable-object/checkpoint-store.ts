@@ -30,6 +30,8 @@ import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
 /**
  * A projection's read-model writes for the Durable Object store: a synchronous
  * function that runs `sql.exec(...)` inside the commit's transaction.
+ *
+ * @category Stores
  */
 export type SqlWrites = (sql: SqlStorage) => void;
 
@@ -106,6 +108,8 @@ function isSqlStorage(value: unknown): value is DurableObjectStorage {
  *   }
  * }
  * ```
+ *
+ * @category Stores
  */
 export class DurableObjectCheckpointStore implements CheckpointStore, GroupProjectionStore<SqlWrites> {
   /** The object's storage the store works on. */

@@ -27,6 +27,8 @@ import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
  * await store.save("balances", 4, { expected: 3 }); // conditional, as on D1
  * expect(await store.load("balances")).toEqual({ position: 4, found: true });
  * ```
+ *
+ * @category Stores
  */
 export class MemoryCheckpointStore implements CheckpointStore {
   readonly #positions = new Map<string, number>();

@@ -7,7 +7,11 @@ import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
 import type { RunSummary } from "./runner-options.js";
 import type { RunEnd } from "./run-options.js";
 
-/** One projection of a group: its checkpoint name and how it turns events into writes. */
+/**
+ * One projection of a group: its checkpoint name and how it turns events into writes.
+ *
+ * @category Group
+ */
 export interface GroupProjection<Event extends PositionedEvent, Writes> {
   /** The projection's checkpoint name; distinct within the group, unless each listing gives a distinct `version`. */
   readonly name: string;
@@ -25,7 +29,11 @@ export interface GroupProjection<Event extends PositionedEvent, Writes> {
   readonly onError?: ((error: unknown, event: Event) => EventErrorDecision | Promise<EventErrorDecision>) | undefined;
 }
 
-/** What every group is configured with, whatever its event source. */
+/**
+ * What every group is configured with, whatever its event source.
+ *
+ * @category Group
+ */
 export interface GroupCommon<Event extends PositionedEvent, Writes> {
   /** The group's name: it names the group's lease, and its errors. */
   readonly name: string;
@@ -35,7 +43,11 @@ export interface GroupCommon<Event extends PositionedEvent, Writes> {
   readonly batchSize?: number | undefined;
 }
 
-/** A group whose events come from your own function: one round trip of its own per batch. */
+/**
+ * A group whose events come from your own function: one round trip of its own per batch.
+ *
+ * @category Group
+ */
 export interface GroupReadEventsSource<Event extends PositionedEvent, Writes> extends GroupCommon<Event, Writes> {
   /** Where the checkpoints live, and the read models with them: a D1 or a Durable Object store. */
   readonly store: GroupProjectionStore<Writes>;
@@ -45,7 +57,11 @@ export interface GroupReadEventsSource<Event extends PositionedEvent, Writes> ex
   readonly eventsQuery?: undefined;
 }
 
-/** A group whose events are in the store's D1 database: the next read rides in each batch's commit. */
+/**
+ * A group whose events are in the store's D1 database: the next read rides in each batch's commit.
+ *
+ * @category Group
+ */
 export interface GroupEventsQuerySource<Event extends PositionedEvent> extends GroupCommon<Event, readonly D1PreparedStatement[]> {
   /** The D1 store. */
   readonly store: PipelinedGroupStore;
@@ -57,12 +73,20 @@ export interface GroupEventsQuerySource<Event extends PositionedEvent> extends G
   readonly lease?: boolean | { readonly ttlMs?: number | undefined } | undefined;
 }
 
-/** Configuration of a `ProjectionGroup`: exactly one of `readEvents` and `eventsQuery`. */
+/**
+ * Configuration of a `ProjectionGroup`: exactly one of `readEvents` and `eventsQuery`.
+ *
+ * @category Group
+ */
 export type ProjectionGroupOptions<Event extends PositionedEvent, Writes = readonly D1PreparedStatement[]> =
   | GroupReadEventsSource<Event, Writes>
   | (Writes extends readonly D1PreparedStatement[] ? GroupEventsQuerySource<Event> : never);
 
-/** What a group run did for one of its projections: a run's summary, without the queries (the group counts those). */
+/**
+ * What a group run did for one of its projections: a run's summary, without the queries (the group counts those).
+ *
+ * @category Group
+ */
 export interface GroupMemberSummary extends Omit<RunSummary, "queries" | "ended"> {
   /** Why this projection's part of the run ended: the group's end, its own conflict, or `"failed"` (see `error`). */
   readonly ended: RunEnd | "failed";
@@ -70,7 +94,11 @@ export interface GroupMemberSummary extends Omit<RunSummary, "queries" | "ended"
   readonly error: Error | undefined;
 }
 
-/** What a group run did. */
+/**
+ * What a group run did.
+ *
+ * @category Group
+ */
 export interface GroupRunSummary {
   /** The group's name. */
   readonly name: string;
@@ -86,7 +114,11 @@ export interface GroupRunSummary {
   readonly caughtUp: boolean;
 }
 
-/** Some projections of a group failed; the others went as far as they could. The summary tells which. */
+/**
+ * Some projections of a group failed; the others went as far as they could. The summary tells which.
+ *
+ * @category Errors
+ */
 export class ProjectionGroupError extends CheckpointStoreError {
   /** The class name, for logs. */
   override name = "ProjectionGroupError";

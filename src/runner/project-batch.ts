@@ -5,7 +5,11 @@
 import type { ParkRequest } from "../core/store.js";
 import { CheckpointStoreError, messageOf } from "../core/errors.js";
 
-/** The least an event must carry: its position in the log, a positive safe integer. */
+/**
+ * The least an event must carry: its position in the log, a positive safe integer.
+ *
+ * @category Runner
+ */
 export interface PositionedEvent {
   /** Position in the event log; strictly ascending. */
   readonly position: number;
@@ -15,10 +19,16 @@ export interface PositionedEvent {
  * What `onError` decides for an event that `project` rejected: `"skip"` it,
  * `"park"` it (recorded in `parked_events` in the same transaction, for a
  * later replay), or `"stop"` the run.
+ *
+ * @category Runner
  */
 export type EventErrorDecision = "skip" | "park" | "stop";
 
-/** `project` threw for an event, or the event source broke its contract. */
+/**
+ * `project` threw for an event, or the event source broke its contract.
+ *
+ * @category Errors
+ */
 export class ProjectionError extends CheckpointStoreError {
   /** The class name, for logs. */
   override name = "ProjectionError";

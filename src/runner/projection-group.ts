@@ -5,7 +5,7 @@
 // along). A shared batch that fails is committed again projection by
 // projection, so one projection's conflict or failing statement never
 // blocks or corrupts another.
-import type { CheckpointCommit, GroupProjectionStore, LoadResult, PipelinedGroupStore, RunLease } from "../core/store.js";
+import type { GroupProjectionStore, LoadResult, PipelinedGroupStore, RunLease } from "../core/store.js";
 import { CheckpointConflictError, D1OperationError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkBatch, projectBatch, ProjectionError, type PositionedEvent } from "./project-batch.js";
 import {
@@ -24,6 +24,8 @@ import { rolesOf, type Role } from "./version-roles.js";
 interface Config<Event extends PositionedEvent, Writes> {
   readonly name: string;
   readonly store: GroupProjectionStore<Writes>;
+  /** The store as a pipelining one: set when `eventsQuery` is. */
+  readonly pipelined: PipelinedGroupStore | undefined;
   readonly projections: readonly GroupProjection<Event, Writes>[];
   readonly batchSize: number;
   readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
@@ -57,13 +59,15 @@ interface Config<Event extends PositionedEvent, Writes> {
  * });
  * const summary = await group.run({ budget: 900 });
  * ```
+ *
+ * @category Group
  */
 export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1PreparedStatement[]> {
   readonly #config: Config<Event, Writes>;
 
   /** Checks the configuration; nothing is sent until {@link ProjectionGroup.run}. */
   constructor(options: ProjectionGroupOptions<Event, Writes>) {
-    const { raw, name, store, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<GroupProjectionStore<Writes>, Event>(
+    const { raw, name, store, pipelined, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<GroupProjectionStore<Writes>, PipelinedGroupStore, Event>(
       options,
       ["loadMany", "commitMany", "commit"],
       ["loadManyAndQuery", "commitManyAndQuery"],
@@ -71,6 +75,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     this.#config = {
       name,
       store,
+      pipelined,
       projections: checkProjections<Event, Writes>(name, raw.projections),
       batchSize,
       readEvents,
@@ -284,7 +289,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     try {
       const next =
         eventsQuery !== undefined && more
-          ? await this.#pipelined().commitManyAndQuery<Event>(commits as unknown as CheckpointCommit<readonly D1PreparedStatement[]>[], eventsQuery(last, batchSize), { signal, budget })
+          ? await this.#pipelined().commitManyAndQuery<Event>(commits.map((commit) => ({ ...commit, writes: commit.writes as readonly D1PreparedStatement[] })), eventsQuery(last, batchSize), { signal, budget })
           : (await store.commitMany(commits, { signal, budget }), undefined);
       for (const part of parts) advance(part, last);
       return { committed: true, next };
@@ -331,7 +336,10 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     return leasing(this.#config.store, this.#config.name);
   }
 
+  /** The pipelining store; only called on the `eventsQuery` path, where the constructor set it. */
   #pipelined(): PipelinedGroupStore {
-    return this.#config.store as unknown as PipelinedGroupStore;
+    const { pipelined } = this.#config;
+    if (pipelined === undefined) throw new TypeError("unreachable: a pipelined call without eventsQuery");
+    return pipelined;
   }
 }

@@ -46,6 +46,8 @@ interface CommitStep<Event> {
 interface Config<Event extends PositionedEvent, Writes> {
   readonly name: string;
   readonly store: ProjectionStore<Writes>;
+  /** The store as a pipelining one: set when `eventsQuery` is. */
+  readonly pipelined: PipelinedProjectionStore | undefined;
   readonly batchSize: number;
   readonly project: (events: readonly Event[]) => Writes | Promise<Writes>;
   readonly onError: ((error: unknown, event: Event) => EventErrorDecision | Promise<EventErrorDecision>) | undefined;
@@ -74,6 +76,8 @@ interface Config<Event extends PositionedEvent, Writes> {
  * });
  * const summary = await runner.run({ maxBatches: 8 }); // one round trip per batch
  * ```
+ *
+ * @category Runner
  */
 export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D1PreparedStatement[]> {
   readonly #config: Config<Event, Writes>;
@@ -84,7 +88,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
 
   /** Checks the configuration; nothing is sent until {@link ProjectionRunner.run}. */
   constructor(options: ProjectionRunnerOptions<Event, Writes>) {
-    const { raw, name, store, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<ProjectionStore<Writes>, Event>(
+    const { raw, name, store, pipelined, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<ProjectionStore<Writes>, PipelinedProjectionStore, Event>(
       options,
       ["load", "commit"],
       ["commitAndQuery", "loadAndQuery"],
@@ -92,6 +96,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     this.#config = {
       name,
       store,
+      pipelined,
       batchSize,
       project: checkFunction("configure", name, raw.project as Config<Event, Writes>["project"] | undefined, "options.project", true),
       onError: checkFunction("configure", name, raw.onError as Config<Event, Writes>["onError"], "options.onError"),
@@ -339,8 +344,11 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     return leasing(this.#config.store, this.#config.name);
   }
 
+  /** The pipelining store; only called on the `eventsQuery` path, where the constructor set it. */
   #pipelined(): PipelinedProjectionStore {
-    return this.#config.store as unknown as PipelinedProjectionStore;
+    const { pipelined } = this.#config;
+    if (pipelined === undefined) throw new TypeError("unreachable: a pipelined call without eventsQuery");
+    return pipelined;
   }
 
   /** The checkpoint, and with `eventsQuery` the first events when they could ride along, and whether the lease is this run's. */

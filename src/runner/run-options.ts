@@ -10,7 +10,11 @@ import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, che
 const DEFAULT_BATCH_SIZE = 100;
 const MAX_BATCH_SIZE = 10_000;
 
-/** Options of `ProjectionRunner.run` and `ProjectionGroup.run`. */
+/**
+ * Options of `ProjectionRunner.run` and `ProjectionGroup.run`.
+ *
+ * @category Runner
+ */
 export interface RunOptions {
   /**
    * The most batches this run commits. Use it to stay under D1's
@@ -41,6 +45,8 @@ export interface RunOptions {
  * dropped, or its rebuild not started), or it was switched or dropped during
  * the run (`"switched"`: the last batch applied nothing; the next run takes
  * the version's new role).
+ *
+ * @category Runner
  */
 export type RunEnd = "caughtUp" | "conflict" | "yielded" | "maxBatches" | "budget" | "inactive" | "switched";
 
@@ -106,11 +112,13 @@ export function parseLease(name: string, value: unknown, pipelined: boolean): nu
 }
 
 /** What a runner or a group is configured with beside its projections, checked. */
-export interface ParsedSource<Store, Event> {
+export interface ParsedSource<Store, Pipelined, Event> {
   /** The options object, checked to be one, for the caller's own fields. */
   readonly raw: Record<string, unknown>;
   readonly name: string;
   readonly store: Store;
+  /** The store as a pipelining one, when `eventsQuery` is given (checked to have the pipelined methods). */
+  readonly pipelined: Pipelined | undefined;
   readonly batchSize: number;
   readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
   readonly eventsQuery: ((after: number, limit: number) => D1PreparedStatement) | undefined;
@@ -122,11 +130,11 @@ export interface ParsedSource<Store, Event> {
  * `methods`, exactly one event source (`eventsQuery` needs a store with
  * `pipelined`), the batch size, and a lease (which needs `releaseLease`).
  */
-export function parseSource<Store extends object, Event>(
+export function parseSource<Store extends object, Pipelined extends object, Event>(
   options: unknown,
   methods: readonly string[],
-  pipelined: readonly string[],
-): ParsedSource<Store, Event> {
+  pipelinedMethods: readonly string[],
+): ParsedSource<Store, Pipelined, Event> {
   if (options === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
   const raw = checkOptions<Record<string, unknown>>("configure", undefined, options as Record<string, unknown>);
   const name = checkName("configure", raw.name, "options.name");
@@ -138,12 +146,16 @@ export function parseSource<Store extends object, Event>(
   if ((readEvents === undefined) === (eventsQuery === undefined)) {
     throw new CheckpointTypeError("configure", name, "options.readEvents", "give exactly one of readEvents and eventsQuery");
   }
-  if (eventsQuery !== undefined && !hasMethods(store, pipelined)) {
-    throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
+  let pipelined: Pipelined | undefined;
+  if (eventsQuery !== undefined) {
+    if (!hasMethods<Pipelined>(store, pipelinedMethods)) {
+      throw new CheckpointTypeError("configure", name, "options.store", "must pipeline queries (a D1CheckpointStore) to use eventsQuery");
+    }
+    pipelined = store;
   }
   const leaseTtlMs = parseLease(name, raw.lease, eventsQuery !== undefined);
   if (leaseTtlMs !== undefined && !hasMethods(store, ["releaseLease"])) {
     throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
   }
-  return { raw, name, store, batchSize: parseBatchSize(name, raw.batchSize), readEvents, eventsQuery, leaseTtlMs };
+  return { raw, name, store, pipelined, batchSize: parseBatchSize(name, raw.batchSize), readEvents, eventsQuery, leaseTtlMs };
 }

@@ -4,7 +4,11 @@ import type { PipelinedProjectionStore, ProjectionStore } from "../core/store.js
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
 import type { RunEnd } from "./run-options.js";
 
-/** What every runner is configured with, whatever its event source. */
+/**
+ * What every runner is configured with, whatever its event source.
+ *
+ * @category Runner
+ */
 export interface RunnerCommon<Event extends PositionedEvent, Writes> {
   /** The projection's checkpoint name. */
   readonly name: string;
@@ -36,7 +40,11 @@ export interface RunnerCommon<Event extends PositionedEvent, Writes> {
   readonly onError?: ((error: unknown, event: Event) => EventErrorDecision | Promise<EventErrorDecision>) | undefined;
 }
 
-/** Events read by your own function, from anywhere: one round trip of its own per batch. */
+/**
+ * Events read by your own function, from anywhere: one round trip of its own per batch.
+ *
+ * @category Runner
+ */
 export interface ReadEventsSource<Event extends PositionedEvent, Writes> extends RunnerCommon<Event, Writes> {
   /** Where the checkpoint lives, and the read model with it. */
   readonly store: ProjectionStore<Writes>;
@@ -52,6 +60,8 @@ export interface ReadEventsSource<Event extends PositionedEvent, Writes> extends
 /**
  * Events in the same D1 database as the checkpoint: the query for the next
  * events rides in the commit's batch, so a batch costs one round trip.
+ *
+ * @category Runner
  */
 export interface EventsQuerySource<Event extends PositionedEvent> extends RunnerCommon<Event, readonly D1PreparedStatement[]> {
   /** The D1 store (or another store that can pipeline a query). */
@@ -76,12 +86,20 @@ export interface EventsQuerySource<Event extends PositionedEvent> extends Runner
   readonly lease?: boolean | { readonly ttlMs?: number | undefined } | undefined;
 }
 
-/** Configuration of a {@link ProjectionRunner}: exactly one of `readEvents` and `eventsQuery`. */
+/**
+ * Configuration of a {@link ProjectionRunner}: exactly one of `readEvents` and `eventsQuery`.
+ *
+ * @category Runner
+ */
 export type ProjectionRunnerOptions<Event extends PositionedEvent, Writes = readonly D1PreparedStatement[]> =
   | ReadEventsSource<Event, Writes>
   | (Writes extends readonly D1PreparedStatement[] ? EventsQuerySource<Event> : never);
 
-/** What a run did. */
+/**
+ * What a run did.
+ *
+ * @category Runner
+ */
 export interface RunSummary {
   /** The projection's name. */
   readonly name: string;

@@ -196,6 +196,8 @@ export function isConflictMarker(error: unknown): boolean {
  * false. Use it on errors from your own `db.batch()` that includes a
  * statement from `saveStatement(..., { expected })`; D1 has rolled the whole
  * batch back. A {@link CheckpointConflictError} from the store counts too.
+ *
+ * @category Errors
  */
 export function isCheckpointConflict(error: unknown): boolean {
   for (let current: unknown = error, depth = 0; current instanceof Error && depth < 8; depth++) {

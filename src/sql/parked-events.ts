@@ -8,7 +8,11 @@ import { CheckpointRangeError, CheckpointTypeError, CorruptCheckpointError, type
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../core/keyset.js";
 import { checkInteger, checkName, checkOptions, checkPosition, checkSignal, isTime } from "../core/validate.js";
 
-/** A parked event, as the stores' `parked()` lists it. */
+/**
+ * A parked event, as the stores' `parked()` lists it.
+ *
+ * @category Operations
+ */
 export interface ParkedEvent {
   /** The projection (checkpoint) name. */
   readonly name: string;
@@ -20,7 +24,11 @@ export interface ParkedEvent {
   readonly parkedAt: Date;
 }
 
-/** Options of `parked()`. */
+/**
+ * Options of `parked()`.
+ *
+ * @category Operations
+ */
 export interface ParkedListOptions extends OperationOptions {
   /** Start after this position (exclusive). */
   readonly after?: number | undefined;

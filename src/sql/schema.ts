@@ -15,6 +15,8 @@
  * rebuilt beside the live one (`startRebuild`, `switchVersion`). Feed it
  * to your own migration tooling, or let `wrangler d1 migrations apply` apply
  * the file from this package's `migrations/` folder.
+ *
+ * @category Schema
  */
 export const SCHEMA: string = `CREATE TABLE IF NOT EXISTS checkpoints (
     name     TEXT    PRIMARY KEY,

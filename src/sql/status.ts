@@ -6,7 +6,11 @@ import type { CheckpointOperation } from "../core/errors.js";
 import { NOW_MS_SQL } from "./checkpoints.js";
 import { checkIdentifier, checkOptions, checkPosition, isTime, toPosition } from "../core/validate.js";
 
-/** One projection's status, as `status()` and `statuses()` report it. */
+/**
+ * One projection's status, as `status()` and `statuses()` report it.
+ *
+ * @category Operations
+ */
 export interface ProjectionStatus {
   /** The projection (checkpoint) name. */
   readonly name: string;
@@ -49,7 +53,11 @@ export interface ProjectionStatus {
   readonly oldestUnappliedAgeMs?: number | undefined;
 }
 
-/** How far a rebuild has come, on a `ProjectionStatus` of its checkpoint. */
+/**
+ * How far a rebuild has come, on a `ProjectionStatus` of its checkpoint.
+ *
+ * @category Operations
+ */
 export interface RebuildProgress {
   /** The projection it rebuilds. */
   readonly of: string;
@@ -72,6 +80,8 @@ export interface RebuildProgress {
  * view) with a position column and a time column (milliseconds since the
  * epoch, or a date text such as `strftime('%Y-%m-%dT%H:%M:%fZ')` writes).
  * Each status reads one row of it by the position's index.
+ *
+ * @category Operations
  */
 export interface EventTimes {
   /** The event table, for example `events`. */
@@ -82,7 +92,11 @@ export interface EventTimes {
   readonly position?: string | undefined;
 }
 
-/** Options of `status()`. `Newest` is what may stand for the newest position: a number, or on D1 also a query. */
+/**
+ * Options of `status()`. `Newest` is what may stand for the newest position: a number, or on D1 also a query.
+ *
+ * @category Operations
+ */
 export interface StatusOptions<Newest = number> extends OperationOptions {
   /**
    * The newest position of the event log, for `lag`. On D1 it may also be a
@@ -94,7 +108,11 @@ export interface StatusOptions<Newest = number> extends OperationOptions {
   readonly eventTimes?: EventTimes | undefined;
 }
 
-/** Options of `statuses()`: a listing's options with `newest`. */
+/**
+ * Options of `statuses()`: a listing's options with `newest`.
+ *
+ * @category Operations
+ */
 export interface StatusListOptions<Newest = number> extends ListOptions, StatusOptions<Newest> {}
 
 /**
