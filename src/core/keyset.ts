@@ -4,6 +4,7 @@ import type { ListOptions } from "./store.js";
 import type { CheckpointOperation } from "./errors.js";
 import { compareNames, prefixUpperBound } from "./name-order.js";
 import { checkInteger, checkName, checkOptions, checkSignal } from "./validate.js";
+import { LIST_KEYS } from "./arguments.js";
 
 /** The number of rows `names()` and `entries()` fetch per query unless told otherwise. */
 export const DEFAULT_PAGE_SIZE = 1000;
@@ -53,8 +54,8 @@ export interface KeysetOptions {
 }
 
 /** Checks the options of `names()` and `entries()`. */
-export function parseListOptions(operation: CheckpointOperation, options: ListOptions | undefined): KeysetOptions {
-  const { pageSize, after, prefix, signal } = checkOptions(operation, undefined, options);
+export function parseListOptions(operation: CheckpointOperation, options: ListOptions | undefined, known: readonly string[] = LIST_KEYS): KeysetOptions {
+  const { pageSize, after, prefix, signal } = checkOptions(operation, undefined, options, "options", known);
   return {
     pageSize: checkInteger(operation, undefined, pageSize, "options.pageSize", {
       min: 1,

@@ -140,6 +140,18 @@ export function checkOptions<T extends object>(
   return candidate;
 }
 
+/**
+ * The keys of an options type as a runtime list, for `checkOptions`' `known`:
+ * `keysOf<SaveOptions>()(["signal", "budget", "expected", "fence"])`. A key
+ * the type does not have, or one of its keys the list leaves out, does not
+ * compile, so the list cannot drift from the type it checks.
+ */
+export function keysOf<T>(): <const K extends readonly (keyof T & string)[]>(
+  keys: K & ([Exclude<keyof T & string, K[number]>] extends [never] ? unknown : { readonly missing: Exclude<keyof T & string, K[number]> }),
+) => readonly string[] {
+  return (keys) => Object.freeze([...keys]);
+}
+
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 /**

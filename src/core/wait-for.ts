@@ -3,7 +3,7 @@
 import type { LoadResult, OperationOptions } from "./store.js";
 import { CheckpointStoreError } from "./errors.js";
 import { sleep } from "./sleep.js";
-import { checkInteger, checkName, checkOptions, checkPosition, checkSignal } from "./validate.js";
+import { checkInteger, checkName, checkOptions, checkPosition, checkSignal, keysOf } from "./validate.js";
 
 /** The longest `timeoutMs` {@link waitForCheckpoint} accepts: 60 s. */
 const MAX_TIMEOUT_MS = 60_000;
@@ -19,6 +19,8 @@ export interface WaitForOptions extends OperationOptions {
   /** How long to wait in all, in milliseconds: 0 to 60,000, default 5,000. `0` checks once. */
   readonly timeoutMs?: number | undefined;
 }
+
+const WAIT_FOR_KEYS = keysOf<WaitForOptions>()(["signal", "budget", "timeoutMs"]);
 
 /**
  * The checkpoint did not reach the awaited position within `timeoutMs`.
@@ -76,7 +78,7 @@ export async function waitForCheckpoint(
 ): Promise<LoadResult> {
   const valid = checkName("waitFor", name);
   const target = checkPosition("waitFor", valid, position);
-  const { timeoutMs: rawTimeout, signal: rawSignal, budget } = checkOptions("waitFor", valid, options);
+  const { timeoutMs: rawTimeout, signal: rawSignal, budget } = checkOptions("waitFor", valid, options, "options", WAIT_FOR_KEYS);
   const timeoutMs = checkInteger("waitFor", valid, rawTimeout, "options.timeoutMs", { min: 0, max: MAX_TIMEOUT_MS, fallback: 5000 });
   const signal = checkSignal("waitFor", valid, rawSignal);
   const deadline = Date.now() + timeoutMs;

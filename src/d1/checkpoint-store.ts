@@ -18,8 +18,8 @@ import type { ProjectionStatus, StatusListOptions, StatusOptions } from "../sql/
 import { resolveRetry, type RetryOptions } from "./retry.js";
 import { applySchema } from "./migrate.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
-import { checkBoolean, checkMethods, checkOptions, toPosition } from "../core/validate.js";
-import { parseNamed, parseSave } from "../core/arguments.js";
+import { checkBoolean, checkMethods, checkOptions, keysOf, toPosition } from "../core/validate.js";
+import { COMMIT_KEYS, parseNamed, parseSave, SAVE_KEYS } from "../core/arguments.js";
 
 /**
  * Options of the {@link D1CheckpointStore} constructor.
@@ -51,6 +51,9 @@ export interface CreateOptions extends D1CheckpointStoreOptions {
 
 /** D1 clients whose schema this isolate has applied; a Worker builds a store per request. */
 const migratedClients = new WeakSet<D1Client>();
+
+/** The keys of `saveStatement`'s options (a statement takes no signal). */
+const SAVE_STATEMENT_KEYS = keysOf<Omit<SaveOptions, "signal">>()(["budget", "expected", "fence"]);
 
 /**
  * A {@link CheckpointStore} on Cloudflare D1: one row per projection in
@@ -86,7 +89,7 @@ export class D1CheckpointStore implements CheckpointStore, PipelinedProjectionSt
   /** Wraps `db`. Never migrates: use {@link D1CheckpointStore.create} or `migrate()` for that. */
   constructor(db: D1Client, options?: D1CheckpointStoreOptions) {
     this.db = checkMethods<D1Client>("configure", undefined, db, "db", ["prepare", "batch"], "a D1Database or D1DatabaseSession");
-    this.#calls = new D1Calls(this.db, resolveRetry("configure", checkOptions("configure", undefined, options).retry));
+    this.#calls = new D1Calls(this.db, resolveRetry("configure", checkOptions("configure", undefined, options, "options", ["retry"]).retry));
   }
 
   /**
@@ -101,8 +104,9 @@ export class D1CheckpointStore implements CheckpointStore, PipelinedProjectionSt
    * ```
    */
   static async create(db: D1Client, options?: CreateOptions): Promise<D1CheckpointStore> {
-    const store = new D1CheckpointStore(db, options);
-    const migrate = checkBoolean("configure", undefined, options?.migrate, "options.migrate", true);
+    const { retry, migrate: rawMigrate } = checkOptions("configure", undefined, options, "options", ["retry", "migrate"]);
+    const store = new D1CheckpointStore(db, retry === undefined ? undefined : { retry });
+    const migrate = checkBoolean("configure", undefined, rawMigrate, "options.migrate", true);
     if (migrate && !migratedClients.has(db)) {
       await store.#calls.call({
         operation: "migrate",
@@ -118,7 +122,7 @@ export class D1CheckpointStore implements CheckpointStore, PipelinedProjectionSt
 
   /** Stores `position` for `name` (an upsert, or with `expected` a compare-and-set). One round trip. */
   async save(name: string, position: number, options?: SaveOptions): Promise<void> {
-    const args = parseSave("save", name, position, options);
+    const args = parseSave("save", name, position, options, SAVE_KEYS);
     await writeCheckpoint(this.#calls.budgeted("save", args.name, options?.budget), "save", args, []);
   }
 
@@ -191,7 +195,7 @@ export class D1CheckpointStore implements CheckpointStore, PipelinedProjectionSt
    * ```
    */
   saveStatement(name: string, position: number, options?: Omit<SaveOptions, "signal">): D1PreparedStatement {
-    const { name: valid, position: at, expected, fence } = parseSave("saveStatement", name, position, options);
+    const { name: valid, position: at, expected, fence } = parseSave("saveStatement", name, position, options, SAVE_STATEMENT_KEYS);
     return saveStatement(this.#calls, valid, at, expected, true, fence);
   }
 
@@ -223,7 +227,7 @@ export class D1CheckpointStore implements CheckpointStore, PipelinedProjectionSt
     statements: readonly D1PreparedStatement[],
     options?: CommitOptions,
   ): Promise<void> {
-    const args = parseSave("commit", name, position, options);
+    const args = parseSave("commit", name, position, options, COMMIT_KEYS);
     const calls = this.#calls.budgeted("commit", args.name, options?.budget);
     const writes = calls.checkStatements("commit", args.name, statements);
     await writeCheckpoint(calls, "commit", args, writes, undefined, checkParkRequests("commit", args.name, options?.parked, args.position));

@@ -18,6 +18,7 @@ import { CheckpointConflictError, D1OperationError } from "../core/errors.js";
 import { PARK_SQL } from "../sql/parked-events.js";
 import type { CheckVerdict } from "./retry.js";
 import { checkLease } from "../core/lease.js";
+import { LOAD_AND_QUERY_KEYS, OPERATION_KEYS } from "../core/arguments.js";
 import { claimStatements } from "./leases.js";
 import { checkFunction, checkName, checkOptions, checkSignal } from "../core/validate.js";
 
@@ -31,14 +32,14 @@ async function loadManyOnce(calls: D1Calls, names: readonly string[]): Promise<L
   return loadManyResults("load", names, (await calls.all<NamedPositionRow>(loadManyStatement(calls, names))).results);
 }
 
-function parseSignal(options: OperationOptions | undefined): AbortSignal | undefined {
-  return checkSignal("load", undefined, checkOptions("load", undefined, options).signal);
+function parseSignal(options: OperationOptions | undefined, known: readonly string[]): AbortSignal | undefined {
+  return checkSignal("load", undefined, checkOptions("load", undefined, options, "options", known).signal);
 }
 
 /** The checkpoints of `names` in one statement (one retried round trip). */
 export async function loadMany(base: D1Calls, names: readonly string[], options: OperationOptions | undefined): Promise<LoadResult[]> {
   const valid = checkNames("load", names);
-  const signal = parseSignal(options);
+  const signal = parseSignal(options, OPERATION_KEYS);
   const calls = base.budgeted("load", undefined, options?.budget);
   const checkpoints = await calls.call({ operation: "load", checkpoint: undefined, signal, kind: "read", send: () => loadManyOnce(calls, valid) });
   remember(calls, valid, checkpoints);
@@ -58,7 +59,7 @@ export async function loadManyAndQuery<Row>(
   options: LoadManyAndQueryOptions | undefined,
 ): Promise<LoadManyResult<Row>> {
   const valid = checkNames("load", names);
-  const signal = parseSignal(options);
+  const signal = parseSignal(options, LOAD_AND_QUERY_KEYS);
   checkFunction("load", undefined, query, "query", true);
   const lease = options?.lease === undefined ? undefined : checkNamedLease(options.lease);
   const calls = base.budgeted("load", undefined, options?.budget);
@@ -104,7 +105,7 @@ export async function commitMany<Row>(
   options: OperationOptions | undefined,
 ): Promise<Row[]> {
   const parts = checkCommits("commit", commits, (name, writes, argument) => base.checkStatements("commit", name, writes, argument));
-  const signal = checkSignal("commit", undefined, checkOptions("commit", undefined, options).signal);
+  const signal = checkSignal("commit", undefined, checkOptions("commit", undefined, options, "options", OPERATION_KEYS).signal);
   const calls = base.budgeted("commit", undefined, options?.budget);
   const read = query === undefined ? [] : [calls.checkQuery("commit", "", query)];
   const names = parts.map((part) => part.name);

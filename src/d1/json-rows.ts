@@ -198,7 +198,7 @@ function checkSql(value: unknown): string {
  * @category Set-based writes
  */
 export function jsonRowChunks<Row extends object>(rows: readonly (Row & JsonSafe<Row>)[], options?: JsonRowOptions): string[] {
-  const { maxValueBytes } = checkOptions(OPERATION, undefined, options);
+  const { maxValueBytes } = checkOptions(OPERATION, undefined, options, "options", ["maxValueBytes"]);
   const limit = checkInteger(OPERATION, undefined, maxValueBytes, "options.maxValueBytes", {
     min: 1,
     max: D1_MAX_VALUE_BYTES,

@@ -32,7 +32,7 @@ export async function applySchema(db: D1Client): Promise<void> {
  * @category Schema
  */
 export async function migrate(db: D1Client, options?: MigrateOptions): Promise<void> {
-  const { retry, signal } = checkOptions("migrate", undefined, options);
+  const { retry, signal } = checkOptions("migrate", undefined, options, "options", ["retry", "signal"]);
   await withRetry(resolveRetry("migrate", retry), {
     operation: "migrate",
     checkpoint: undefined,

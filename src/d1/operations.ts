@@ -31,7 +31,8 @@ import {
 } from "../sql/status.js";
 import { fencedOut, isVersionMarker } from "../sql/versions.js";
 import { checkPosition } from "../core/validate.js";
-import { parseNamed, parseSave } from "../core/arguments.js";
+import { parseNamed, parseSave, REPLAY_KEYS } from "../core/arguments.js";
+import { STATUS_KEYS, STATUS_LIST_KEYS } from "../sql/status.js";
 
 /** What may stand for the newest position on D1: a number, or a query whose first row's first column is it. */
 export type D1Newest = number | D1PreparedStatement;
@@ -63,7 +64,7 @@ export async function replayParked(
   statements: readonly D1PreparedStatement[],
   options: ReplayOptions | undefined,
 ): Promise<boolean> {
-  const { name: valid, position: at, signal, fence } = parseSave("replay", name, position, options);
+  const { name: valid, position: at, signal, fence } = parseSave("replay", name, position, options, REPLAY_KEYS);
   const calls = base.budgeted("replay", valid, options?.budget);
   const { db } = calls;
   const writes = calls.checkStatements("replay", valid, statements);
@@ -97,7 +98,7 @@ export async function replayParked(
 
 /** The status of `name` in one round trip (with a `newest` query, in the same batch). */
 export async function status(base: D1Calls, name: string, options: StatusOptions<D1Newest> | undefined): Promise<ProjectionStatus> {
-  const { name: valid, signal } = parseNamed("status", name, options);
+  const { name: valid, signal } = parseNamed("status", name, options, STATUS_KEYS);
   const calls = base.budgeted("status", valid, options?.budget);
   const newest = parseNewest(calls, valid, options?.newest);
   const statement = calls.db.prepare(statusSql(parseEventTimes(valid, options?.eventTimes))).bind(valid);
@@ -118,7 +119,7 @@ export async function status(base: D1Calls, name: string, options: StatusOptions
 
 /** The status of every checkpoint in name order, keyset-paged; a `newest` query is one round trip before the first page. */
 export function statuses(base: D1Calls, options: StatusListOptions<D1Newest> | undefined): AsyncIterableIterator<ProjectionStatus> {
-  const listing = parseListOptions("status", options);
+  const listing = parseListOptions("status", options, STATUS_LIST_KEYS);
   const calls = base.budgeted("status", undefined, options?.budget);
   let newest = parseNewest(calls, undefined, options?.newest);
   const pages = calls.pages<ProjectionStatus>("status", statusColumns(parseEventTimes(undefined, options?.eventTimes)), listing, (row, name) =>

@@ -10,7 +10,7 @@ import { checkParkRequests } from "../sql/parked-events.js";
 import { checkLease } from "../core/lease.js";
 import { claimStatements, DROP_SQL, RELEASE_SQL, RENEW_SQL } from "./leases.js";
 import { checkBoolean, checkFunction } from "../core/validate.js";
-import { parseNamed, parseSave } from "../core/arguments.js";
+import { COMMIT_KEYS, LOAD_AND_QUERY_KEYS, parseNamed, parseSave, RELEASE_KEYS } from "../core/arguments.js";
 
 /** What letting go of a lease answered: still held (work was noted), and then the next rows. */
 export interface Released<Row> {
@@ -27,7 +27,7 @@ export async function commitAndQuery<Row>(
   query: D1PreparedStatement,
   options: CommitOptions | undefined,
 ): Promise<Row[]> {
-  const args = parseSave("commit", name, position, options);
+  const args = parseSave("commit", name, position, options, COMMIT_KEYS);
   const calls = base.budgeted("commit", args.name, options?.budget);
   const writes = calls.checkStatements("commit", args.name, statements);
   const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
@@ -46,7 +46,7 @@ export async function commitAndRelease<Row>(
   query: D1PreparedStatement,
   options: CommitOptions | undefined,
 ): Promise<Released<Row>> {
-  const args = parseSave("commit", name, position, options);
+  const args = parseSave("commit", name, position, options, COMMIT_KEYS);
   const calls = base.budgeted("commit", args.name, options?.budget);
   const writes = calls.checkStatements("commit", args.name, statements);
   const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
@@ -67,7 +67,7 @@ export async function loadAndQuery<Row>(
   query: (after: number) => D1PreparedStatement,
   options: LoadAndQueryOptions | undefined,
 ): Promise<{ readonly checkpoint: LoadResult; readonly rows: Row[]; readonly leased: boolean }> {
-  const { name: valid, signal } = parseNamed("load", name, options);
+  const { name: valid, signal } = parseNamed("load", name, options, LOAD_AND_QUERY_KEYS);
   const calls = base.budgeted("load", valid, options?.budget);
   checkFunction("load", valid, query, "query", true);
   const lease = options?.lease === undefined ? undefined : checkLease("load", valid, options.lease, "options.lease");
@@ -110,7 +110,7 @@ export async function releaseLease<Row>(
   query: D1PreparedStatement | undefined,
   options: (OperationOptions & { readonly drop?: boolean | undefined }) | undefined,
 ): Promise<Released<Row>> {
-  const { name: valid, signal } = parseNamed("run", name, options);
+  const { name: valid, signal } = parseNamed("run", name, options, RELEASE_KEYS);
   const calls = base.budgeted("run", valid, options?.budget);
   const { holder, ttlMs } = checkLease("run", valid, lease, "lease");
   const drop = checkBoolean("run", valid, options?.drop, "options.drop", false);

@@ -4,7 +4,7 @@
 // that may have been applied (docs/decisions/0006).
 import { CheckpointStoreError, D1OperationError, messageOf, type CheckpointOperation } from "../core/errors.js";
 import { QueryBudgetError } from "../core/query-budget.js";
-import { checkFunction, checkInteger, checkOptions } from "../core/validate.js";
+import { checkFunction, checkInteger, checkOptions, keysOf } from "../core/validate.js";
 import { sleep } from "../core/sleep.js";
 
 /**
@@ -63,6 +63,8 @@ export interface RetryOptions {
   readonly random?: (() => number) | undefined;
 }
 
+const RETRY_KEYS = keysOf<RetryOptions>()(["attempts", "baseDelayMs", "maxDelayMs", "isTransient", "random"]);
+
 /** A resolved {@link RetryOptions}. */
 export type RetryPolicy = Readonly<Required<{ [K in keyof RetryOptions]: NonNullable<RetryOptions[K]> }>>;
 
@@ -81,7 +83,7 @@ export function resolveRetry(
   value: RetryOptions | false | undefined,
 ): RetryPolicy {
   if (value === false) return Object.freeze({ ...DEFAULT_RETRY, attempts: 1 });
-  const options = checkOptions(operation, undefined, value, "options.retry");
+  const options = checkOptions(operation, undefined, value, "options.retry", RETRY_KEYS);
   const whole = (value: unknown, argument: keyof RetryOptions, max: number, fallback: number): number =>
     checkInteger(operation, undefined, value, `options.retry.${argument}`, { min: argument === "attempts" ? 1 : 0, max, fallback });
   return {

@@ -16,6 +16,7 @@ import {
   VERSIONS_SQL,
   type SqlStep,
   type VersionRow,
+  SWITCH_KEYS,
 } from "../sql/versions.js";
 import type { CheckVerdict } from "./retry.js";
 import { hasRowsSql, planDrop, planRebuild, planSwitch, SCHEMA_OBJECTS_SQL, snapshotOf, type SchemaObject, type Snapshot } from "../sql/version-plans.js";
@@ -66,7 +67,7 @@ export async function startRebuild(
 
 /** Switches the rebuild `version` of `name` live in one batch (see `D1CheckpointStore.switchVersion`). */
 export async function switchVersion(base: D1Calls, name: string, version: number, options: SwitchOptions | undefined): Promise<void> {
-  const { name: valid, signal } = parseNamed("switch", name, options);
+  const { name: valid, signal } = parseNamed("switch", name, options, SWITCH_KEYS);
   const at = checkVersion("switch", valid, version);
   const retire = parseSwitch(valid, options);
   const calls = base.budgeted("switch", valid, options?.budget);

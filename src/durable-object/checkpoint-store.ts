@@ -23,9 +23,10 @@ import {
 } from "../sql/parked-events.js";
 import { parseEventTimes, projectionStatus, statusColumns, statusSql, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "../sql/status.js";
 import { schemaStatements } from "../sql/schema.js";
-import { checkFunction, checkOptions, checkPosition, checkSignal, toPosition } from "../core/validate.js";
-import { parseNamed, parseSave, type SaveArguments } from "../core/arguments.js";
+import { checkFunction, checkOptions, checkPosition, checkSignal, keysOf, toPosition } from "../core/validate.js";
+import { COMMIT_KEYS, OPERATION_KEYS, parseNamed, parseSave, REPLAY_KEYS, SAVE_KEYS, type SaveArguments } from "../core/arguments.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
+import { STATUS_KEYS, STATUS_LIST_KEYS } from "../sql/status.js";
 
 /**
  * A projection's read-model writes for the Durable Object store: a synchronous
@@ -78,6 +79,9 @@ function isSqlStorage(value: unknown): value is DurableObjectStorage {
     typeof (sql as { exec?: unknown }).exec === "function"
   );
 }
+
+/** The keys of `commitSync`'s options (synchronous: no signal). */
+const COMMIT_SYNC_KEYS = keysOf<Omit<CommitOptions, "signal">>()(["budget", "expected", "fence", "parked"]);
 
 /**
  * A {@link CheckpointStore} on a Durable Object's own SQLite storage
@@ -135,7 +139,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   /** Stores `position` for `name` (with `expected`, only if it still holds). */
   save(name: string, position: number, options?: SaveOptions): Promise<void> {
     return settle(() => {
-      const args = parseSave("save", name, position, options);
+      const args = parseSave("save", name, position, options, SAVE_KEYS);
       args.signal?.throwIfAborted();
       this.#commit("save", args, undefined);
     });
@@ -202,7 +206,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
    */
   commit(name: string, position: number, write: SqlWrites, options?: CommitOptions): Promise<void> {
     return settle(() => {
-      const args = parseSave("commit", name, position, options);
+      const args = parseSave("commit", name, position, options, COMMIT_KEYS);
       const writes = checkSyncWrites("commit", args.name, write);
       const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
       args.signal?.throwIfAborted();
@@ -212,7 +216,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
 
   /** {@link DurableObjectCheckpointStore.commit}, synchronously: for code inside the object (no signal). */
   commitSync(name: string, position: number, write: SqlWrites, options?: Omit<CommitOptions, "signal">): void {
-    const args = parseSave("commit", name, position, options);
+    const args = parseSave("commit", name, position, options, COMMIT_SYNC_KEYS);
     const writes = checkSyncWrites("commit", args.name, write);
     this.#commit("commit", args, writes, checkParkRequests("commit", args.name, options?.parked, args.position));
   }
@@ -221,7 +225,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   loadMany(names: readonly string[], options?: OperationOptions): Promise<LoadResult[]> {
     return settle(() => {
       const valid = checkNames("load", names);
-      checkSignal("load", undefined, checkOptions("load", undefined, options).signal)?.throwIfAborted();
+      checkSignal("load", undefined, checkOptions("load", undefined, options, "options", OPERATION_KEYS).signal)?.throwIfAborted();
       const rows = this.storage.sql.exec(LOAD_MANY_SQL, JSON.stringify(valid)).toArray() as unknown as NamedPositionRow[];
       return loadManyResults("load", valid, rows);
     });
@@ -237,7 +241,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   commitMany(commits: readonly CheckpointCommit<SqlWrites>[], options?: OperationOptions): Promise<void> {
     return settle(() => {
       const parts = checkCommits("commit", commits, (name, write, argument) => checkSyncWrites("commit", name, write as SqlWrites, argument));
-      checkSignal("commit", undefined, checkOptions("commit", undefined, options).signal)?.throwIfAborted();
+      checkSignal("commit", undefined, checkOptions("commit", undefined, options, "options", OPERATION_KEYS).signal)?.throwIfAborted();
       this.storage.transactionSync(() => {
         for (const part of parts) this.#commit("commit", { ...part, signal: undefined }, part.writes, part.parked, false);
       });
@@ -251,7 +255,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
    */
   replayParked(name: string, position: number, write: SqlWrites, options?: ReplayOptions): Promise<boolean> {
     return settle(() => {
-      const { name: valid, position: at, signal, fence } = parseSave("replay", name, position, options);
+      const { name: valid, position: at, signal, fence } = parseSave("replay", name, position, options, REPLAY_KEYS);
       const writes = checkSyncWrites("replay", valid, write);
       signal?.throwIfAborted();
       return this.storage.transactionSync(() => {
@@ -275,7 +279,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   /** The status of `name` (see `ProjectionStatus`); `newest` is a number here. */
   status(name: string, options?: StatusOptions): Promise<ProjectionStatus> {
     return settle(() => {
-      const { name: valid, signal } = parseNamed("status", name, options);
+      const { name: valid, signal } = parseNamed("status", name, options, STATUS_KEYS);
       const newest = options?.newest === undefined ? undefined : checkPosition("status", valid, options.newest, "options.newest");
       const sql = statusSql(parseEventTimes(valid, options?.eventTimes));
       signal?.throwIfAborted();
@@ -286,7 +290,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
 
   /** The status of every checkpoint in name order, paged as `entries()`. */
   statuses(options?: StatusListOptions): AsyncIterableIterator<ProjectionStatus> {
-    const listing = parseListOptions("status", options);
+    const listing = parseListOptions("status", options, STATUS_LIST_KEYS);
     const newest = options?.newest === undefined ? undefined : checkPosition("status", undefined, options.newest, "options.newest");
     const columns = statusColumns(parseEventTimes(undefined, options?.eventTimes));
     return keysetPages(listing, this.#pages(columns, (row, name) => projectionStatus("status", name, row, newest)));

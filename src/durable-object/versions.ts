@@ -13,6 +13,7 @@ import {
   VERSIONS_SQL,
   type SqlStep,
   type VersionRow,
+  SWITCH_KEYS,
 } from "../sql/versions.js";
 import { checkSignal, checkVersion } from "../core/validate.js";
 import { parseNamed } from "../core/arguments.js";
@@ -54,7 +55,7 @@ export function startRebuildSync(
 
 /** Switches a rebuild live in one transaction. */
 export function switchVersionSync(storage: DurableObjectStorage, name: string, version: number, options?: SwitchOptions): void {
-  const { name: valid, signal } = parseNamed("switch", name, options);
+  const { name: valid, signal } = parseNamed("switch", name, options, SWITCH_KEYS);
   const at = checkVersion("switch", valid, version);
   const retire = parseSwitch(valid, options);
   signal?.throwIfAborted();

@@ -11,7 +11,7 @@ import type {
 import { CheckpointConflictError } from "../core/errors.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "../core/keyset.js";
 import { compareNames } from "../core/name-order.js";
-import { parseNamed, parseSave } from "../core/arguments.js";
+import { parseNamed, parseSave, SAVE_KEYS } from "../core/arguments.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
 
 /**
@@ -35,7 +35,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
 
   /** Stores `position` for `name` (with `expected`, only if it still holds). */
   async save(name: string, position: number, options?: SaveOptions): Promise<void> {
-    const { name: valid, position: at, expected, signal } = parseSave("save", name, position, options);
+    const { name: valid, position: at, expected, signal } = parseSave("save", name, position, options, SAVE_KEYS);
     signal?.throwIfAborted();
     await Promise.resolve();
     if (expected !== undefined && (this.#positions.get(valid) ?? null) !== expected) {

@@ -6,6 +6,7 @@ import { CheckpointStoreError, messageOf } from "../core/errors.js";
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
 import type { RunSummary } from "./runner-options.js";
 import type { RunEnd } from "./run-options.js";
+import { keysOf } from "../core/validate.js";
 
 /**
  * One projection of a group: its checkpoint name and how it turns events into writes.
@@ -137,3 +138,14 @@ export class ProjectionGroupError extends CheckpointStoreError {
   }
 }
 
+
+/** The keys of a group's options, either source (checked against the types by keysOf). */
+export const GROUP_KEYS = keysOf<Record<keyof GroupReadEventsSource<PositionedEvent, unknown> | keyof GroupEventsQuerySource<PositionedEvent>, unknown>>()([
+  "name",
+  "store",
+  "projections",
+  "batchSize",
+  "readEvents",
+  "eventsQuery",
+  "lease",
+]);

@@ -8,12 +8,7 @@
 import type { GroupProjectionStore, LoadResult, PipelinedGroupStore, RunLease } from "../core/store.js";
 import { CheckpointConflictError, D1OperationError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkBatch, projectBatch, ProjectionError, type PositionedEvent } from "./project-batch.js";
-import {
-  ProjectionGroupError,
-  type GroupProjection,
-  type GroupRunSummary,
-  type ProjectionGroupOptions,
-} from "./group-options.js";
+import { GROUP_KEYS, type GroupProjection, type GroupRunSummary, ProjectionGroupError, type ProjectionGroupOptions } from "./group-options.js";
 import { QueryBudgetError } from "../core/query-budget.js";
 import { dropLease, leasing, startRun, type LeaseReleasing } from "./lease-lifecycle.js";
 import { endsOnBudget, parseRun, parseSource, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
@@ -69,6 +64,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
   constructor(options: ProjectionGroupOptions<Event, Writes>) {
     const { raw, name, store, pipelined, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<GroupProjectionStore<Writes>, PipelinedGroupStore, Event>(
       options,
+      GROUP_KEYS,
       ["loadMany", "commitMany", "commit"],
       ["loadManyAndQuery", "commitManyAndQuery"],
     );

@@ -22,8 +22,9 @@ import {
   type RunOptions,
 } from "./run-options.js";
 import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, checkVersion, hasMethods, versionCheckpoint } from "../core/validate.js";
-import type { ProjectionRunnerOptions, RunSummary } from "./runner-options.js";
+import { type ProjectionRunnerOptions, RUNNER_KEYS, type RunSummary } from "./runner-options.js";
 import { rolesOf } from "./version-roles.js";
+import { OPERATION_KEYS } from "../core/arguments.js";
 
 /** A versioned runner's two roles: the live version (checkpoint `name`) and a rebuild (checkpoint `name@version`). */
 interface Roles<Event extends PositionedEvent, Writes> {
@@ -90,6 +91,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
   constructor(options: ProjectionRunnerOptions<Event, Writes>) {
     const { raw, name, store, pipelined, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<ProjectionStore<Writes>, PipelinedProjectionStore, Event>(
       options,
+      RUNNER_KEYS,
       ["load", "commit"],
       ["commitAndQuery", "loadAndQuery"],
     );
@@ -289,7 +291,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const { name, store } = this.#config;
     const at = checkPosition("replay", name, position);
     checkMethods("replay", name, store, "options.store", ["replayParked"], "a store that can replay parked events (replayParked)");
-    const given = checkOptions("replay", name, options);
+    const given = checkOptions("replay", name, options, "options", OPERATION_KEYS);
     const signal = checkSignal("replay", name, given.signal);
     const budget = checkBudget("replay", name, given.budget);
     signal?.throwIfAborted();

@@ -5,7 +5,7 @@ import { CheckpointTypeError } from "../core/errors.js";
 import { QueryBudget, QueryBudgetError, withReserve } from "../core/query-budget.js";
 import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS } from "../core/lease.js";
 import { type RunLease } from "../core/store.js";
-import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkSignal, hasMethods } from "../core/validate.js";
+import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkSignal, hasMethods, keysOf } from "../core/validate.js";
 
 const DEFAULT_BATCH_SIZE = 100;
 const MAX_BATCH_SIZE = 10_000;
@@ -36,6 +36,8 @@ export interface RunOptions {
    */
   readonly budget?: number | QueryBudget | undefined;
 }
+
+const RUN_KEYS = keysOf<RunOptions>()(["maxBatches", "signal", "budget"]);
 
 /**
  * Why a run ended: it saw the end of the log, another run moved the
@@ -72,7 +74,7 @@ export interface ParsedRun {
 
 /** Checks a run's options (`name` is the runner's or the group's). */
 export function parseRun(name: string, options: RunOptions | undefined, leaseTtlMs: number | undefined): ParsedRun {
-  const { maxBatches: limit, signal: rawSignal, budget: rawBudget } = checkOptions("run", name, options);
+  const { maxBatches: limit, signal: rawSignal, budget: rawBudget } = checkOptions("run", name, options, "options", RUN_KEYS);
   const maxBatches = checkInteger("run", name, limit, "options.maxBatches", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: Number.POSITIVE_INFINITY });
   const signal = checkSignal("run", name, rawSignal);
   const budget = parseRunBudget(name, rawBudget);
@@ -132,11 +134,12 @@ export interface ParsedSource<Store, Pipelined, Event> {
  */
 export function parseSource<Store extends object, Pipelined extends object, Event>(
   options: unknown,
+  known: readonly string[],
   methods: readonly string[],
   pipelinedMethods: readonly string[],
 ): ParsedSource<Store, Pipelined, Event> {
   if (options === undefined) throw new CheckpointTypeError("configure", undefined, "options", "must be an object, got undefined");
-  const raw = checkOptions<Record<string, unknown>>("configure", undefined, options as Record<string, unknown>);
+  const raw = checkOptions<Record<string, unknown>>("configure", undefined, options as Record<string, unknown>, "options", known);
   const name = checkName("configure", raw.name, "options.name");
   const store = checkMethods<Store>("configure", name, raw.store, "options.store", methods, `a store with ${methods.join(", ")}`);
   type ReadEvents = (after: number, limit: number) => Promise<readonly Event[]>;

@@ -3,6 +3,7 @@
 import type { PipelinedProjectionStore, ProjectionStore } from "../core/store.js";
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
 import type { RunEnd } from "./run-options.js";
+import { keysOf } from "../core/validate.js";
 
 /**
  * What every runner is configured with, whatever its event source.
@@ -134,3 +135,16 @@ export interface RunSummary {
   readonly queries: number;
 }
 
+
+/** The keys of a runner's options, either source (checked against the types by keysOf). */
+export const RUNNER_KEYS = keysOf<Record<keyof ReadEventsSource<PositionedEvent, unknown> | keyof EventsQuerySource<PositionedEvent>, unknown>>()([
+  "name",
+  "store",
+  "project",
+  "batchSize",
+  "version",
+  "onError",
+  "readEvents",
+  "eventsQuery",
+  "lease",
+]);

@@ -103,7 +103,7 @@ export interface ParkedListing {
 /** Checks the arguments of `parked(name, options)`. */
 export function parseParkedList(name: unknown, options: ParkedListOptions | undefined): ParkedListing {
   const valid = checkName("parked", name);
-  const { after, pageSize, signal } = checkOptions("parked", valid, options);
+  const { after, pageSize, signal } = checkOptions("parked", valid, options, "options", ["signal", "budget", "after", "pageSize"]);
   return {
     name: valid,
     after: after === undefined ? 0 : checkPosition("parked", valid, after, "options.after"),

@@ -4,7 +4,7 @@
 import type { ListOptions, OperationOptions } from "../core/store.js";
 import type { CheckpointOperation } from "../core/errors.js";
 import { NOW_MS_SQL } from "./checkpoints.js";
-import { checkIdentifier, checkOptions, checkPosition, isTime, toPosition } from "../core/validate.js";
+import { keysOf, checkIdentifier, checkOptions, checkPosition, isTime, toPosition } from "../core/validate.js";
 
 /**
  * One projection's status, as `status()` and `statuses()` report it.
@@ -114,6 +114,11 @@ export interface StatusOptions<Newest = number> extends OperationOptions {
  * @category Operations
  */
 export interface StatusListOptions<Newest = number> extends ListOptions, StatusOptions<Newest> {}
+
+/** The keys of {@link StatusOptions}. */
+export const STATUS_KEYS = keysOf<StatusOptions>()(["signal", "budget", "newest", "eventTimes"]);
+/** The keys of {@link StatusListOptions}. */
+export const STATUS_LIST_KEYS = keysOf<StatusListOptions>()(["signal", "budget", "pageSize", "after", "prefix", "newest", "eventTimes"]);
 
 /**
  * The version record a checkpoint belongs to, as JSON [version, state,

@@ -9,7 +9,7 @@
 // the Durable Object store.
 import type { ProjectionVersion, RebuildOptions, SwitchOptions, VersionFence, VersionState, VersionTables } from "../core/store.js";
 import { type CheckpointOperation, CheckpointRangeError, CheckpointTypeError, messageOf, ProjectionVersionError } from "../core/errors.js";
-import { checkIdentifier, checkOptions, checkVersion, isTime, typeName, versionCheckpoint } from "../core/validate.js";
+import { checkIdentifier, checkOptions, keysOf, checkVersion, isTime, typeName, versionCheckpoint } from "../core/validate.js";
 import { parseNamed } from "../core/arguments.js";
 
 /** Every projection's version records, for a plan's snapshot (a handful of rows). */
@@ -31,6 +31,11 @@ export interface SqlStep {
   readonly sql: string;
   readonly bindings: readonly (string | number)[];
 }
+
+/** The keys of {@link RebuildOptions}. */
+const REBUILD_KEYS = keysOf<RebuildOptions<unknown>>()(["signal", "budget", "tables", "create", "liveTables"]);
+/** The keys of {@link SwitchOptions}. */
+export const SWITCH_KEYS = keysOf<SwitchOptions>()(["signal", "budget", "retire"]);
 
 const STORE_TABLES = new Set(["checkpoints", "parked_events", "checkpoint_moves", "projection_leases", "projection_versions"]);
 const MAX_TABLES = 20;
@@ -68,9 +73,9 @@ export function parseRebuild(
   version: unknown,
   options: RebuildOptions<unknown> | undefined,
 ): { name: string; version: number; signal: AbortSignal | undefined; tables: VersionTables; liveTables: VersionTables | undefined; create: unknown } {
-  const { name: valid, signal } = parseNamed("rebuild", name, options);
+  const { name: valid, signal } = parseNamed("rebuild", name, options, REBUILD_KEYS);
   const at = checkVersion("rebuild", valid, version);
-  const given = checkOptions("rebuild", valid, options);
+  const given = checkOptions("rebuild", valid, options, "options", REBUILD_KEYS);
   const tables = checkTables("rebuild", valid, given.tables, "options.tables", true);
   // Without liveTables, the plan takes the read names that are tables now (version-plans.ts).
   const liveTables = given.liveTables === undefined ? undefined : checkTables("rebuild", valid, given.liveTables, "options.liveTables", false);
@@ -84,7 +89,7 @@ export function toState(value: unknown): VersionState | undefined {
 
 /** Checks `switchVersion`'s options. */
 export function parseSwitch(name: string, options: SwitchOptions | undefined): "keep" | "drop" {
-  const retire: unknown = checkOptions("switch", name, options).retire;
+  const retire: unknown = checkOptions("switch", name, options, "options", SWITCH_KEYS).retire;
   if (retire === undefined) return "keep";
   if (retire === "keep" || retire === "drop") return retire;
   throw new CheckpointRangeError("switch", name, "options.retire", `must be "keep" or "drop", got ${JSON.stringify(retire)}`);

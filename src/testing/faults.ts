@@ -3,6 +3,7 @@
 // test can show what the store does when a response is lost.
 import type { D1Client } from "../d1/client.js";
 import { interceptD1, type D1Call, type D1CallKind } from "./intercept.js";
+import { checkOptions, keysOf } from "../core/validate.js";
 
 /**
  * When an injected fault strikes: `"before"` the call reaches D1 (nothing
@@ -27,6 +28,9 @@ export interface FaultRule {
   /** The chance that a matching call fails, drawn from the wrapper's `random`; default 1. */
   readonly probability?: number | undefined;
 }
+
+/** A rule's keys: a misspelt one is refused rather than ignored. */
+const FAULT_RULE_KEYS = keysOf<FaultRule>()(["kinds", "sql", "timing", "message", "skip", "times", "probability"]);
 
 /** An injected fault, as recorded. */
 export interface InjectedFault {
@@ -102,7 +106,7 @@ export function injectFaults<DB extends D1Client>(db: DB, random: () => number =
     db: wrapped,
     calls,
     faults,
-    inject: (rule) => rules.push({ rule, skipped: 0, injected: 0 }),
+    inject: (rule) => rules.push({ rule: checkOptions("configure", undefined, rule, "rule", FAULT_RULE_KEYS), skipped: 0, injected: 0 }),
     clear: () => {
       rules.length = 0;
     },
