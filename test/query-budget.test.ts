@@ -5,6 +5,7 @@ import {
   CheckpointTypeError,
   D1CheckpointStore,
   D1OperationError,
+  ProjectionGroup,
   ProjectionRunner,
   QueryBudget,
   QueryBudgetError,
@@ -178,6 +179,36 @@ describe("the query budget of a run", () => {
     expect(budget.spent).toBeLessThanOrEqual(45);
     expect(counted.calls.reduce((n, call) => n + call.sql.length, 0)).toBe(budget.spent);
     expect(summaries.map((summary) => summary.ended).sort()).toContain("budget");
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM projection_leases").first<{ n: number }>())?.n).toBe(0);
+  });
+
+  it("runs sharing one budget at the same time each report their own queries, and a lease is let go only by the run that claimed it", async () => {
+    await appendEvents(120);
+    await env.DB.prepare("DELETE FROM projection_versions").run();
+    const budget = new QueryBudget(150);
+    const eventsQuery = (db: D1Client) => (after: number, limit: number) =>
+      db.prepare("SELECT position, account, amount FROM ledger_events WHERE position > ?1 ORDER BY position LIMIT ?2").bind(after, limit);
+    const counters = [0, 1, 2, 3].map(() => countD1(env.DB));
+    const [a, b, c, d] = counters.map((counted) => counted.db) as [D1Client, D1Client, D1Client, D1Client];
+    const nothing = (): D1PreparedStatement[] => [];
+    const runs = [
+      new ProjectionRunner<LedgerEvent>({ name: "shared-a", store: new D1CheckpointStore(a), batchSize: 10, eventsQuery: eventsQuery(a), project: nothing, lease: true }).run({ budget }),
+      new ProjectionRunner<LedgerEvent>({ name: "shared-b", version: 1, store: new D1CheckpointStore(b), batchSize: 9, eventsQuery: eventsQuery(b), project: nothing }).run({ budget }),
+      new ProjectionGroup<LedgerEvent>({
+        name: "shared-group",
+        store: new D1CheckpointStore(c),
+        batchSize: 8,
+        eventsQuery: eventsQuery(c),
+        lease: true,
+        projections: [{ name: "shared-c1", project: nothing }, { name: "shared-c2", project: nothing }],
+      }).run({ budget }),
+      new ProjectionRunner<LedgerEvent>({ name: "shared-d", store: new D1CheckpointStore(d), batchSize: 11, readEvents: (after, limit) => readLedger(after, limit, d), project: nothing }).run({ budget }),
+    ];
+    const summaries = await Promise.all(runs);
+    const own = counters.map((counted) => queriesOf(counted.calls));
+    expect(summaries.map((summary) => summary.queries)).toEqual(own);
+    expect(own.reduce((sum, n) => sum + n, 0)).toBe(budget.spent);
+    expect(budget.spent).toBeLessThanOrEqual(150);
     expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM projection_leases").first<{ n: number }>())?.n).toBe(0);
   });
 

@@ -75,7 +75,9 @@ export class QueryBudget {
   /** The queries left. */
   get remaining(): number {
     const parent = viewOf.get(this);
-    return parent === undefined ? this.limit - this.#spent : Math.max(0, parent.remaining - (reserved.get(parent) ?? 0));
+    if (parent === undefined) return this.limit - this.#spent;
+    // A counting view sees what its parent has left; a reserve view also keeps back what every run holds of the root.
+    return counting.has(this) ? parent.remaining : Math.max(0, parent.remaining - (reserved.get(rootOf(parent)) ?? 0));
   }
 
   /**
@@ -91,11 +93,32 @@ export class QueryBudget {
   }
 }
 
-/** Budgets made by {@link withReserve}: they spend on their parent and keep `reserve` of it back. */
-/** The budget each view made by {@link withReserve} spends on. */
+/** The budget each view (made by {@link withReserve} or {@link countingView}) spends on. */
 const viewOf = new WeakMap<QueryBudget, QueryBudget>();
-/** Queries held back of a budget, by all the runs that share it, for what they must still send at the end. */
+/** The views that only count: they keep nothing back. */
+const counting = new WeakSet<QueryBudget>();
+/** Queries held back of a root budget, by all the runs that share it, for what they must still send at the end. */
 const reserved = new WeakMap<QueryBudget, number>();
+
+/** The budget a view spends on in the end: the caller's own. */
+function rootOf(budget: QueryBudget): QueryBudget {
+  let root = budget;
+  for (let parent = viewOf.get(root); parent !== undefined; parent = viewOf.get(root)) root = parent;
+  return root;
+}
+
+/**
+ * A view of `budget` that spends on it and counts what it spent itself
+ * (`spent`), with `budget`'s limit and what it has left: one per run, so
+ * that a run's summary reports its own queries even while other runs spend
+ * the same budget at the same time.
+ */
+export function countingView(budget: QueryBudget): QueryBudget {
+  const view = new QueryBudget(budget.limit);
+  viewOf.set(view, budget);
+  counting.add(view);
+  return view;
+}
 
 /** A run's view of a budget, and the way to give its reserve back. */
 export interface BudgetView {
@@ -114,12 +137,14 @@ export interface BudgetView {
 export function withReserve(budget: QueryBudget, reserve: number): BudgetView {
   const view = new QueryBudget(Math.max(1, budget.limit - reserve));
   viewOf.set(view, budget);
-  reserved.set(budget, (reserved.get(budget) ?? 0) + reserve);
+  // Held of the root, so that runs with views of views of one budget still see each other's reserves.
+  const root = rootOf(budget);
+  reserved.set(root, (reserved.get(root) ?? 0) + reserve);
   let held = reserve;
   return {
     budget: view,
     free: () => {
-      reserved.set(budget, Math.max(0, (reserved.get(budget) ?? 0) - held));
+      reserved.set(root, Math.max(0, (reserved.get(root) ?? 0) - held));
       held = 0;
     },
   };

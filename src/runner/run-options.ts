@@ -2,7 +2,7 @@
 // alike: the batch size, the batch limit, the signal, the query budget (with
 // one query kept back to let go of a lease), and the lease option.
 import { CheckpointTypeError } from "../core/errors.js";
-import { QueryBudget, QueryBudgetError, withReserve } from "../core/query-budget.js";
+import { countingView, QueryBudget, QueryBudgetError, withReserve } from "../core/query-budget.js";
 import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS } from "../core/lease.js";
 import { type RunLease } from "../core/store.js";
 import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkSignal, hasMethods, keysOf } from "../core/validate.js";
@@ -65,7 +65,7 @@ export interface RunCalls {
 export interface ParsedRun {
   readonly maxBatches: number;
   readonly signal: AbortSignal | undefined;
-  /** The run's budget: the caller's, or one without a cap that only counts. */
+  /** The run's own view of its budget (the caller's, or one without a cap): it counts only this run's queries. */
   readonly budget: QueryBudget;
   /** This run's lease, when the runner has a lease TTL. */
   readonly lease: RunLease | undefined;
@@ -77,7 +77,8 @@ export function parseRun(name: string, options: RunOptions | undefined, leaseTtl
   const { maxBatches: limit, signal: rawSignal, budget: rawBudget } = checkOptions("run", name, options, "options", RUN_KEYS);
   const maxBatches = checkInteger("run", name, limit, "options.maxBatches", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: Number.POSITIVE_INFINITY });
   const signal = checkSignal("run", name, rawSignal);
-  const budget = parseRunBudget(name, rawBudget);
+  // The run's own count of what it sends, whoever else spends the same budget meanwhile (its summary's `queries`).
+  const budget = countingView(parseRunBudget(name, rawBudget));
   const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
   // A leased run keeps one query back to let go of its lease when it ends early; runs sharing a budget never spend each other's.
   const view = withReserve(budget, lease === undefined ? 0 : 1);
