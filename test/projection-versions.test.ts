@@ -506,7 +506,7 @@ describe("rebuilding a projection beside the live one", () => {
     await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v1" } })).rejects.toThrow(/belongs to another version/);
     await db.prepare("CREATE TABLE v_other (x)").run();
     await store.startRebuild("other", 2, { tables: { v_other: "v_other_v2" }, create: [db.prepare("CREATE TABLE v_other_v2 (x)")] });
-    await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "v_other_v2" } })).rejects.toThrow(/belongs to another version/);
+    await expect(store.startRebuild(NAME, 3, { tables: { v_totals: "v_other_v2" } })).rejects.toThrow(/"v_other_v2" belongs to projection "other"/);
     // A new version's table that is missing at the switch is refused too.
     await store.startRebuild(NAME, 3, { tables: { v_totals: "v_totals_v3" } });
     await expect(store.switchVersion(NAME, 3)).rejects.toThrow(/table "v_totals_v3" of version 3 does not exist/);
@@ -660,7 +660,7 @@ describe("rebuilding a projection beside the live one", () => {
       [() => store.startRebuild(NAME, 2, { tables: { v_totals: "v totals" } }), CheckpointRangeError, /must be an identifier/],
       [() => store.startRebuild(NAME, 2, { tables: { 'x"; DROP TABLE checkpoints; --': "t" } }), CheckpointRangeError, /must be an identifier/],
       [() => store.startRebuild(NAME, 2, { tables: { v_totals: "v_totals" } }), CheckpointRangeError, /may not be a read name/],
-      [() => store.startRebuild(NAME, 2, { tables: { v_totals: "checkpoints" } }), CheckpointRangeError, /store's tables/],
+      [() => store.startRebuild(NAME, 2, { tables: { v_totals: "checkpoints" } }), CheckpointRangeError, /package's tables/],
       [() => store.startRebuild(NAME, 2, { tables: { v_totals: "sqlite_master" } }), CheckpointRangeError, /sqlite_/],
       [() => store.startRebuild(NAME, 2, { tables: { a: "t", b: "t" } }), CheckpointRangeError, /twice/],
       [() => store.startRebuild(NAME, 2, { tables: { v_totals: 2 as unknown as string } }), CheckpointTypeError, /must be a table or column name/],

@@ -23,10 +23,15 @@ export interface SchemaObject {
   readonly sql: unknown;
 }
 
-/** What a plan is made from: the projection's version records, the tables other projections' records name, and the database's tables, views and triggers. */
+/**
+ * What a plan is made from: the projection's version records, every name
+ * other projections' records hold (read names and tables, by lower-cased
+ * name, with the projection that holds it), and the database's tables, views
+ * and triggers.
+ */
 export interface Snapshot {
   readonly versions: readonly ProjectionVersion[];
-  readonly othersTables: readonly string[];
+  readonly owners: ReadonlyMap<string, string>;
   readonly objects: readonly SchemaObject[];
 }
 
@@ -37,16 +42,21 @@ export function snapshotOf(
   rows: readonly (VersionRow & { readonly name?: unknown })[],
   objects: readonly SchemaObject[],
 ): Snapshot {
-  const othersTables = rows.flatMap((row) => {
-    if (row.name === name || typeof row.tables !== "string") return [];
+  const owners = new Map<string, string>();
+  for (const row of rows) {
+    if (row.name === name || typeof row.name !== "string" || typeof row.tables !== "string") continue;
+    let tables: unknown;
     try {
-      const tables: unknown = JSON.parse(row.tables);
-      return typeof tables === "object" && tables !== null ? Object.values(tables).filter((table): table is string => typeof table === "string") : [];
+      tables = JSON.parse(row.tables);
     } catch {
-      return [];
+      continue; // a record no plan could use; its own projection's calls report it
     }
-  });
-  return { versions: rows.filter((row) => row.name === name).map((row) => projectionVersion(operation, name, row)), othersTables, objects };
+    if (typeof tables !== "object" || tables === null) continue;
+    for (const [read, table] of Object.entries(tables)) {
+      for (const held of [read, table]) if (typeof held === "string") owners.set(held.toLowerCase(), row.name);
+    }
+  }
+  return { versions: rows.filter((row) => row.name === name).map((row) => projectionVersion(operation, name, row)), owners, objects };
 }
 
 /** The longest identifier the store accepts (checkTables). */
@@ -70,6 +80,11 @@ function tableFor(tables: VersionTables, read: string): string | undefined {
   return key === undefined ? undefined : tables[key];
 }
 
+/** Whether `sql` names `name` as a whole identifier (case-insensitively). */
+function mentions(sql: string, name: string): boolean {
+  return new RegExp(`(^|[^A-Za-z0-9_$])${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}($|[^A-Za-z0-9_$])`, "i").test(sql);
+}
+
 /** The type of a table or view by name: `"table"`, `"view"`, or `undefined` when there is none. */
 function typeOf(objects: readonly SchemaObject[], name: string): "table" | "view" | undefined {
   const found = objects.find((object) => (object.type === "table" || object.type === "view") && typeof object.name === "string" && same(object.name, name));
@@ -83,8 +98,6 @@ function typeOf(objects: readonly SchemaObject[], name: string): "table" | "view
  * their view). In the order they were made, so that they can be made again in it.
  */
 function dependents(objects: readonly SchemaObject[], read: string, keep: (name: string) => boolean): { name: string; type: string; sql: string }[] {
-  const mentions = (sql: string, name: string): boolean =>
-    new RegExp(`(^|[^A-Za-z0-9_$])${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}($|[^A-Za-z0-9_$])`, "i").test(sql);
   const views = objects.flatMap((object) =>
     object.type === "view" && typeof object.name === "string" && typeof object.sql === "string" && !same(object.name, read) && !keep(object.name)
       ? [{ name: object.name, type: "view", sql: object.sql }]
@@ -111,6 +124,23 @@ function dependents(objects: readonly SchemaObject[], read: string, keep: (name:
 
 function fail(operation: "rebuild" | "switch" | "dropVersion", name: string, version: number, message: string): never {
   throw new ProjectionVersionError(operation, name, version, message);
+}
+
+/**
+ * Refuses any name of `tables` (read names and tables) that another
+ * projection's records hold: a plan never renames, re-points or drops it.
+ */
+function checkOwn(operation: "rebuild" | "switch" | "dropVersion", name: string, version: number, owners: ReadonlyMap<string, string>, ...tables: readonly VersionTables[]): void {
+  for (const held of tables.flatMap((t) => Object.entries(t).flat())) {
+    const owner = owners.get(held.toLowerCase());
+    if (owner !== undefined) fail(operation, name, version, `${JSON.stringify(held)} belongs to projection ${JSON.stringify(owner)} (its version records name it)`);
+  }
+}
+
+/** Whether view `read` reads `table`: its SQL names it. */
+function viewReads(objects: readonly SchemaObject[], read: string, table: string): boolean {
+  const view = objects.find((object) => object.type === "view" && typeof object.name === "string" && same(object.name, read));
+  return typeof view?.sql === "string" && mentions(view.sql, table);
 }
 
 /** The read names of `live` that `next` gives no table for: a switch would leave them showing the old version. */
@@ -147,7 +177,7 @@ export function planRebuild(
   version: number,
   tables: VersionTables,
   givenLiveTables: VersionTables | undefined,
-  { versions, othersTables, objects }: Snapshot,
+  { versions, owners, objects }: Snapshot,
 ): { steps: SqlStep[]; mustBeEmpty: string[] } {
   const live = versions.find((v) => v.state === "live");
   const target = versions.find((v) => v.version === version);
@@ -158,6 +188,8 @@ export function planRebuild(
   const liveTables: VersionTables =
     live?.tables ?? givenLiveTables ?? Object.fromEntries(Object.keys(tables).filter((read) => typeOf(objects, read) === "table").map((read) => [read, read]));
   const own = target?.tables ?? tables;
+  // Nothing another projection's records hold: not as a read name, not as a live table, not as a new table.
+  checkOwn("rebuild", name, version, owners, liveTables, own, tables);
   const missing = uncovered(liveTables, own);
   if (missing.length > 0) {
     const which = target === undefined ? "the new version" : `retired version ${version}`;
@@ -168,6 +200,10 @@ export function planRebuild(
     if (typeOf(objects, table) !== "table") fail("rebuild", name, version, `the live version's table ${JSON.stringify(table)} (for ${read}) does not exist: give liveTables`);
     // What the switch will find: the read name is the live table itself, or a view of it, or nothing yet.
     if (!same(read, table) && typeOf(objects, read) === "table") fail("rebuild", name, version, `the read name ${JSON.stringify(read)} is a table, but the live version's table for it is ${JSON.stringify(table)}`);
+    // A live table is what readers read now through its read name: the table itself, or the table its view reads.
+    if (live === undefined && !same(read, table) && !viewReads(objects, read, table)) {
+      fail("rebuild", name, version, `readers read ${JSON.stringify(read)} now, and it is not a view of ${JSON.stringify(table)}: a live table is the read name itself, or the table its view reads`);
+    }
     if (same(read, table) && asideName(read, liveVersion) === undefined) fail("rebuild", name, version, `the read name ${JSON.stringify(read)} is too long to be set aside as ${read}_v${liveVersion} at the switch`);
   }
   for (const read of Object.keys(own)) {
@@ -177,7 +213,7 @@ export function planRebuild(
   }
   const mustBeEmpty: string[] = [];
   if (target === undefined) {
-    const taken = [...othersTables, ...(versions.length === 0 ? [liveTables] : versions.map((v) => v.tables)).flatMap((t) => Object.values(t))];
+    const taken = (versions.length === 0 ? [liveTables] : versions.map((v) => v.tables)).flatMap((t) => Object.values(t));
     const reserved = Object.entries(liveTables).flatMap(([read, table]) => (same(read, table) ? [asideName(read, liveVersion) ?? ""] : []));
     for (const [read, table] of Object.entries(tables)) {
       if (taken.some((other) => same(other, table))) fail("rebuild", name, version, `table ${JSON.stringify(table)} belongs to another version`);
@@ -233,11 +269,12 @@ export function planRebuild(
  * those, with their triggers) are dropped before it is renamed and made again
  * after, so that they read the new view, not the renamed old table.
  */
-export function planSwitch(name: string, version: number, retire: "keep" | "drop", { versions, objects }: Snapshot): SqlStep[] {
+export function planSwitch(name: string, version: number, retire: "keep" | "drop", { versions, owners, objects }: Snapshot): SqlStep[] {
   const live = versions.find((v) => v.state === "live");
   const next = versions.find((v) => v.version === version);
   if (next?.state !== "building") return fail("switch", name, version, `version ${version} is not being rebuilt (${next === undefined ? "no such version" : `it is ${next.state}`})`);
   if (live === undefined) return fail("switch", name, version, "the projection has no live version record");
+  checkOwn("switch", name, version, owners, live.tables, next.tables);
   const missing = uncovered(live.tables, next.tables);
   if (missing.length > 0) fail("switch", name, version, `version ${version} gives no table for ${missing.join(", ")} of the live version`);
 
@@ -329,9 +366,10 @@ export function planSwitch(name: string, version: number, retire: "keep" | "drop
  * and tables. A version's tables are never a view's (every switch re-points
  * every live read name), so dropping them leaves no view dangling.
  */
-export function planDrop(name: string, version: number, { versions }: Snapshot): SqlStep[] {
+export function planDrop(name: string, version: number, { versions, owners }: Snapshot): SqlStep[] {
   const target = versions.find((v) => v.version === version);
   if (target === undefined) return fail("dropVersion", name, version, `version ${version} has no record`);
+  checkOwn("dropVersion", name, version, owners, target.tables);
   if (target.state === "live") fail("dropVersion", name, version, `version ${version} is the live version: switch to another first`);
   const checkpoint = versionCheckpoint(name, version);
   return [

@@ -11,6 +11,7 @@ import type { ProjectionVersion, RebuildOptions, SwitchOptions, VersionFence, Ve
 import { type CheckpointOperation, CheckpointRangeError, CheckpointTypeError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkIdentifier, checkOptions, keysOf, checkVersion, isTime, typeName, versionCheckpoint } from "../core/validate.js";
 import { parseNamed } from "../core/arguments.js";
+import { SCHEMA } from "./schema.js";
 
 /** Every projection's version records, for a plan's snapshot (a handful of rows). */
 export const ALL_VERSIONS_SQL = "SELECT name, version, state, tables, started_at FROM projection_versions ORDER BY name, version";
@@ -37,7 +38,14 @@ const REBUILD_KEYS = keysOf<RebuildOptions<unknown>>()(["signal", "budget", "tab
 /** The keys of {@link SwitchOptions}. */
 export const SWITCH_KEYS = keysOf<SwitchOptions>()(["signal", "budget", "retire"]);
 
-const STORE_TABLES = new Set(["checkpoints", "parked_events", "checkpoint_moves", "projection_leases", "projection_versions"]);
+/** The package's tables (every table `SCHEMA` makes) and wrangler's migration table: never a projection's. */
+const RESERVED_TABLES = new Set([...[...SCHEMA.matchAll(/CREATE TABLE IF NOT EXISTS (\w+)/g)].map((match) => (match[1] ?? "").toLowerCase()), "d1_migrations"]);
+
+/** Whether `identifier` is a table no projection may own: SQLite's (`sqlite_…`), D1's (`_cf_…`), wrangler's or the package's. */
+export function isReserved(identifier: string): boolean {
+  const lower = identifier.toLowerCase();
+  return lower.startsWith("sqlite_") || lower.startsWith("_cf_") || RESERVED_TABLES.has(lower);
+}
 const MAX_TABLES = 20;
 
 /** Checks a table map: 1 to 20 read names, each an identifier mapped to a distinct identifier; none a store table. */
@@ -53,8 +61,13 @@ export function checkTables(operation: CheckpointOperation, name: string, value:
   for (const [read, table] of entries) {
     for (const identifier of [read, table]) {
       checkIdentifier(operation, name, identifier, `${argument}.${read}`);
-      if ((identifier as string).toLowerCase().startsWith("sqlite_") || STORE_TABLES.has((identifier as string).toLowerCase())) {
-        throw new CheckpointRangeError(operation, name, `${argument}.${read}`, `may name neither sqlite_… nor one of the store's tables, got ${JSON.stringify(identifier)}`);
+      if (isReserved(identifier as string)) {
+        throw new CheckpointRangeError(
+          operation,
+          name,
+          `${argument}.${read}`,
+          `may name neither sqlite_…, _cf_…, d1_migrations nor one of the package's tables, got ${JSON.stringify(identifier)}`,
+        );
       }
     }
     const key = (table as string).toLowerCase();
