@@ -214,10 +214,22 @@ export function runCheckpointStoreContract(factory: CheckpointStoreFactory, labe
         await expect(store.load("orders")).resolves.toEqual({ position: 4, found: true });
       });
 
-      it("an expected position conflicts when there is no checkpoint, and writes nothing", async () => {
+      it("an expected position above 0 conflicts when there is no checkpoint, and writes nothing", async () => {
         const store = await factory();
-        await expect(store.save("orders", 9, { expected: 0 })).rejects.toBeInstanceOf(CheckpointConflictError);
+        await expect(store.save("orders", 9, { expected: 1 })).rejects.toBeInstanceOf(CheckpointConflictError);
         await expect(store.load("orders")).resolves.toEqual({ position: 0, found: false });
+      });
+
+      it("expected 0 holds for no checkpoint, as load reports one at 0 (the position a fresh projection starts from)", async () => {
+        const store = await factory();
+        const { position } = await store.load("orders");
+        await store.save("orders", 9, { expected: position });
+        await expect(store.load("orders")).resolves.toEqual({ position: 9, found: true });
+        await store.save("fresh", 0);
+        await store.save("fresh", 4, { expected: 0 });
+        await expect(store.load("fresh")).resolves.toEqual({ position: 4, found: true });
+        // Only null insists that none exists.
+        await expect(store.save("orders", 10, { expected: null })).rejects.toBeInstanceOf(CheckpointConflictError);
       });
 
       it("of two racing saves from the same position, exactly one wins", async () => {

@@ -111,12 +111,14 @@ describe("saveStatement and resetStatement in the caller's own batch", () => {
     await expect(store.load("ledger")).resolves.toEqual({ position: 1, found: true });
   });
 
-  it("a conditional saveStatement on a missing checkpoint fails unless expected is null", async () => {
+  it("a conditional saveStatement on a missing checkpoint holds for null and 0, and fails for any other position", async () => {
     const store = new D1CheckpointStore(env.DB);
-    await expect(store.saveStatement("fresh", 3, { expected: 0 }).run()).rejects.toSatisfy(isCheckpointConflict);
+    await expect(store.saveStatement("fresh", 3, { expected: 1 }).run()).rejects.toSatisfy(isCheckpointConflict);
     expect(await storedRows()).toEqual([]);
     await store.saveStatement("fresh", 3, { expected: null }).run();
     expect(await storedRows()).toEqual([{ name: "fresh", position: 3 }]);
+    await store.saveStatement("new", 2, { expected: 0 }).run();
+    expect(await storedRows()).toEqual([{ name: "fresh", position: 3 }, { name: "new", position: 2 }]);
   });
 
   it("resetStatement clears the checkpoint together with the read model", async () => {

@@ -1,7 +1,7 @@
 // The arguments of the store calls, checked once before any query: a name
 // and a signal (`load`, `reset`), a save's position, condition and version
 // fence. Built on validate.ts's single-value checks and the store's types.
-import type { CommitOptions, ListOptions, LoadAndQueryOptions, OperationOptions, ReplayOptions, SaveOptions, VersionFence } from "./store.js";
+import type { CommitOptions, ListOptions, LoadAndQueryOptions, LoadResult, OperationOptions, ReplayOptions, SaveOptions, VersionFence } from "./store.js";
 import { CheckpointRangeError, type CheckpointOperation } from "./errors.js";
 import { checkName, checkOptions, checkPosition, checkSignal, checkVersion, keysOf, versionCheckpoint } from "./validate.js";
 
@@ -83,4 +83,13 @@ export function parseSave(
     expected: expected === undefined || expected === null ? expected : checkPosition(operation, valid, expected, "options.expected"),
     signal: checkSignal(operation, valid, signal),
   };
+}
+
+/**
+ * Whether a save's condition holds for the checkpoint as loaded: `null` for
+ * none, a position for that position, where none counts as one at 0.
+ */
+export function conditionHolds(expected: number | null, current: LoadResult): boolean {
+  if (expected === null) return !current.found;
+  return current.position === expected;
 }

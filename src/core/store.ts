@@ -86,9 +86,11 @@ export interface VersionFence {
 export interface SaveOptions extends OperationOptions {
   /**
    * Makes the save conditional: a number means the stored position must equal
-   * it, `null` means no checkpoint may exist yet. When the condition does not
-   * hold the save rejects with `CheckpointConflictError` and writes nothing.
-   * Omitted: an unconditional upsert.
+   * it, where no checkpoint counts as one at `0` (as `load` reports it, so
+   * `expected: (await store.load(name)).position` works on a fresh database
+   * too); `null` means no checkpoint may exist yet. When the condition does
+   * not hold the save rejects with `CheckpointConflictError` and writes
+   * nothing. Omitted: an unconditional upsert.
    */
   readonly expected?: number | null | undefined;
   /**

@@ -3,13 +3,13 @@
 // statements after it); how each kind of write is retried and what a lost
 // response means (decision 0006); and, when a condition fails, whose it was.
 import type { LoadResult, ParkRequest, VersionFence } from "../core/store.js";
+import { conditionHolds, type SaveArguments } from "../core/arguments.js";
 import { isConflictMarker, saveSql } from "../sql/checkpoints.js";
 import type { D1Calls } from "./calls.js";
 import { CheckpointConflictError, D1OperationError, type CheckpointOperation } from "../core/errors.js";
 import { PARK_SQL } from "../sql/parked-events.js";
 import { fencedOut } from "../sql/versions.js";
 import type { CheckVerdict } from "./retry.js";
-import type { SaveArguments } from "../core/arguments.js";
 
 /**
  * Statements a commit sends after its writes in the same batch (`first`), and
@@ -83,7 +83,7 @@ export async function writeCheckpoint<Row = never>(
     const current = await calls.load(operation, name);
     const at = current.found ? current.position : null;
     if (at === position) return { landed: true, value: riders === undefined ? [] : await calls.batch<Row>(riders.again) };
-    if (at === expected) return { landed: false };
+    if (expected !== undefined && conditionHolds(expected, current)) return { landed: false };
     return { landed: "unknown", found: `the checkpoint is now at ${at === null ? "no checkpoint" : `position ${at}`}` };
   };
   const alone = statements.length === 0 && parks.length === 0;
@@ -146,6 +146,5 @@ async function attributeConflict(
       reason: `a checkpoint condition failed (this one's, or one among the statements${others.length === 0 ? "" : `: ${others.join(", ")}`}), and the load that would tell which failed too (${cause instanceof Error ? cause.message : String(cause)}); nothing was applied`,
     });
   }
-  const at = current.found ? current.position : null;
-  return at === expected ? theirs() : new CheckpointConflictError(operation, name, expected, { cause: error });
+  return conditionHolds(expected, current) ? theirs() : new CheckpointConflictError(operation, name, expected, { cause: error });
 }

@@ -11,7 +11,7 @@ import type {
 import { CheckpointConflictError } from "../core/errors.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "../core/keyset.js";
 import { compareNames } from "../core/name-order.js";
-import { parseNamed, parseSave, SAVE_KEYS } from "../core/arguments.js";
+import { conditionHolds, parseNamed, parseSave, SAVE_KEYS } from "../core/arguments.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
 
 /**
@@ -38,7 +38,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
     const { name: valid, position: at, expected, signal } = parseSave("save", name, position, options, SAVE_KEYS);
     signal?.throwIfAborted();
     await Promise.resolve();
-    if (expected !== undefined && (this.#positions.get(valid) ?? null) !== expected) {
+    const stored = this.#positions.get(valid);
+    if (expected !== undefined && !conditionHolds(expected, { position: stored ?? 0, found: stored !== undefined })) {
       throw new CheckpointConflictError("save", valid, expected);
     }
     this.#positions.set(valid, at);

@@ -2,9 +2,8 @@
 // the save statements (upsert, insert-new, compare-and-set, each with its
 // optional version fence), load and reset, the keyset page queries and the
 // mapping of their rows, and the conflict marker a failed condition raises.
-import { CheckpointConflictError } from "../core/errors.js";
+import { CheckpointConflictError, type CheckpointOperation } from "../core/errors.js";
 import type { LoadResult, VersionFence } from "../core/store.js";
-import type { CheckpointOperation } from "../core/errors.js";
 import type { Page, PageRequest, RawName } from "../core/keyset.js";
 import { toPosition } from "../core/validate.js";
 
@@ -23,14 +22,21 @@ export const INSERT_NEW_SQL =
   "INSERT INTO checkpoints (name, position) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET position = NULL";
 
 /**
- * Save only if the stored position equals ?3. SQLite checks NOT NULL before
- * uniqueness, so the inserted value is ?2 only when the row exists (the
- * subquery) and NULL otherwise, which fails; the update branch writes NULL
- * unless the position matches, which fails too.
+ * Save only if the stored position equals ?3, where no checkpoint counts as
+ * one at 0 (as `load` reports it; decision 0022). SQLite checks NOT NULL
+ * before uniqueness, so the inserted value is `value` when ?3 is 0 or the row
+ * exists (the subquery) and NULL otherwise, which fails; the update branch
+ * writes NULL unless the position matches, which fails too.
  */
-export const COMPARE_AND_SET_SQL =
-  "INSERT INTO checkpoints (name, position) VALUES (?1, (SELECT ?2 FROM checkpoints WHERE name = ?1)) " +
-  "ON CONFLICT (name) DO UPDATE SET position = CASE WHEN position = ?3 THEN excluded.position ELSE NULL END";
+function compareAndSetSql(value: string): string {
+  return (
+    `INSERT INTO checkpoints (name, position) VALUES (?1, CASE WHEN ?3 = 0 THEN ${value} ELSE (SELECT ${value} FROM checkpoints WHERE name = ?1) END) ` +
+    "ON CONFLICT (name) DO UPDATE SET position = CASE WHEN position = ?3 THEN excluded.position ELSE NULL END"
+  );
+}
+
+/** {@link compareAndSetSql} of ?2: ?1 name, ?2 position, ?3 expected. */
+export const COMPARE_AND_SET_SQL = compareAndSetSql("?2");
 
 /** The state of version ?v of projection ?n: its record's, or `'live'` for version 1 of a projection without records; NULL otherwise. */
 function stateExpression(n: number, v: number): string {
@@ -79,7 +85,7 @@ export function saveSql(
       ? UPSERT_SQL.replace("?2", value)
       : expected === null
         ? INSERT_NEW_SQL.replace("?2", value)
-        : COMPARE_AND_SET_SQL.replace("SELECT ?2", `SELECT ${value}`);
+        : compareAndSetSql(value);
   return { sql, bindings: [name, position, expected ?? null, fence.name, fence.version, fence.state] };
 }
 

@@ -4,7 +4,7 @@
 import type { CheckpointCommit, LoadResult, ParkRequest, VersionFence } from "../core/store.js";
 import { CheckpointRangeError, CheckpointTypeError, type CheckpointOperation } from "../core/errors.js";
 import { checkParkRequests } from "./parked-events.js";
-import { checkFence } from "../core/arguments.js";
+import { checkFence, conditionHolds } from "../core/arguments.js";
 import { checkName, checkPosition, toPosition } from "../core/validate.js";
 
 /** The most checkpoints one group load or commit takes. */
@@ -85,6 +85,7 @@ export function checkCommits<Writes>(
 export function groupVerdict(commits: readonly CheckedCommit<unknown>[], current: readonly LoadResult[]): "landed" | "not landed" | "unknown" {
   const at = current.map((checkpoint) => (checkpoint.found ? checkpoint.position : null));
   if (commits.every((commit, index) => at[index] === commit.position)) return "landed";
-  if (commits.every((commit, index) => at[index] === commit.expected)) return "not landed";
+  const held = (commit: CheckedCommit<unknown>, loaded: LoadResult | undefined): boolean => commit.expected !== undefined && loaded !== undefined && conditionHolds(commit.expected, loaded);
+  if (commits.every((commit, index) => held(commit, current[index]))) return "not landed";
   return "unknown";
 }
