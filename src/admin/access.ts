@@ -13,6 +13,9 @@
 // cached *promise* of a fetch belongs to the request that started it (another
 // request awaiting it can hang or fail when that one ends). Two requests that
 // miss the cache together both fetch; that is the price of sharing no promise.
+// A failed fetch is remembered beside the set (its time and the failures in a
+// row), and the source is not asked again before a backoff of 1 s, doubling
+// up to 30 s, has passed: while the endpoint is down, tokens do not each fetch.
 import { CheckpointRangeError, CheckpointTypeError } from "../core/errors.js";
 import { checkFunction, checkInteger, checkOptions, typeName } from "../core/validate.js";
 import { decodeBase64Url } from "./base64url.js";
@@ -56,6 +59,14 @@ const KEYS_TTL_MS = 5 * 60_000;
  * key ids must not turn into one certs fetch per request.
  */
 const REFETCH_COOLDOWN_MS = 30_000;
+/**
+ * After the key source fails (an error, a non-2xx answer, a document without
+ * keys), it is not asked again for this long, doubling with each failure in
+ * a row up to {@link MAX_FAILURE_BACKOFF_MS}: while the certs endpoint is
+ * down, tokens must not turn into one fetch each.
+ */
+const FAILURE_BACKOFF_MS = 1000;
+const MAX_FAILURE_BACKOFF_MS = 30_000;
 /** The longest assertion looked at: Access tokens are a few KB, even with custom claims. */
 const MAX_TOKEN_LENGTH = 64 * 1024;
 /** How long the certs fetch may take. */
@@ -70,10 +81,17 @@ interface KeySet {
   readonly fetchedAt: number;
 }
 
+/** What is known of one key source for one issuer: its last key set, and its failures in a row since (with the time of the last). */
+interface SourceState {
+  readonly set: KeySet | undefined;
+  readonly failures: number;
+  readonly failedAt: number;
+}
+
 /** Stands for the global `fetch` as a key source. */
 const GLOBAL_FETCH: object = {};
-/** Key sets per key source (the `keys` or `fetch` option, or the global fetch), then per issuer. */
-const keySets = new WeakMap<object, Map<string, KeySet>>();
+/** Per key source (the `keys` or `fetch` option, or the global fetch), then per issuer: settled values only. */
+const keySources = new WeakMap<object, Map<string, SourceState>>();
 
 interface Config {
   readonly issuer: string;
@@ -100,7 +118,10 @@ interface Config {
  *
  * The team's public keys are cached for 5 minutes per isolate, as imported
  * keys; a token naming a key not in the cache has the keys fetched again, at
- * most once per 30 seconds, so that a key rotation is picked up at once.
+ * most once per 30 seconds, so that a key rotation is picked up at once. While
+ * the key source fails, it is asked again only after 1 second, then 2, 4 and
+ * so on up to 30 seconds (tokens meanwhile answer `undefined`), until it
+ * answers keys again.
  *
  * Check all options before any request: a wrong one is a
  * `CheckpointTypeError` or `CheckpointRangeError` (operation `"configure"`).
@@ -267,22 +288,34 @@ function subjectOf(payload: Record<string, unknown>): string {
 
 /** The team key `kid` names, from the cache or fetched; `undefined` when there is none. */
 async function keyFor(config: Config, kid: string, now: number): Promise<CryptoKey | undefined> {
-  let sets = keySets.get(config.source);
-  if (sets === undefined) {
-    sets = new Map();
-    keySets.set(config.source, sets);
+  let sources = keySources.get(config.source);
+  if (sources === undefined) {
+    sources = new Map();
+    keySources.set(config.source, sources);
   }
-  const cached = sets.get(config.issuer);
+  const state = sources.get(config.issuer) ?? { set: undefined, failures: 0, failedAt: 0 };
+  const cached = state.set;
   const age = cached === undefined ? Number.NaN : now - cached.fetchedAt;
   if (cached !== undefined && age >= 0 && age < KEYS_TTL_MS) {
     const key = cached.keys.get(kid);
     if (key !== undefined) return key;
     if (age < REFETCH_COOLDOWN_MS) return undefined; // fetched moments ago: the kid is made up
   }
+  const sinceFailure = now - state.failedAt;
+  if (state.failures > 0 && sinceFailure >= 0 && sinceFailure < backoffMs(state.failures)) return undefined; // the source failed moments ago
   const keys = await loadKeys(config);
-  if (keys === undefined) return undefined; // not cached: the next request tries again
-  sets.set(config.issuer, { keys, fetchedAt: now });
+  if (keys === undefined) {
+    // Remembered, so that the tokens arriving meanwhile do not each fetch again; the key set (if any) is kept as it was.
+    sources.set(config.issuer, { set: cached, failures: state.failures + 1, failedAt: now });
+    return undefined;
+  }
+  sources.set(config.issuer, { set: { keys, fetchedAt: now }, failures: 0, failedAt: 0 });
   return keys.get(kid);
+}
+
+/** How long after the `failures`-th failure in a row the key source is not asked again: 1 s, doubling, at most 30 s. */
+function backoffMs(failures: number): number {
+  return Math.min(FAILURE_BACKOFF_MS * 2 ** Math.min(failures - 1, 30), MAX_FAILURE_BACKOFF_MS);
 }
 
 /** The key source's usable keys, imported, by `kid`; `undefined` when the source fails. */

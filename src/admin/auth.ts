@@ -21,8 +21,15 @@ export interface AdminIdentity {
  * `cloudflareAccess({ teamDomain, audience })`, or write your own.
  */
 export interface AdminAuth {
-  /** The identity a request proves, or `undefined` when it proves none. A bad credential answers `undefined`, never throws. */
-  authorize(request: Request): Promise<AdminIdentity | undefined>;
+  /**
+   * The identity a request proves, or `undefined` when it proves none. A bad credential answers `undefined`, never throws.
+   *
+   * @param request - The request to authorize.
+   * @param basePath - The base path of the handler asking (the handler always passes it): a credential bound to one
+   *   handler, such as `bearerToken`'s session, counts only there. A route of your own beside the handler may omit it;
+   *   `bearerToken` then takes the session of any base path the request's path is under.
+   */
+  authorize(request: Request, basePath?: string): Promise<AdminIdentity | undefined>;
   /**
    * Present when the page should offer a login form: checks the secret typed
    * into it and answers the `Set-Cookie` value of a session, or `undefined`

@@ -2,7 +2,7 @@
 // both ways: one encoder and one strict decoder for the admin's tokens.
 
 /** Bytes as unpadded base64url. */
-export function encodeBase64Url(bytes: ArrayBuffer): string {
+export function encodeBase64Url(bytes: ArrayBuffer | Uint8Array): string {
   let binary = "";
   for (const byte of new Uint8Array(bytes)) binary += String.fromCharCode(byte);
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");

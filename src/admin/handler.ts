@@ -8,11 +8,13 @@ import { ProjectionError } from "../runner/project-batch.js";
 import type { ProjectionStatus } from "../sql/status.js";
 import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods } from "../core/validate.js";
 import type { AdminAuth } from "./auth.js";
-import { HTML_HEADERS, renderLogin, renderMessage, renderOverview, renderParked, STYLESHEET, type PageContext } from "./page.js";
+import { answer, back, html, json, MAX_NOTICE, positionParameter, readForm, Refusal, segment } from "./http.js";
+import { renderLogin, renderMessage, renderOverview, renderParked, STYLESHEET, type PageContext } from "./page.js";
 import { isSameOrigin } from "./session.js";
-import { parkedPage, partitionViews, projectionViews, type EventTimeAfter } from "./views.js";
+import { partitionViews } from "./partitions.js";
+import { parkedPage, projectionViews, type EventTimeAfter } from "./views.js";
 
-/** What a request to the admin handler does, for the rate-limit hook. */
+/** What a request to the admin handler does, for the rate-limit hook: `login` for `<base>/login`, `read` for GET and HEAD, `write` for any other method. */
 export type AdminAction = "login" | "read" | "write";
 
 /** What the admin may do with one D1 projection. Give only what it should offer. */
@@ -65,7 +67,9 @@ export interface AdminHandlerOptions {
   /** The Durable Object partitions to list; called on every overview, so keep the list short. */
   readonly partitions?: (() => Promise<readonly AdminPartition[]>) | undefined;
   /**
-   * A rate limit: answer `false` to refuse a request with 429. For example
+   * A rate limit: answer `false` to refuse a request with 429. Every request
+   * under the base path goes through it first, before it is authorized or its
+   * body read (the login, the logout and the stylesheet included). For example
    * with the Workers rate-limiting binding, keyed by action and client address:
    *
    * ```ts
@@ -85,35 +89,6 @@ export type AdminHandler = (request: Request) => Promise<Response | undefined>;
 const MAX_LISTED = 1000;
 /** Parked events per page. */
 const PARKED_PAGE = 50;
-/** The longest notice shown, in characters. */
-const MAX_NOTICE = 200;
-
-/** A refusal with its status, answered as JSON or as an HTML page. */
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
-function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff", ...headers } });
-}
-
-function html(body: string, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(body, { status, headers: { ...HTML_HEADERS, ...headers } });
-}
-
-function segment(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw new Refusal(400, "malformed escape in the path");
-  }
-}
 
 function checkBase(value: unknown): string {
   if (value === undefined) return "/admin";
@@ -219,6 +194,9 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
     const allow = (expected: "GET" | "POST"): void => {
       if (method !== expected) throw new Refusal(405, `use ${expected === "GET" ? "GET or HEAD" : "POST"}`, { allow: expected === "GET" ? "GET, HEAD" : "POST" });
     };
+    const writing = method !== "GET";
+    // Every route, first: before authorizing, so that guessing credentials (a bearer token, a forged Access token) is limited too.
+    await limit(request, path === "/login" ? "login" : writing ? "write" : "read");
     if (path === "/style.css") {
       allow("GET");
       return new Response(STYLESHEET, { headers: { "content-type": "text/css; charset=utf-8", "cache-control": "max-age=300", "x-content-type-options": "nosniff" } });
@@ -228,17 +206,13 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       if (auth.login === undefined || auth.logout === undefined) throw new Refusal(404, "this admin page has no login form");
       if (!isSameOrigin(request, url)) throw new Refusal(403, "cross-origin request refused");
       if (path === "/logout") return back(base, undefined, { "set-cookie": auth.logout(url) });
-      await limit(request, "login");
       const secret = (await readForm(request)).get("token") ?? "";
       const cookie = await auth.login(secret, url);
       if (cookie === undefined) return html(renderLogin(context, "Wrong token."), 401);
       return back(base, undefined, { "set-cookie": cookie });
     }
 
-    const writing = method !== "GET";
-    // Before authorizing, so that guessing credentials (a bearer token, a forged Access token) is limited too.
-    await limit(request, writing ? "write" : "read");
-    const identity = await auth.authorize(request);
+    const identity = await auth.authorize(request, base);
     if (identity === undefined) {
       if (path === "" && method === "GET" && !wantsJson) {
         return auth.login !== undefined ? html(renderLogin(context)) : html(renderMessage(context, "Not signed in", "Sign in to use this page."), 401);
@@ -356,35 +330,4 @@ async function refuseVersionConflict(call: Promise<void>): Promise<void> {
 /** Whether an error is one D1 raised (its messages start with `D1_`). */
 function isD1Error(error: unknown): boolean {
   return error instanceof Error && /^D1_[A-Z_]+/.test(error.message);
-}
-
-/** A 303 back to a page of the admin, with a notice to show there. */
-function back(to: string, notice: string | undefined, headers: Record<string, string> = {}): Response {
-  const location = notice === undefined ? to : `${to}?notice=${encodeURIComponent(notice.slice(0, MAX_NOTICE))}`;
-  return new Response(null, { status: 303, headers: { location, "cache-control": "no-store", ...headers } });
-}
-
-function answer(asJson: boolean, to: string, body: unknown, status: number, notice: string): Response {
-  return asJson ? json(body, status) : back(to, notice);
-}
-
-/** A non-negative position from a query parameter or a path segment (0 when absent), a 400 otherwise. */
-function positionParameter(raw: string | null, what: string): number {
-  if (raw === null || raw === "") return 0;
-  if (!/^[0-9]{1,16}$/.test(raw)) throw new Refusal(400, `${what} must be a non-negative integer`);
-  try {
-    return checkPosition("status", undefined, Number(raw), what);
-  } catch {
-    throw new Refusal(400, `${what} must be a non-negative safe integer`);
-  }
-}
-
-/** The form fields of a urlencoded body of at most 4 KB. */
-async function readForm(request: Request): Promise<URLSearchParams> {
-  if (!(request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/x-www-form-urlencoded")) {
-    throw new Refusal(415, "send the form as application/x-www-form-urlencoded");
-  }
-  const body = await request.text();
-  if (body.length > 4096) throw new Refusal(413, "the form is too large");
-  return new URLSearchParams(body);
 }

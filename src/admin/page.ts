@@ -1,7 +1,8 @@
 // The admin page's HTML, rendered on the server: no framework, no script.
 // Every value goes through `escapeHtml`; the page runs under a CSP that
 // allows no script at all and only the stylesheet of its own origin.
-import type { ParkedPage, PartitionView, ProjectionView } from "./views.js";
+import type { PartitionView } from "./partitions.js";
+import type { ParkedPage, ProjectionView } from "./views.js";
 
 /**
  * The response headers of every admin HTML page: no caching, no script, no

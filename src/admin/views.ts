@@ -2,17 +2,25 @@
 // tools wrote badly: a corrupt checkpoint, parked event or move time is shown
 // as corrupt, never a failed page.
 import type { D1CheckpointStore } from "../d1/checkpoint-store.js";
-import { CorruptCheckpointError, messageOf } from "../core/errors.js";
-import type { ProjectionStatus } from "../sql/status.js";
+import { CorruptCheckpointError } from "../core/errors.js";
+import type { PageRequest } from "../core/keyset.js";
+import { pageBindings, pageSql, storedName, type PageRow } from "../sql/checkpoints.js";
+import { newestOf, projectionStatus, statusColumns, type ProjectionStatus, type StatusRow } from "../sql/status.js";
 import { isTime } from "../core/validate.js";
 
-/** A projection's row: its status, or a checkpoint whose stored position is not one. */
+/** A projection's row: its status, or a checkpoint another tool wrote badly (a position that is not one, a name that is not text). */
 export type ProjectionView =
   | (ProjectionStatus & {
       /** Milliseconds since the oldest event it has not applied, when `eventTimeAfter` is given and it lags. */
       readonly lagMs: number | undefined;
     })
-  | { readonly name: string; readonly corrupt: string };
+  | CorruptView;
+
+/** A checkpoint another tool wrote badly: its name as far as it can be shown, and what is wrong. */
+export interface CorruptView {
+  readonly name: string;
+  readonly corrupt: string;
+}
 
 /** A parked event's row; `parkedAt` is `undefined` when its stored time is corrupt. */
 export interface ParkedView {
@@ -34,22 +42,24 @@ export interface ParkedPage {
   readonly next: number | undefined;
 }
 
-/** A Durable Object partition's row: its projections' statuses, or why they could not be read. */
-export interface PartitionView {
-  readonly name: string;
-  readonly statuses: readonly ProjectionStatus[];
-  readonly error: string | undefined;
-}
-
 /** The most lagging projections whose lag as time one page view looks up (one query each, in one batch). */
 const MAX_TIME_LOOKUPS = 25;
 
 /** What to read the oldest unapplied event's time with: its first row's first column, ms since the epoch or a date text. */
 export type EventTimeAfter = (after: number) => D1PreparedStatement;
 
+/** The longest stored name's bytes shown in hex in a corrupt row. */
+const MAX_HEX_SHOWN = 64;
+
+/** A page row of the status listing: the status columns, the name as D1 returned it and, unless it is ASCII text, its stored bytes in hex. */
+type ListedRow = PageRow & StatusRow;
+
 /**
- * Every checkpoint's status in name order. A row whose stored position is not
- * one is listed as corrupt and the listing resumes after it.
+ * Every checkpoint's status in name order, at most `limit`, read as stored:
+ * one page query (and the `newest` query beside it, at the same time), however
+ * many rows are corrupt. A row whose stored position is not one, or whose
+ * stored name is not valid text, is listed as corrupt in its place; nothing
+ * is resumed, so a bad row costs no query and no name check.
  */
 export async function projectionViews(
   store: D1CheckpointStore,
@@ -57,21 +67,11 @@ export async function projectionViews(
   eventTimeAfter: EventTimeAfter | undefined,
   limit: number,
 ): Promise<ProjectionView[]> {
-  const rows: (ProjectionStatus | { readonly name: string; readonly corrupt: string })[] = [];
-  for (let after: string | undefined, done = false; !done && rows.length < limit; ) {
-    try {
-      for await (const status of store.statuses({ newest, after, pageSize: Math.min(1000, limit) })) {
-        rows.push(status);
-        if (rows.length >= limit) break;
-      }
-      done = true;
-    } catch (error) {
-      if (!(error instanceof CorruptCheckpointError)) throw error;
-      rows.push({ name: error.checkpoint ?? "", corrupt: `stored ${error.column} ${String(error.value)}` });
-      after = error.checkpoint;
-      if (after === undefined) break;
-    }
-  }
+  const request: PageRequest = { lower: "", inclusive: true, upper: undefined, limit };
+  const page = store.db.prepare(pageSql(statusColumns(), request)).bind(...pageBindings(request));
+  const [listed, newestRows] = await Promise.all([page.all<ListedRow>(), typeof newest === "object" ? newest.all() : undefined]);
+  const newestPosition = typeof newest === "object" ? newestOf("status", undefined, newestRows?.results[0]) : newest;
+  const rows = listed.results.map((row) => listedView(row, newestPosition));
   // At most MAX_TIME_LOOKUPS lagging projections get lag as time, so that a page view stays well within D1's queries per invocation.
   const lagging = rows.filter((row): row is ProjectionStatus => !("corrupt" in row) && (row.lag ?? 1) > 0).slice(0, MAX_TIME_LOOKUPS);
   const times = eventTimeAfter === undefined || lagging.length === 0 ? [] : await store.db.batch<Record<string, unknown>>(lagging.map((row) => eventTimeAfter(row.position)));
@@ -83,6 +83,24 @@ export async function projectionViews(
     if (isTime(at)) lagMs.set(row.name, Math.max(0, now - at));
   });
   return rows.map((row) => ("corrupt" in row ? row : { ...row, lagMs: lagMs.get(row.name) }));
+}
+
+/** A listed row as a status, or as corrupt: a stored name that is not valid text, or a stored position that is not one. */
+function listedView(row: ListedRow, newest: number | undefined): ProjectionStatus | CorruptView {
+  const name = storedName(row);
+  if (typeof name !== "string") {
+    const hex = row.raw ?? "";
+    const bytes = hex.length > MAX_HEX_SHOWN ? `${hex.slice(0, MAX_HEX_SHOWN)}…` : hex;
+    return name.type === "blob"
+      ? { name: `x'${bytes}'`, corrupt: `stored name is a blob, not text (bytes ${bytes})` }
+      : { name: typeof row.name === "string" ? row.name : "", corrupt: `stored name is not valid UTF-8 text (bytes ${bytes})` };
+  }
+  try {
+    return projectionStatus("status", name, row, newest);
+  } catch (error) {
+    if (!(error instanceof CorruptCheckpointError)) throw error;
+    return { name, corrupt: `stored ${error.column} ${String(error.value)}` };
+  }
 }
 
 /** Parked rows as stored: ?1 name, ?2 after, ?3 limit (the integer positions, keyset-paged). */
@@ -109,27 +127,4 @@ export async function parkedPage(store: D1CheckpointStore, name: string, after: 
     corrupt: (after === 0 ? corruptRows : []).map((row) => ({ corrupt: `stored position ${String(row.position)}`, error: String(row.error) })),
     next: rows.length > limit ? events.at(-1)?.position : undefined,
   };
-}
-
-/** The partitions' statuses; a partition that fails is shown with its error. */
-export async function partitionViews(
-  list: () => Promise<readonly { readonly name: string; readonly statuses: () => Promise<readonly ProjectionStatus[]> }[]>,
-): Promise<PartitionView[]> {
-  let partitions: Awaited<ReturnType<typeof list>>;
-  try {
-    partitions = await list();
-  } catch (error) {
-    return [{ name: "(the partitions hook)", statuses: [], error: messageOf(error) }];
-  }
-  return Promise.all(
-    partitions.map(async ({ name, statuses }) => {
-      try {
-        // An RPC answer nothing has checked: names made text, so that the page can escape them.
-        const listed: readonly { readonly name: unknown }[] = await statuses();
-        return { name, statuses: listed.map((status) => ({ ...status, name: typeof status.name === "string" ? status.name : String(status.name) })) as ProjectionStatus[], error: undefined };
-      } catch (error) {
-        return { name, statuses: [], error: messageOf(error) };
-      }
-    }),
-  );
 }
