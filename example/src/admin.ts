@@ -28,7 +28,7 @@ export function adminAuth(env: Env): AdminAuth | string {
     return bearerToken(token);
   } catch (error) {
     if (!(error instanceof CheckpointRangeError || error instanceof CheckpointTypeError)) throw error;
-    return "admin routes are disabled: ADMIN_TOKEN must be 32 to 1,024 characters without whitespace (openssl rand -hex 16)";
+    return "admin routes are disabled: ADMIN_TOKEN must be a generated secret of 32 to 1,024 characters, not a placeholder (openssl rand -hex 16)";
   }
 }
 

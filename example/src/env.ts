@@ -4,6 +4,6 @@ export interface Env {
   readonly DB: D1Database;
   /** One AccountHistory object per account (idFromName(account)): the account-history projection. */
   readonly ACCOUNT_HISTORY: DurableObjectNamespace<import("./account-history.js").AccountHistory>;
-  /** The admin's token (a secret: 32 to 1,024 characters, no whitespace; `openssl rand -hex 16`). Unset, or refused by bearerToken: admin routes are disabled. */
+  /** The admin's token (a generated secret: 32 to 1,024 characters, no whitespace, not a placeholder; `openssl rand -hex 16`). Unset, or refused by bearerToken: admin routes are disabled. */
   readonly ADMIN_TOKEN?: string | undefined;
 }

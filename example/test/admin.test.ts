@@ -93,12 +93,14 @@ describe("ADMIN_TOKEN", () => {
     ["short", "short-token"],
     ["padded", ` ${TOKEN} `],
     ["a space inside", `${TOKEN.slice(0, 16)} ${TOKEN.slice(16)}`],
+    // Copied unedited from example/.dev.vars.example: a publicly known token.
+    ["the placeholder of .dev.vars.example", "replace-with-the-output-of-openssl-rand-hex-16"],
   ])("an ADMIN_TOKEN that is %s leaves admin disabled and login impossible; the message names the rule, not the token", async (_, token) => {
     const bindings = { ...env, ADMIN_TOKEN: token };
     const get = await send("/admin", {}, bindings);
     expect(get.status).toBe(403);
     const text = await get.text();
-    expect(text).toContain("admin routes are disabled: ADMIN_TOKEN must be 32 to 1,024 characters without whitespace");
+    expect(text).toContain("admin routes are disabled: ADMIN_TOKEN must be a generated secret of 32 to 1,024 characters, not a placeholder");
     if (token.trim() !== "") expect(text).not.toContain(token.trim());
     const loggedIn = await send("/admin/login", { method: "POST", body: new URLSearchParams({ token }).toString(), headers: { ...form, origin: ORIGIN } }, bindings);
     expect(loggedIn.status).toBe(403);
