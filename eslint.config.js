@@ -3,7 +3,7 @@ import tseslint from "typescript-eslint";
 import { layerRules } from "./eslint.layers.js";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "**/.wrangler/", "docs/api/", "coverage/", "test/consumer-app/"] },
+  { ignores: ["dist/", "node_modules/", "**/.wrangler/", "docs/api/", "coverage/", "test/consumer-app/", ".tmp/"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -5,12 +5,16 @@ import { defineConfig } from "vitest/config";
 // Every test suite, as vitest projects (`vitest run --project <name>` runs one):
 // - package: the library inside workerd against local D1 (storage isolated per file);
 // - example: the example Worker end to end inside workerd, with its own migrations;
+// - quickstart: the README's Quick start (docs/quickstart) inside workerd, on a fresh database;
 // - node: the package driven from plain Node (Miniflare, wrangler migrations, npm start);
 // - browser: the example's admin page in a real Chromium (`npm run test:browser`; not in `npm test`).
 // The benchmarks have their own config (vitest.bench.config.ts): they are not tests.
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   const exampleMigrations = await readD1Migrations(path.join(import.meta.dirname, "example", "migrations"));
+  // The Quick start's own migrations, then the package's (as the migrations bin installs them after the app's).
+  const quickstartMigrations = [...(await readD1Migrations(path.join(import.meta.dirname, "docs", "quickstart", "migrations"))), ...migrations];
+  const self = { "@synapse-es/checkpointstore-d1": path.join(import.meta.dirname, "src", "index.ts") };
   return {
     test: {
       // workerd suites share the machine's two cores: one project file at a time each
@@ -41,6 +45,20 @@ export default defineConfig(async () => {
             name: "example",
             include: ["example/test/**/*.test.ts"],
             setupFiles: ["./test/apply-migrations.ts"],
+          },
+        },
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./docs/quickstart/wrangler.jsonc" },
+              miniflare: { bindings: { TEST_MIGRATIONS: quickstartMigrations } },
+            }),
+          ],
+          resolve: { alias: self },
+          test: {
+            name: "quickstart",
+            include: ["docs/quickstart/test/**/*.test.ts"],
+            setupFiles: ["./docs/quickstart/test/apply-migrations.ts"],
           },
         },
         {

@@ -15,10 +15,12 @@ import { conditionHolds, parseNamed, parseSave, SAVE_KEYS } from "../core/argume
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
 
 /**
- * The in-memory reference {@link CheckpointStore}, for unit tests of
- * projections. It checks input exactly as the D1 store does, orders names as
- * SQLite does (by code point, not by UTF-16 unit) and pages the same way, so
- * a projection tested against it behaves the same on D1.
+ * The in-memory reference {@link CheckpointStore}, for unit tests of code
+ * that takes a `CheckpointStore` (`save`, `load`, `names`). It checks input
+ * exactly as the D1 store does, orders names as SQLite does (by code point,
+ * not by UTF-16 unit) and pages the same way. It does not drive a
+ * `ProjectionRunner`: there is no read model in memory to commit writes to;
+ * test projections in workerd against local D1 (docs/guides/testing.md).
  *
  * @example
  * ```ts
