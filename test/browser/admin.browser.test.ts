@@ -2,15 +2,13 @@
 // example's holds page): Debian's Chromium driven by playwright-core, against
 // `npm start` as a user runs it. Not part of `npm test`: `npm run test:browser`
 // (needs /usr/bin/chromium: apt-get install chromium).
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort, waitForOutput } from "../support/processes.js";
+import { freePort, freshExampleState, quietEnv, waitForOutput } from "../support/processes.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 /** The overview at the end (and admin-holds.png, admin-parked.png: the holds page, the event parked); the folder is not committed. */
@@ -26,7 +24,7 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const quiet = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
+const quiet = quietEnv;
 
 /**
  * Clicks the button of the form that posts to `action`; resolves once the 303
@@ -55,11 +53,7 @@ describe("the admin page in Chromium", () => {
     // A fresh local D1 (and Durable Object storage) for this run only: `npm start` applies the
     // migrations to the default state, and its arguments go to `wrangler dev` only, so the
     // migrations are applied to the temporary state here first.
-    state = await mkdtemp(path.join(tmpdir(), "admin-browser-"));
-    await promisify(execFile)(path.join(root, "node_modules", ".bin", "wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
-      cwd: path.join(root, "example"),
-      env: quiet,
-    });
+    state = await freshExampleState("admin-browser-");
     const [port, inspector] = [await freePort(), await freePort()];
     const token = randomBytes(24).toString("base64url");
     child = spawn(

@@ -1,25 +1,30 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { rm } from "node:fs/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort, waitForOutput } from "../support/processes.js";
+import { freePort, freshExampleState, quietEnv, waitForOutput } from "../support/processes.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
 // The README's `npm start` must really serve the example on 127.0.0.1.
 describe("npm start", () => {
   let child: ChildProcess | undefined;
+  let state: string | undefined;
 
-  afterAll(() => {
+  afterAll(async () => {
     if (child?.pid !== undefined) process.kill(-child.pid, "SIGTERM"); // the whole process group
+    if (state !== undefined) await rm(state, { recursive: true, force: true });
   });
 
   it("applies the migrations and serves the example on 127.0.0.1", async () => {
+    // A state of its own: the events this test appends are never served by your next `npm start`.
+    state = await freshExampleState("npm-start-");
     const [port, inspector] = [await freePort(), await freePort()];
-    child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspector)], {
+    child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspector), "--persist-to", state], {
       cwd: root,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+      env: quietEnv,
     });
     const output = await waitForOutput(child, `Ready on http://127.0.0.1:${port}`);
     expect(output).toMatch(/000\d_\w+\.sql|No migrations to apply/);
