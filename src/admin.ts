@@ -28,5 +28,6 @@ export {
   type AdminPartition,
   type AdminProjection,
 } from "./admin/handler.js";
+export type { AdminRebuild } from "./admin/rebuilds.js";
 export { isSameOrigin } from "./admin/session.js";
 export type { EventTimeAfter } from "./admin/views.js";

@@ -6,34 +6,73 @@ import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messag
 import { IS_PARKED_SQL } from "../sql/parked-events.js";
 import { ProjectionError } from "../runner/project-batch.js";
 import type { ProjectionStatus } from "../sql/status.js";
-import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods } from "../core/validate.js";
+import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods, typeName } from "../core/validate.js";
 import type { AdminAuth } from "./auth.js";
+import { callHook, hookLabel, HookFailure } from "./hooks.js";
 import { answer, back, html, json, MAX_NOTICE, positionParameter, readForm, Refusal, segment } from "./http.js";
 import { renderLogin, renderMessage, renderOverview, renderParked, STYLESHEET, type PageContext } from "./page.js";
 import { isSameOrigin } from "./session.js";
 import { partitionViews } from "./partitions.js";
+import { checkRebuild, rebuildOptions, rebuildRefusals, type AdminRebuild } from "./rebuilds.js";
 import { parkedPage, projectionViews, type EventTimeAfter } from "./views.js";
 
 /** What a request to the admin handler does, for the rate-limit hook: `login` for `<base>/login`, `read` for GET and HEAD, `write` for any other method. */
 export type AdminAction = "login" | "read" | "write";
 
-/** What the admin may do with one D1 projection. Give only what it should offer. */
+/**
+ * What the admin may do with one D1 projection. Give only what it should
+ * offer. The hooks are your code: whatever one throws is answered as its
+ * failure, a 500 naming the hook and the projection
+ * (`{ error: 'the reset hook of "balances" failed: …', hook, projection }`),
+ * never as the store's 503.
+ */
 export interface AdminProjection {
-  /** Applies a parked event again: `true` when applied, `false` when it was not parked. Typically `(position) => runner.replay(position)`. */
+  /**
+   * Applies a parked event again: `true` when applied, `false` when it was
+   * not parked. Typically `(position) => runner.replay(position)`. A
+   * `ProjectionError` (the projection rejects it again) is a 409 and the
+   * event stays parked. For a projection that runs in a `ProjectionGroup`
+   * (which has no `replay`), build a `ProjectionRunner` for that one
+   * projection, with the group member's name, `version`, `project` and
+   * `onError`, and the group's store and event source, and use it only for
+   * `replay`.
+   */
   readonly replay?: ((position: number) => Promise<boolean>) | undefined;
-  /** Clears the read model and its checkpoint in one batch (`db.batch([clear, store.resetStatement(name)])`). */
+  /**
+   * Clears the read model and its checkpoint in one batch, so that `rebuild`
+   * (or your cron) projects it again from the first event. Clear the live
+   * version's own tables, never a read name: once a version has been switched
+   * to, a read name is a view, and `DELETE FROM balances` fails. The live
+   * version's record names its tables (`store.versions(name)`); before the
+   * first rebuild there is none, and the read names are the tables:
+   *
+   * ```ts
+   * reset: async () => {
+   *   const live = (await store.versions("balances")).find((v) => v.state === "live");
+   *   const tables = Object.values(live?.tables ?? { balances: "balances" }); // read name → table
+   *   await env.DB.batch([...tables.map((table) => env.DB.prepare(`DELETE FROM ${table}`)), store.resetStatement("balances")]);
+   * },
+   * ```
+   */
   readonly reset?: (() => Promise<void>) | undefined;
-  /** Runs after a reset or a Rebuild, in `waitUntil`: typically `() => runner.run({ budget: 900 })`. */
+  /**
+   * Runs after a reset or a Rebuild: typically `() => runner.run({ budget: 900 })`.
+   * In `waitUntil` when the handler has it, and then its failure is logged;
+   * without it, before the answer, and its failure is the answer (a 500
+   * that says the reset was done, or the rebuild started).
+   */
   readonly rebuild?: (() => Promise<unknown>) | undefined;
   /**
-   * Offers Rebuild: starts the projection's next version beside the live one,
-   * typically `() => store.startRebuild("balances", 2, { tables, create })`
+   * Offers Rebuild: the version to start beside the live one, which the page
+   * starts with `store.startRebuild(name, version, { tables, create, liveTables })`
    * (the versioned runner or group, run by `rebuild` or your cron, then
-   * builds it). The page shows the rebuild's progress with Switch (enabled
-   * once it has caught up with the live version) and Abandon, and a retired
-   * version with Drop.
+   * builds it). Rebuild is shown disabled, with the reason, whenever the
+   * store would refuse it: the version is live (declare the next one), another
+   * version is building, a table is not its own or has rows. The page shows
+   * the rebuild's progress with Switch (enabled once it has caught up with
+   * the live version) and Abandon, and a retired version with Drop.
    */
-  readonly startRebuild?: (() => Promise<void>) | undefined;
+  readonly startRebuild?: AdminRebuild | undefined;
 }
 
 /** A Durable Object partition the page lists: a name, and its projections' statuses (typically an RPC method of its stub). */
@@ -78,7 +117,7 @@ export interface AdminHandlerOptions {
    * ```
    */
   readonly rateLimit?: ((request: Request, action: AdminAction) => boolean | Promise<boolean>) | undefined;
-  /** Keeps a rebuild going after the response: pass `ctx.waitUntil.bind(ctx)`. Without it, a rebuild runs before the answer. */
+  /** Keeps a rebuild going after the response: pass `ctx.waitUntil.bind(ctx)`. Without it, a rebuild runs before the answer (and its failure is the answer). */
   readonly waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
 }
 
@@ -145,10 +184,15 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
   const store = checkMethods<D1CheckpointStore>("configure", undefined, given.store, "options.store", ["statuses", "parked"], "a D1CheckpointStore");
   const auth = checkMethods<AdminAuth>("configure", undefined, given.auth, "options.auth", ["authorize"], "an AdminAuth such as bearerToken(token)");
   const projections = checkOptions<Record<string, AdminProjection>>("configure", undefined, given.projections, "options.projections");
+  /** Each projection's checked `startRebuild`. */
+  const rebuilds = new Map<string, AdminRebuild>();
   for (const [name, projection] of Object.entries(projections)) {
     const actions = checkOptions("configure", name, projection, `options.projections.${name}`, ["replay", "reset", "rebuild", "startRebuild"]);
-    for (const key of ["replay", "reset", "rebuild", "startRebuild"] as const) checkFunction("configure", name, actions[key], `options.projections.${name}.${key}`);
+    for (const key of ["replay", "reset", "rebuild"] as const) checkFunction("configure", name, actions[key], `options.projections.${name}.${key}`);
+    const rebuild = checkRebuild(name, actions.startRebuild, `options.projections.${name}.startRebuild`);
+    if (rebuild !== undefined) rebuilds.set(name, rebuild);
   }
+  if (rebuilds.size > 0) checkMethods("configure", undefined, store, "options.store", ["startRebuild", "switchVersion", "dropVersion"], "a D1CheckpointStore with versions");
   const eventTimeAfter = checkFunction("configure", undefined, given.eventTimeAfter, "options.eventTimeAfter");
   const partitions = checkFunction("configure", undefined, given.partitions, "options.partitions");
   const rateLimit = checkFunction("configure", undefined, given.rateLimit, "options.rateLimit");
@@ -164,20 +208,27 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
     logout: auth.login !== undefined,
     actions: (name) => {
       const projection = Object.hasOwn(projections, name) ? projections[name] : undefined;
-      return { reset: projection?.reset !== undefined, replay: projection?.replay !== undefined, versions: projection?.startRebuild !== undefined };
+      return { reset: projection?.reset !== undefined, replay: projection?.replay !== undefined, versions: rebuilds.has(name) };
     },
   };
-  /** Runs a projection's `rebuild` hook, in `waitUntil` when given; its failure is logged, not the request's. */
-  const run = async (name: string, rebuild: (() => Promise<unknown>) | undefined): Promise<void> => {
+  /**
+   * Runs a projection's `rebuild` hook after `done` (a reset, a started
+   * rebuild): in `waitUntil` when given, its failure logged; otherwise before
+   * the answer, its failure the answer.
+   */
+  const run = async (name: string, rebuild: (() => Promise<unknown>) | undefined, done: string): Promise<void> => {
     if (rebuild === undefined) return;
-    const rebuilding = rebuild().then(
+    if (waitUntil === undefined) {
+      await callHook("rebuild", name, rebuild, { note: ` (${done})` });
+      return;
+    }
+    const rebuilding = callHook("rebuild", name, rebuild, { note: ` (${done})` }).then(
       () => undefined,
       (error: unknown) => {
-        console.error(`rebuild of ${name} failed`, error);
+        console.error(messageOf(error), error instanceof Error ? error.cause : error);
       },
     );
-    if (waitUntil === undefined) await rebuilding;
-    else waitUntil(rebuilding);
+    waitUntil(rebuilding);
   };
   const projectionOf = (name: string): AdminProjection => {
     const projection = Object.hasOwn(projections, name) ? projections[name] : undefined;
@@ -186,7 +237,7 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
   };
 
   const limit = async (request: Request, action: AdminAction): Promise<void> => {
-    if (rateLimit !== undefined && !(await rateLimit(request, action))) throw new Refusal(429, "too many requests: try again later", { "retry-after": "60" });
+    if (rateLimit !== undefined && !(await callHook("rateLimit", undefined, () => rateLimit(request, action)))) throw new Refusal(429, "too many requests: try again later", { "retry-after": "60" });
   };
 
   const route = async (request: Request, url: URL, path: string, wantsJson: boolean): Promise<Response> => {
@@ -205,14 +256,14 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       allow("POST");
       if (auth.login === undefined || auth.logout === undefined) throw new Refusal(404, "this admin page has no login form");
       if (!isSameOrigin(request, url)) throw new Refusal(403, "cross-origin request refused");
-      if (path === "/logout") return back(base, undefined, { "set-cookie": auth.logout(url) });
+      if (path === "/logout") return back(base, undefined, { "set-cookie": await callHook("auth.logout", undefined, () => auth.logout?.(url) ?? "") });
       const secret = (await readForm(request)).get("token") ?? "";
-      const cookie = await auth.login(secret, url);
+      const cookie = await callHook("auth.login", undefined, () => auth.login?.(secret, url));
       if (cookie === undefined) return html(renderLogin(context, "Wrong token."), 401);
       return back(base, undefined, { "set-cookie": cookie });
     }
 
-    const identity = await auth.authorize(request, base);
+    const identity = await callHook("auth.authorize", undefined, () => auth.authorize(request, base));
     if (identity === undefined) {
       if (path === "" && method === "GET" && !wantsJson) {
         return auth.login !== undefined ? html(renderLogin(context)) : html(renderMessage(context, "Not signed in", "Sign in to use this page."), 401);
@@ -225,10 +276,10 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
 
     if (path === "" || path === "/api/projections") {
       allow("GET");
-      const listed = await projectionViews(store, newest, eventTimeAfter, MAX_LISTED);
-      if (path !== "" || asJson) return json({ projections: listed });
-      const listedPartitions = partitions === undefined ? undefined : await partitionViews(partitions);
-      return html(renderOverview(context, { projections: listed, partitions: listedPartitions, notice }));
+      const { projections: listed, lagMsError } = await projectionViews(store, newest, eventTimeAfter, MAX_LISTED);
+      if (path !== "" || asJson) return json(lagMsError === undefined ? { projections: listed } : { projections: listed, lagMsError });
+      const [refusals, listedPartitions] = await Promise.all([rebuildRefusals(store.db, rebuilds), partitions === undefined ? undefined : partitionViews(partitions)]);
+      return html(renderOverview(context, { projections: listed, lagMsError, rebuilds: refusals, partitions: listedPartitions, notice }));
     }
     if (path === "/api/partitions") {
       allow("GET");
@@ -248,9 +299,10 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       allow("POST");
       const name = segment(reset[1] ?? "");
       const projection = projectionOf(name);
-      if (projection.reset === undefined) throw new Refusal(404, `${name} cannot be reset here`);
-      await projection.reset();
-      await run(name, projection.rebuild);
+      const { reset: resetHook } = projection;
+      if (resetHook === undefined) throw new Refusal(404, `${name} cannot be reset here`);
+      await callHook("reset", name, () => resetHook.call(projection));
+      await run(name, projection.rebuild, "the reset was done");
       return answer(asJson, base, { reset: name, rebuilding: projection.rebuild !== undefined }, 202, `reset ${name}`);
     }
     const versions = /^\/projections\/([^/]+)\/versions(?:\/([^/]+)\/(switch|drop))?$/.exec(path);
@@ -258,12 +310,13 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       allow("POST");
       const name = segment(versions[1] ?? "");
       const projection = projectionOf(name);
-      if (projection.startRebuild === undefined) throw new Refusal(404, `${name} has no versions managed here`);
+      const rebuild = rebuilds.get(name);
+      if (rebuild === undefined) throw new Refusal(404, `${name} has no versions managed here`);
       const action = versions[3];
       if (action === undefined) {
-        await refuseVersionConflict(projection.startRebuild());
-        await run(name, projection.rebuild);
-        return answer(asJson, base, { rebuilding: name }, 202, `started rebuilding ${name}`);
+        await refuseVersionConflict(store.startRebuild(name, rebuild.version, rebuildOptions(rebuild)));
+        await run(name, projection.rebuild, `version ${rebuild.version} was started`);
+        return answer(asJson, base, { rebuilding: name, version: rebuild.version }, 202, `started rebuilding ${name} as version ${rebuild.version}`);
       }
       const version = positionParameter(segment(versions[2] ?? ""), "version");
       if (version === 0) throw new Refusal(400, "version must be a positive integer");
@@ -277,17 +330,16 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       const name = segment(replay[1] ?? "");
       const position = positionParameter(segment(replay[2] ?? ""), "position");
       const projection = projectionOf(name);
-      if (projection.replay === undefined) throw new Refusal(404, `${name} cannot replay here`);
+      const { replay: replayHook } = projection;
+      if (replayHook === undefined) throw new Refusal(404, `${name} cannot replay here`);
       // Whether it is parked first: a position that is not must not be read and projected at all.
       const isParked = (await store.db.prepare(IS_PARKED_SQL).bind(name, position).first()) !== null;
       if (!isParked) throw new Refusal(404, `the event at position ${position} of ${name} is not parked`);
-      let replayed: boolean;
-      try {
-        replayed = await projection.replay(position);
-      } catch (error) {
-        if (error instanceof ProjectionError) throw new Refusal(409, `replaying ${position} failed: ${error.message}`);
-        throw error;
-      }
+      const replayed: unknown = await callHook("replay", name, () => replayHook.call(projection, position), {
+        // The projection rejects it again, or its version may not replay: it stays parked.
+        refuse: (error) => (error instanceof ProjectionError || error instanceof ProjectionVersionError ? new Refusal(409, `replaying ${position} failed: ${error.message}`, {}, { cause: error }) : undefined),
+      });
+      if (typeof replayed !== "boolean") throw new HookFailure("replay", name, `${hookLabel("replay", name)} must answer true (replayed) or false (not parked), got ${typeName(replayed)}`);
       if (!replayed) throw new Refusal(404, `the event at position ${position} of ${name} is not parked`);
       return answer(asJson, `${base}/projections/${encodeURIComponent(name)}/parked`, { replayed: position, name }, 200, `replayed ${position}`);
     }
@@ -302,7 +354,8 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
     try {
       return await route(request, url, path, wantsJson);
     } catch (error) {
-      // Whatever the store or D1 answered (a D1 failure, a `newest` query returning junk) is a 503 page, never a 500.
+      // Whatever the store or D1 answered to the handler's own calls (a D1 failure, a `newest` query returning junk) is a 503 page;
+      // a hook's failure is a HookFailure (500) already, so the store is never blamed for the caller's code.
       const refusal =
         error instanceof Refusal
           ? error
@@ -310,8 +363,11 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
             ? new Refusal(503, `the store failed: ${messageOf(error)}`)
             : undefined;
       if (refusal === undefined) throw error;
-      if (wantsJson || request.method === "HEAD") return json({ error: refusal.message }, refusal.status, refusal.headers);
-      const heading = refusal.status === 401 ? "Not signed in" : refusal.status === 403 ? "Forbidden" : refusal.status === 404 ? "Not found" : "Request refused";
+      // A hook's failure is a bug in the caller's code: logged with its error (and that error's cause), for the stack.
+      if (refusal instanceof HookFailure) console.error(refusal.message, refusal.cause);
+      if (wantsJson || request.method === "HEAD") return json({ error: refusal.message, ...refusal.fields }, refusal.status, refusal.headers);
+      const heading =
+        refusal instanceof HookFailure ? "A hook failed" : refusal.status === 401 ? "Not signed in" : refusal.status === 403 ? "Forbidden" : refusal.status === 404 ? "Not found" : "Request refused";
       return html(renderMessage(context, heading, refusal.message), refusal.status, refusal.headers);
     }
   };

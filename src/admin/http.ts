@@ -9,15 +9,20 @@ export const MAX_NOTICE = 200;
 /** The largest login form body, in bytes. */
 export const MAX_FORM_BYTES = 4096;
 
-/** A refusal with its status, answered as JSON or as an HTML page. */
+/** A refusal with its status, answered as JSON (`{ error, ...fields }`) or as an HTML page; the error behind it, if any, is `cause`. */
 export class Refusal extends Error {
   constructor(
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    options?: { readonly cause?: unknown; readonly fields?: Readonly<Record<string, string>> },
   ) {
-    super(message);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.fields = options?.fields ?? {};
   }
+
+  /** What the JSON answer carries besides `error`. */
+  readonly fields: Readonly<Record<string, string>>;
 }
 
 /** A JSON answer, never cached. */

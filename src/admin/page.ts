@@ -80,10 +80,15 @@ function duration(ms: number): string {
   return `${(ms / 3_600_000).toFixed(1)} h`;
 }
 
-/** What the overview knows of every listed projection's versions: the live positions, and which projections are being rebuilt. */
+/** What the overview knows of every listed projection's versions: the live positions, and why Rebuild cannot start (`undefined`: it can). */
 interface VersionsSeen {
   readonly live: ReadonlyMap<string, number>;
-  readonly building: ReadonlySet<string>;
+  readonly rebuilds: ReadonlyMap<string, string | undefined>;
+}
+
+/** The live row's Rebuild, for a projection with `startRebuild`: disabled with the store's reason when it cannot start. */
+function rebuildButton(context: PageContext, name: string, seen: VersionsSeen): string[] {
+  return context.actions(name).versions ? [button(`${projectionPath(context, name)}/versions`, "Rebuild", seen.rebuilds.get(name))] : [];
 }
 
 /** A row's version cell and its version buttons. */
@@ -101,15 +106,14 @@ function versionCell(context: PageContext, row: Exclude<ProjectionView, { corrup
   }
   if (version === undefined) {
     // Before a projection's first rebuild: version 1, live.
-    const cell = `<span class="muted">v1</span>`;
-    return { cell, actions: context.actions(row.name).versions && !seen.building.has(row.name) ? [button(`${projectionPath(context, row.name)}/versions`, "Rebuild")] : [] };
+    return { cell: `<span class="muted">v1</span>`, actions: rebuildButton(context, row.name, seen) };
   }
   const retiredOf = row.name.endsWith(`@${version}`) ? row.name.slice(0, -`@${version}`.length) : undefined;
   if (retiredOf !== undefined) {
     const actions = context.actions(retiredOf).versions ? [button(`${projectionPath(context, retiredOf)}/versions/${version}/drop`, "Drop")] : [];
     return { cell: `v${version} retired`, actions };
   }
-  return { cell: `v${version} live`, actions: context.actions(row.name).versions && !seen.building.has(row.name) ? [button(`${projectionPath(context, row.name)}/versions`, "Rebuild")] : [] };
+  return { cell: `v${version} live`, actions: rebuildButton(context, row.name, seen) };
 }
 
 /** A number from a partition's RPC answer, which nothing has checked: shown as a number or not at all. */
@@ -156,23 +160,27 @@ function notice(text: string | undefined): string {
   return text === undefined ? "" : `<p class="notice" role="status">${escapeHtml(text)}</p>`;
 }
 
-function versionsSeen(rows: readonly ProjectionView[]): VersionsSeen {
+function livePositions(rows: readonly ProjectionView[]): Map<string, number> {
   const live = new Map<string, number>();
-  const building = new Set<string>();
-  for (const row of rows) {
-    if ("corrupt" in row) continue;
-    if (row.rebuild !== undefined) building.add(row.rebuild.of);
-    else live.set(row.name, row.position);
-  }
-  return { live, building };
+  for (const row of rows) if (!("corrupt" in row) && row.rebuild === undefined) live.set(row.name, row.position);
+  return live;
+}
+
+/** What the overview shows. */
+export interface OverviewView {
+  readonly projections: readonly ProjectionView[];
+  /** Why lag as time is not shown (the `eventTimeAfter` hook or its queries failed). */
+  readonly lagMsError: string | undefined;
+  /** Why each projection with `startRebuild` cannot start its rebuild now (`undefined`: it can). */
+  readonly rebuilds: ReadonlyMap<string, string | undefined>;
+  readonly partitions: readonly PartitionView[] | undefined;
+  readonly notice: string | undefined;
 }
 
 /** The overview: every D1 projection, and the Durable Object partitions when listed. */
-export function renderOverview(
-  context: PageContext,
-  view: { readonly projections: readonly ProjectionView[]; readonly partitions: readonly PartitionView[] | undefined; readonly notice: string | undefined },
-): string {
-  const seen = versionsSeen(view.projections);
+export function renderOverview(context: PageContext, view: OverviewView): string {
+  const seen: VersionsSeen = { live: livePositions(view.projections), rebuilds: view.rebuilds };
+  const lagMsError = view.lagMsError === undefined ? "" : `<p class="error" role="alert">Lag as time is not shown: ${escapeHtml(view.lagMsError)}</p>\n`;
   const projections =
     view.projections.length === 0
       ? `<p class="muted">No checkpoints yet.</p>`
@@ -199,7 +207,7 @@ ${view.partitions.map(partitionRows).join("\n")}
   return layout(context, context.title, `${header(context, context.title)}
 ${notice(view.notice)}
 <h2>Projections</h2>
-${projections}
+${lagMsError}${projections}
 ${partitions}`);
 }
 

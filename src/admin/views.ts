@@ -2,7 +2,8 @@
 // tools wrote badly: a corrupt checkpoint, parked event or move time is shown
 // as corrupt, never a failed page.
 import type { D1CheckpointStore } from "../d1/checkpoint-store.js";
-import { CorruptCheckpointError } from "../core/errors.js";
+import type { D1Client } from "../d1/client.js";
+import { CorruptCheckpointError, messageOf } from "../core/errors.js";
 import type { PageRequest } from "../core/keyset.js";
 import { pageBindings, pageSql, storedName, type PageRow } from "../sql/checkpoints.js";
 import { newestOf, projectionStatus, statusColumns, type ProjectionStatus, type StatusRow } from "../sql/status.js";
@@ -54,19 +55,27 @@ const MAX_HEX_SHOWN = 64;
 /** A page row of the status listing: the status columns, the name as D1 returned it and, unless it is ASCII text, its stored bytes in hex. */
 type ListedRow = PageRow & StatusRow;
 
+/** The overview's rows, and why lag as time is not shown when the `eventTimeAfter` hook or its queries failed. */
+export interface ProjectionViews {
+  readonly projections: ProjectionView[];
+  readonly lagMsError: string | undefined;
+}
+
 /**
  * Every checkpoint's status in name order, at most `limit`, read as stored:
  * one page query (and the `newest` query beside it, at the same time), however
  * many rows are corrupt. A row whose stored position is not one, or whose
  * stored name is not valid text, is listed as corrupt in its place; nothing
- * is resumed, so a bad row costs no query and no name check.
+ * is resumed, so a bad row costs no query and no name check. When the
+ * `eventTimeAfter` hook throws or its queries fail, the rows are listed
+ * without lag as time, and `lagMsError` names the hook and its error.
  */
 export async function projectionViews(
   store: D1CheckpointStore,
   newest: number | D1PreparedStatement | undefined,
   eventTimeAfter: EventTimeAfter | undefined,
   limit: number,
-): Promise<ProjectionView[]> {
+): Promise<ProjectionViews> {
   const request: PageRequest = { lower: "", inclusive: true, upper: undefined, limit };
   const page = store.db.prepare(pageSql(statusColumns(), request)).bind(...pageBindings(request));
   const [listed, newestRows] = await Promise.all([page.all<ListedRow>(), typeof newest === "object" ? newest.all() : undefined]);
@@ -74,7 +83,7 @@ export async function projectionViews(
   const rows = listed.results.map((row) => listedView(row, newestPosition));
   // At most MAX_TIME_LOOKUPS lagging projections get lag as time, so that a page view stays well within D1's queries per invocation.
   const lagging = rows.filter((row): row is ProjectionStatus => !("corrupt" in row) && (row.lag ?? 1) > 0).slice(0, MAX_TIME_LOOKUPS);
-  const times = eventTimeAfter === undefined || lagging.length === 0 ? [] : await store.db.batch<Record<string, unknown>>(lagging.map((row) => eventTimeAfter(row.position)));
+  const { times, lagMsError } = eventTimeAfter === undefined || lagging.length === 0 ? { times: [], lagMsError: undefined } : await timesAfter(store.db, eventTimeAfter, lagging);
   const now = Date.now();
   const lagMs = new Map<string, number>();
   lagging.forEach((row, index) => {
@@ -82,7 +91,26 @@ export async function projectionViews(
     const at = typeof value === "string" ? Date.parse(value) : value;
     if (isTime(at)) lagMs.set(row.name, Math.max(0, now - at));
   });
-  return rows.map((row) => ("corrupt" in row ? row : { ...row, lagMs: lagMs.get(row.name) }));
+  return { projections: rows.map((row) => ("corrupt" in row ? row : { ...row, lagMs: lagMs.get(row.name) })), lagMsError };
+}
+
+/** The `eventTimeAfter` hook's statements for the lagging rows, in one batch; its failure, or theirs, named instead of failing the page. */
+async function timesAfter(
+  db: D1Client,
+  eventTimeAfter: EventTimeAfter,
+  lagging: readonly ProjectionStatus[],
+): Promise<{ times: D1Result<Record<string, unknown>>[]; lagMsError: string | undefined }> {
+  let statements: D1PreparedStatement[];
+  try {
+    statements = lagging.map((row) => eventTimeAfter(row.position));
+  } catch (error) {
+    return { times: [], lagMsError: `the eventTimeAfter hook failed: ${messageOf(error)}` };
+  }
+  try {
+    return { times: await db.batch<Record<string, unknown>>(statements), lagMsError: undefined };
+  } catch (error) {
+    return { times: [], lagMsError: `the eventTimeAfter hook's queries failed: ${messageOf(error)}` };
+  }
 }
 
 /** A listed row as a status, or as corrupt: a stored name that is not valid text, or a stored position that is not one. */
