@@ -7,5 +7,7 @@ declare namespace Cloudflare {
     ADMIN_TOKEN?: string | undefined;
     /** The example's account-history objects (the example suite only). */
     ACCOUNT_HISTORY: DurableObjectNamespace<import("../example/src/account-history.js").AccountHistory>;
+    /** The example's wake-up queue (the example suite only). */
+    LEDGER_WAKE?: Queue<import("../example/src/queue.js").Wake> | undefined;
   }
 }

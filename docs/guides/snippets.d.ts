@@ -8,6 +8,7 @@ interface Env {
   DB: D1Database;
   ADMIN_TOKEN: string;
   ACCESS_AUD: string;
+  LEDGER_WAKE: Queue<{ position: number }>;
 }
 
 /** The Worker's `env` (`import { env } from "cloudflare:workers"`, or a handler's argument). */
@@ -53,3 +54,5 @@ declare function app(request: Request, env: Env, ctx: ExecutionContext): Promise
 declare function adminFor(env: Env, ctx: { waitUntil(promise: Promise<unknown>): void }): (request: Request) => Promise<Response | undefined>;
 /** Your Kysely instance. */
 declare const db: import("kysely").Kysely<{ ledger: { position: number; amount: number } }>;
+/** Your projections as a group, built per invocation. */
+declare function projections(db: D1Database): import("@synapse-es/checkpointstore-d1").ProjectionGroup<LedgerEvent>;

@@ -8,6 +8,7 @@ import { routeAdmin } from "./admin.js";
 import { listDailyTotals } from "./daily-totals.js";
 import { ACCOUNT, HttpError, json, parseAccount, pathSegment, readJson } from "./http.js";
 import { appendEvents, BALANCES, catchUp, getBalance, listBalances, type NewEvent } from "./ledger.js";
+import { consumeWakes, projectAppend } from "./queue.js";
 
 const DESCRIPTION = `checkpointstore-d1 example: a ledger with projected balances and daily totals.
 
@@ -143,7 +144,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     allow("POST");
     const events = parseEvents(await readJson(request));
     const positions = await appendEvents(env.DB, events);
-    ctx.waitUntil(runInBackground(env.DB, "projection"));
+    ctx.waitUntil(projectAppend(env, positions)); // and a wake-up on the queue if that run does not get past them
     ctx.waitUntil(notifyHistories(env, events));
     return json({ appended: positions }, 201);
   }
@@ -200,5 +201,10 @@ export default {
 
   async scheduled(_controller, env): Promise<void> {
     await catchUp(env.DB);
+  },
+
+  /** Wake-ups (queue.ts): one run of the projections per batch; acked when they are past every message's position, else retried. */
+  async queue(batch, env): Promise<void> {
+    await consumeWakes(batch, env);
   },
 } satisfies ExportedHandler<Env>;
