@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Uses the package the way a user does: `npm pack`, then a fresh Worker project
-# (test/consumer-app: its own wrangler.toml and D1 binding) installs the
-# tarball, type-checks against it and runs a test inside workerd.
+# (test/consumer-app: its own wrangler.jsonc and D1 binding) installs the
+# tarball, installs its migrations with the package's bin, type-checks against
+# it and runs its tests inside workerd with the test setup the guides show
+# (docs/quickstart's vitest.config.ts, apply-migrations.ts and env.d.ts, byte
+# for byte), the Quick start itself among them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -10,6 +13,13 @@ trap 'rm -rf "$work"' EXIT
 cd "$root"
 tarball=$(npm pack --silent --pack-destination "$work" | tail -n 1)
 cp -R test/consumer-app "$work/app"
+quickstart="$root/docs/quickstart"
+cp "$quickstart/vitest.config.ts" "$work/app/vitest.config.ts"
+cp "$quickstart/test/apply-migrations.ts" "$quickstart/test/env.d.ts" "$work/app/test/"
+mkdir -p "$work/app/migrations"
+cp "$quickstart/migrations/"*.sql "$work/app/migrations/"
+cp "$quickstart/src/worker.ts" "$work/app/src/quickstart.ts"
+sed 's#"../src/worker.js"#"../src/quickstart.js"#' "$quickstart/test/worker.test.ts" > "$work/app/test/quickstart.test.ts"
 cd "$work/app"
 
 # The user's own dev dependencies, at the versions this repository pins.
@@ -26,6 +36,10 @@ npm install --no-audit --no-fund --prefer-offline --save-exact -D \
   "typescript@$(pin typescript)" \
   "vitest@$(pin vitest)"
 npm install --no-audit --no-fund --prefer-offline "$work/$tarball"
+
+# The package's migrations after the app's own, as the Quick start says; a second run adds nothing.
+npx checkpointstore-d1 migrations ./migrations
+npx checkpointstore-d1 migrations ./migrations | grep -q "Nothing to add"
 
 npx tsc --noEmit
 npx vitest run
