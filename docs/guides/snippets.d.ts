@@ -56,3 +56,9 @@ declare function adminFor(env: Env, ctx: { waitUntil(promise: Promise<unknown>):
 declare const db: import("kysely").Kysely<{ ledger: { position: number; amount: number } }>;
 /** Your projections as a group, built per invocation. */
 declare function projections(db: D1Database): import("@synapse-es/checkpointstore-d1").ProjectionGroup<LedgerEvent>;
+/** `import { env } from "cloudflare:workers"` sees the same bindings. */
+declare namespace Cloudflare {
+  interface Env {
+    DB: D1Database;
+  }
+}
