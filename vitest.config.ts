@@ -1,6 +1,9 @@
+import { cp, mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { planMigrations, writePlan } from "./src/cli/migrations.js";
 
 // Every test suite, as vitest projects (`vitest run --project <name>` runs one):
 // - package: the library inside workerd against local D1 (storage isolated per file);
@@ -12,8 +15,14 @@ import { defineConfig } from "vitest/config";
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   const exampleMigrations = await readD1Migrations(path.join(import.meta.dirname, "example", "migrations"));
-  // The Quick start's own migrations, then the package's (as the migrations bin installs them after the app's).
-  const quickstartMigrations = [...(await readD1Migrations(path.join(import.meta.dirname, "docs", "quickstart", "migrations"))), ...migrations];
+  // The Quick start's migrations folder as a user has it after `npx checkpointstore-d1 migrations ./migrations`:
+  // a copy of its own migrations, with the package's installed by the bin's own code.
+  const quickstart = await mkdtemp(path.join(tmpdir(), "quickstart-migrations-"));
+  await cp(path.join(import.meta.dirname, "docs", "quickstart", "migrations"), quickstart, { recursive: true });
+  const plan = await planMigrations(path.join(import.meta.dirname, "migrations"), quickstart);
+  if (plan.problems.length > 0) throw new Error(`the Quick start's migrations: ${JSON.stringify(plan.problems)}`);
+  await writePlan(plan);
+  const quickstartMigrations = await readD1Migrations(quickstart);
   const self = { "@synapse-es/checkpointstore-d1": path.join(import.meta.dirname, "src", "index.ts") };
   return {
     test: {
