@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { adminHandler, bearerToken, type AdminHandlerOptions, type AdminPartition } from "../src/admin.js";
 import { D1CheckpointStore } from "../src/index.js";
+import { countPrepares } from "./support/orm.js";
 
 // What other tools wrote badly, and hooks that answer junk, never take the
 // admin overview down: the healthy rows are listed, the rest reported, in a
@@ -16,22 +17,7 @@ beforeEach(async () => {
 });
 
 /** `env.DB`, with every statement it prepares counted (each query needs one). */
-function countedDb(): { db: D1Database; prepared: string[] } {
-  const prepared: string[] = [];
-  const db = new Proxy(env.DB, {
-    get(target, key) {
-      if (key === "prepare") {
-        return (text: string) => {
-          prepared.push(text);
-          return target.prepare(text);
-        };
-      }
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { db, prepared };
-}
+const countedDb = (): { db: D1Database; prepared: string[] } => countPrepares(env.DB);
 
 function handler(options: Partial<AdminHandlerOptions> = {}, db: D1Database = env.DB): (request: Request) => Promise<Response | undefined> {
   return adminHandler({ store: new D1CheckpointStore(db), auth: bearerToken(TOKEN), ...options });

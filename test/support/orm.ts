@@ -1,5 +1,5 @@
 // What the Drizzle and Kysely adapter suites share: checks of the ledger read
-// model, and wrappers that count what the adapters prepare.
+// model, and a wrapper that counts what is prepared (the admin suites use it too).
 import { env } from "cloudflare:workers";
 import type { D1Client } from "../../src/index.js";
 
