@@ -10,3 +10,5 @@ export default {
 
 /** A SQLite-backed Durable Object whose storage the Durable Object store's suites use. */
 export class CheckpointObject extends DurableObject {}
+
+export { TestDaemon } from "./support/daemon-object.js";
