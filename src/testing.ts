@@ -18,3 +18,5 @@ export {
   type D1CallKind,
   type D1Interceptor,
 } from "./testing/intercept.js";
+export { settleDaemon, type SettlingDaemon } from "./testing/settle-daemon.js";
+export type { DaemonStatus, RunOutcome } from "./daemon/types.js";

@@ -1,7 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { AlarmSchedule, ProjectionDaemon, type DaemonStatus } from "../src/daemon.js";
+import { AlarmSchedule, ProjectionDaemon } from "../src/daemon.js";
+import { settleDaemon } from "../src/testing.js";
 import { CheckpointRangeError, CheckpointTypeError, D1CheckpointStore } from "../src/index.js";
 
 // The projection daemon (decision 0025) in workerd against local D1: woken by
@@ -57,14 +58,8 @@ async function expectExactlyOnce(table = "dm_totals"): Promise<void> {
 }
 
 /** Runs the alarms until nothing is due: the daemon's chained invocations, without waiting for the clock. */
-async function settle(stub: Stub, most = 200): Promise<number> {
-  let alarms = 0;
-  for (; alarms < most; alarms++) {
-    const status: DaemonStatus = await stub.status();
-    if (status.state !== "running" && (status.nextRunAt === undefined || status.nextRunAt.getTime() > Date.now() + 500)) return alarms;
-    await runDurableObjectAlarm(stub);
-  }
-  throw new Error(`still scheduled after ${String(most)} alarms`);
+function settle(stub: Stub): Promise<number> {
+  return settleDaemon(stub, runDurableObjectAlarm);
 }
 
 describe("a projection daemon", () => {

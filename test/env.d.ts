@@ -3,6 +3,7 @@ declare namespace Cloudflare {
   interface Env {
     DB: D1Database;
     CHECKPOINT_OBJECTS: DurableObjectNamespace<import("./worker.js").CheckpointObject>;
+    LEDGER_DAEMON?: DurableObjectNamespace<import("../example/src/daemon.js").LedgerDaemon> | undefined;
     TEST_DAEMON: DurableObjectNamespace<import("./worker.js").TestDaemon>;
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
     ADMIN_TOKEN?: string | undefined;

@@ -9,6 +9,7 @@ import { listDailyTotals } from "./daily-totals.js";
 import { ACCOUNT, HttpError, json, parseAccount, pathSegment, readJson } from "./http.js";
 import { appendEvents, BALANCES, catchUp, getBalance, listBalances, type NewEvent } from "./ledger.js";
 import { consumeWakes, projectAppend } from "./queue.js";
+import { LedgerDaemon, ledgerDaemon } from "./daemon.js";
 
 const DESCRIPTION = `checkpointstore-d1 example: a ledger with projected balances and daily totals.
 
@@ -144,7 +145,9 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     allow("POST");
     const events = parseEvents(await readJson(request));
     const positions = await appendEvents(env.DB, events);
-    ctx.waitUntil(projectAppend(env, positions)); // and a wake-up on the queue if that run does not get past them
+    const daemon = ledgerDaemon(env);
+    // The daemon runs the projections by itself; without one, a run here, and a wake-up on the queue if it does not get past them.
+    ctx.waitUntil(daemon !== undefined ? daemon.notify(Math.max(...positions)).catch((error: unknown) => { console.error("notify failed", error); }) : projectAppend(env, positions));
     ctx.waitUntil(notifyHistories(env, events));
     return json({ appended: positions }, 201);
   }
@@ -187,7 +190,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   throw new HttpError(404, "no such route: GET / lists them");
 }
 
-export { AccountHistory };
+export { AccountHistory, LedgerDaemon };
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
@@ -199,8 +202,11 @@ export default {
     return request.method === "HEAD" ? new Response(null, { status: response.status, headers: response.headers }) : response;
   },
 
+  /** The safety net: pokes the daemon (a lost notify is at most a minute stale); without one, catches up itself. */
   async scheduled(_controller, env): Promise<void> {
-    await catchUp(env.DB);
+    const daemon = ledgerDaemon(env);
+    if (daemon !== undefined) await daemon.poke();
+    else await catchUp(env.DB);
   },
 
   /** Wake-ups (queue.ts): one run of the projections per batch; acked when they are past every message's position, else retried. */

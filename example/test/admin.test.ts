@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { AccountHistory } from "../src/account-history.js";
 import worker from "../src/worker.js";
+import { settleLedger } from "./daemon.js";
 import { resetExample } from "./reset.js";
 
 // The example's admin end to end through its Worker: the package's admin
@@ -21,6 +22,7 @@ async function send(path: string, init: RequestInit = {}, bindings: Cloudflare.E
   const request = new Request(`${origin}${path}`, init) as Parameters<typeof worker.fetch>[0];
   const response = await worker.fetch(request, bindings, ctx);
   await waitOnExecutionContext(ctx);
+  await settleLedger(bindings);
   return response;
 }
 

@@ -7,6 +7,7 @@ import { countD1 } from "../../src/testing.js";
 import { DAILY_TOTALS, dailyTotals, resetDailyTotals } from "../src/daily-totals.js";
 import { BALANCES, balancesRunner, catchUp, LEDGER_PROJECTIONS } from "../src/ledger.js";
 import worker from "../src/worker.js";
+import { settleLedger } from "./daemon.js";
 import { resetExample } from "./reset.js";
 
 // The daily-totals projection (written with Drizzle) and how it runs with
@@ -20,6 +21,7 @@ async function send(path: string, init: RequestInit = {}): Promise<Response> {
   const request = new Request(`http://example.test${path}`, init) as Parameters<typeof worker.fetch>[0];
   const response = await worker.fetch(request, env, ctx);
   await waitOnExecutionContext(ctx);
+  await settleLedger();
   return response;
 }
 
@@ -38,8 +40,10 @@ async function insert(events: readonly { account: string; amount: number; at: st
     .run();
 }
 
-function scheduled(): Promise<void> {
-  return worker.scheduled(createScheduledController({ cron: "* * * * *" }), env);
+/** The cron: it pokes the daemon, whose runs are then settled. */
+async function scheduled(): Promise<void> {
+  await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env);
+  await settleLedger();
 }
 
 interface Row {

@@ -6,7 +6,9 @@ import { schemaStatements } from "../../src/sql/schema.js";
 import { countD1 } from "../../src/testing.js";
 import type { AccountHistory, AccountHistoryView } from "../src/account-history.js";
 import { LEDGER_PROJECTIONS } from "../src/ledger.js";
+import { ledgerDaemon } from "../src/daemon.js";
 import worker from "../src/worker.js";
+import { settleLedger } from "./daemon.js";
 import { resetExample } from "./reset.js";
 
 const TOKEN = "test-admin-token-0123456789abcdef";
@@ -17,6 +19,7 @@ async function send(path: string, init: RequestInit = {}, bindings: Cloudflare.E
   const request = new Request(`http://example.test${path}`, init) as Parameters<typeof worker.fetch>[0];
   const response = await worker.fetch(request, bindings, ctx);
   await waitOnExecutionContext(ctx);
+  await settleLedger(bindings);
   return response;
 }
 
@@ -72,10 +75,24 @@ describe("the example Worker", () => {
     });
   });
 
+  it("an append notifies the ledger's daemon, which runs the projections by itself", async () => {
+    const ctx = createExecutionContext();
+    const request = new Request("http://example.test/events", { method: "POST", body: JSON.stringify({ account: "dave", amount: 4 }), headers: { "content-type": "application/json" } });
+    expect((await worker.fetch(request as Parameters<typeof worker.fetch>[0], env, ctx)).status).toBe(201);
+    await waitOnExecutionContext(ctx);
+    const daemon = ledgerDaemon(env);
+    const notified = await daemon?.status();
+    expect(notified !== undefined && (notified.pending || notified.runs > 0)).toBe(true);
+    await settleLedger();
+    expect(await daemon?.status()).toMatchObject({ state: "idle", pending: false, attempts: 0, lastRun: { caughtUp: true } });
+    await expect(body(await send("/balances/dave"))).resolves.toEqual({ account: "dave", balance: 4, events: 1 });
+  });
+
   it("the scheduled handler catches up on events the per-append run missed", async () => {
     await env.DB.prepare("INSERT INTO events (account, amount) VALUES ('carol', 4), ('carol', 6)").run();
     expect(await projections()).toEqual([]);
-    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env);
+    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env); // pokes the daemon
+    await settleLedger();
     await expect(body(await send("/balances/carol"))).resolves.toEqual({ account: "carol", balance: 10, events: 2 });
     const newest = await newestPosition();
     expect(await projections()).toEqual([
