@@ -1,11 +1,12 @@
 // A second projection of the ledger, held in Durable Objects: one object per
 // account keeps that account's history (each event with the balance after
 // it) in its own SQLite, with its own checkpoint, committed in one
-// transaction with the history rows. The events stay in D1; the object's
-// alarm runs the projection, so it has one writer by construction and
-// overlapping notifications cost nothing.
+// transaction with the history rows. The events stay in D1; a projection
+// daemon runs the projection in the object's alarm, so it has one writer by
+// construction and overlapping notifications are coalesced.
 // In your project, import from "@synapse-es/checkpointstore-d1".
 import { DurableObject } from "cloudflare:workers";
+import { AlarmSchedule, ProjectionDaemon, type DaemonRun } from "../../src/daemon.js";
 import { DurableObjectCheckpointStore, ProjectionRunner, type ProjectionStatus, type RunSummary, type SqlWrites } from "../../src/index.js";
 import type { Env } from "./env.js";
 import type { LedgerEvent } from "./ledger.js";
@@ -48,26 +49,37 @@ export function projectHistory(events: readonly LedgerEvent[]): SqlWrites {
   };
 }
 
-/** One account's history projection. Address it with `idFromName(account)`. */
+/**
+ * One account's history projection. Address it with `idFromName(account)`.
+ * A ProjectionDaemon runs it on the object's own SQLite (the Durable Object
+ * store): notified after appends, one run at a time, chained while the log
+ * goes on, backing off on failure. Its alarm is an AlarmSchedule, the way an
+ * object shares its one alarm with alarm work of its own.
+ */
 export class AccountHistory extends DurableObject<Env> {
   readonly #store: DurableObjectCheckpointStore;
+  readonly #schedule: AlarmSchedule;
+  readonly #daemon: ProjectionDaemon;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.sql.exec(SCHEMA);
     this.#store = new DurableObjectCheckpointStore(ctx.storage);
+    this.#schedule = new AlarmSchedule(ctx.storage);
+    const run: DaemonRun = { run: async () => (await this.catchUp()) ?? { ended: "caughtUp", caughtUp: true, queries: 0 } };
+    this.#daemon = new ProjectionDaemon(ctx.storage, { name: HISTORY, projection: run, schedule: this.#schedule });
   }
 
-  /** New events for `account` were appended: make sure an alarm will project them. Cheap to call often. */
+  /** New events for `account` were appended: the daemon will project them (coalesced). Cheap to call often. */
   async notify(account: string): Promise<void> {
     await this.ctx.storage.put("account", account);
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+    await this.#daemon.notify();
   }
 
-  /** Runs the projection: up to MAX_BATCHES batches, and another alarm if the log goes on. */
+  /** Runs whatever of the schedule is due: here, the history daemon's next run (up to MAX_BATCHES batches). */
   override async alarm(): Promise<void> {
-    const summary = await this.catchUp();
-    if (summary !== undefined && !summary.caughtUp && !summary.conflict) await this.ctx.storage.setAlarm(Date.now());
+    for (const job of this.#schedule.due()) if (job === this.#daemon.job) await this.#daemon.alarm();
+    await this.#schedule.arm();
   }
 
   /** One run of the projection (what the alarm does); `undefined` before the object knows its account. */
@@ -122,6 +134,6 @@ export class AccountHistory extends DurableObject<Env> {
       this.ctx.storage.sql.exec("DELETE FROM history");
       this.#store.resetSync(HISTORY);
     });
-    await this.ctx.storage.setAlarm(Date.now());
+    await this.#daemon.wake();
   }
 }

@@ -190,10 +190,13 @@ describe("the example Worker", () => {
   describe("the account-history projection, in a Durable Object per account", () => {
     const stub = (account: string): DurableObjectStub<AccountHistory> => env.ACCOUNT_HISTORY.get(env.ACCOUNT_HISTORY.idFromName(account));
 
-    /** Runs the object's projection as its alarm does, until the account has no lag (the real alarm may run too). */
+    /** Notifies the object's daemon and runs its alarm, until the account has no lag (the real alarm may run too). */
     async function caughtUp(account: string): Promise<AccountHistoryView> {
       for (let round = 0; round < 10; round++) {
-        await runInDurableObject(stub(account), (instance: AccountHistory) => instance.alarm());
+        await runInDurableObject(stub(account), async (instance: AccountHistory) => {
+          await instance.notify(account);
+          await instance.alarm();
+        });
         const view = await body<AccountHistoryView>(await send(`/accounts/${account}/history`));
         if (view.lag === 0) return view;
       }
