@@ -2,7 +2,8 @@
  * The admin page of `@synapse-es/checkpointstore-d1`, to mount in any Worker:
  * a fetch-style handler that serves, under a base path, the status of every
  * D1 projection, their parked events, the Durable Object partitions you list,
- * and Reset and Replay for the projections you give. Server-rendered and
+ * Reset and Replay for the projections you give, and Wake, Pause and Resume
+ * for the projection daemons you list. Server-rendered and
  * script-free under a strict CSP; authorized by a bearer token (with a login
  * form and a session cookie), by Cloudflare Access, or by your own
  * {@link AdminAuth}.
@@ -20,6 +21,7 @@
 export { cloudflareAccess, type CloudflareAccessOptions } from "./admin/access.js";
 export type { AdminAuth, AdminIdentity } from "./admin/auth.js";
 export { bearerToken, type BearerTokenOptions } from "./admin/bearer.js";
+export type { AdminDaemon } from "./admin/daemons.js";
 export {
   adminHandler,
   type AdminAction,

@@ -12,3 +12,4 @@ export default {
 export class CheckpointObject extends DurableObject {}
 
 export { TestDaemon } from "./support/daemon-object.js";
+export { BenchDaemon } from "../bench/daemon-object.js";

@@ -8,6 +8,7 @@ import { ProjectionError } from "../runner/project-batch.js";
 import type { ProjectionStatus } from "../sql/status.js";
 import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods, typeName } from "../core/validate.js";
 import type { AdminAuth } from "./auth.js";
+import { checkDaemons, daemonRoute, daemonViews, type AdminDaemon } from "./daemons.js";
 import { callHook, hookLabel, HookFailure } from "./hooks.js";
 import { answer, back, html, json, MAX_NOTICE, positionParameter, readForm, Refusal, segment } from "./http.js";
 import { renderLogin, renderMessage, renderOverview, renderParked, STYLESHEET, type PageContext } from "./page.js";
@@ -106,6 +107,12 @@ export interface AdminHandlerOptions {
   /** The Durable Object partitions to list; called on every overview, so keep the list short. */
   readonly partitions?: (() => Promise<readonly AdminPartition[]>) | undefined;
   /**
+   * The projection daemons to list, with Wake, Pause and Resume: stubs of
+   * `ProjectionDaemonObject`s got by name, e.g. `() => Promise.resolve([env.LEDGER_DAEMON.getByName("ledger")])`.
+   * Called on every overview and action, so keep the list short.
+   */
+  readonly daemons?: (() => Promise<readonly AdminDaemon[]>) | undefined;
+  /**
    * A rate limit: answer `false` to refuse a request with 429. Every request
    * under the base path goes through it first, before it is authorized or its
    * body read (the login, the logout and the stylesheet included). For example
@@ -141,8 +148,8 @@ function checkBase(value: unknown): string {
  * The admin page as a fetch-style handler: the status of every D1
  * projection (position, lag in events and in time, time since it moved,
  * parked events), each projection's parked events paged by position, the
- * Durable Object partitions you list, and Reset and Replay for the
- * projections you give. Server-rendered, no script, under a strict CSP;
+ * Durable Object partitions you list, Reset and Replay for the projections
+ * you give, and the projection daemons you list with Wake, Pause and Resume. Server-rendered, no script, under a strict CSP;
  * writes of browser credentials must come from the page's own origin; rows
  * other tools wrote badly are shown as corrupt, never a 500. JSON routes
  * under `<base>/api/` serve scripts.
@@ -166,18 +173,8 @@ function checkBase(value: unknown): string {
  * ```
  */
 export function adminHandler(options: AdminHandlerOptions): AdminHandler {
-  const given = checkOptions("configure", undefined, options, "options", [
-    "basePath",
-    "title",
-    "store",
-    "auth",
-    "newest",
-    "eventTimeAfter",
-    "projections",
-    "partitions",
-    "rateLimit",
-    "waitUntil",
-  ]);
+  const keys = ["basePath", "title", "store", "auth", "newest", "eventTimeAfter", "projections", "partitions", "daemons", "rateLimit", "waitUntil"];
+  const given = checkOptions("configure", undefined, options, "options", keys);
   const base = checkBase(given.basePath);
   const title = given.title ?? "Projections";
   if (typeof title !== "string" || title.length === 0 || title.length > 100) throw new CheckpointTypeError("configure", undefined, "options.title", "must be a string of 1 to 100 characters");
@@ -195,6 +192,7 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
   if (rebuilds.size > 0) checkMethods("configure", undefined, store, "options.store", ["startRebuild", "switchVersion", "dropVersion"], "a D1CheckpointStore with versions");
   const eventTimeAfter = checkFunction("configure", undefined, given.eventTimeAfter, "options.eventTimeAfter");
   const partitions = checkFunction("configure", undefined, given.partitions, "options.partitions");
+  const daemons = checkDaemons(given.daemons);
   const rateLimit = checkFunction("configure", undefined, given.rateLimit, "options.rateLimit");
   const waitUntil = checkFunction("configure", undefined, given.waitUntil, "options.waitUntil");
   const newest = given.newest;
@@ -278,13 +276,19 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
       allow("GET");
       const { projections: listed, lagMsError } = await projectionViews(store, newest, eventTimeAfter, MAX_LISTED);
       if (path !== "" || asJson) return json(lagMsError === undefined ? { projections: listed } : { projections: listed, lagMsError });
-      const [refusals, listedPartitions] = await Promise.all([rebuildRefusals(store.db, rebuilds), partitions === undefined ? undefined : partitionViews(partitions)]);
-      return html(renderOverview(context, { projections: listed, lagMsError, rebuilds: refusals, partitions: listedPartitions, notice }));
+      const [refusals, listedPartitions, listedDaemons] = await Promise.all([
+        rebuildRefusals(store.db, rebuilds),
+        partitions === undefined ? undefined : partitionViews(partitions),
+        daemons === undefined ? undefined : daemonViews(daemons),
+      ]);
+      return html(renderOverview(context, { projections: listed, lagMsError, rebuilds: refusals, partitions: listedPartitions, daemons: listedDaemons, notice }));
     }
     if (path === "/api/partitions") {
       allow("GET");
       return json({ partitions: partitions === undefined ? [] : await partitionViews(partitions) });
     }
+    const daemonAnswer = await daemonRoute(daemons, { path, base, asJson, allow });
+    if (daemonAnswer !== undefined) return daemonAnswer;
     const parked = /^(\/api)?\/projections\/([^/]+)\/parked$/.exec(path);
     if (parked !== null) {
       allow("GET");

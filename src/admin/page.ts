@@ -1,6 +1,7 @@
 // The admin page's HTML, rendered on the server: no framework, no script.
 // Every value goes through `escapeHtml`; the page runs under a CSP that
 // allows no script at all and only the stylesheet of its own origin.
+import type { DaemonView } from "./daemons.js";
 import type { PartitionView } from "./partitions.js";
 import type { ParkedPage, ProjectionView } from "./views.js";
 
@@ -152,6 +153,48 @@ function partitionRows(view: PartitionView): string {
     .join("\n");
 }
 
+/** How the page says a daemon's state. */
+const STATE_LABELS: Readonly<Record<string, string>> = { idle: "idle", running: "running", backingOff: "backing off", paused: "paused" };
+
+/** A daemon's next run: its time, and whether it is due. */
+function nextRun(at: Date | undefined, now: number): string {
+  if (at === undefined) return `<span class="muted">none scheduled</span>`;
+  const ms = at.getTime() - now;
+  return `${escapeHtml(at.toISOString())} (${ms <= 0 ? "due now" : `in ${duration(ms)}`})`;
+}
+
+/** A daemon's last run, as far as its unchecked RPC answer can be shown: how it ended, its queries, when. */
+function lastRun(run: object | undefined): string {
+  if (run === undefined) return `<span class="muted">none yet</span>`;
+  const { ended, queries, at } = run as { readonly ended?: unknown; readonly queries?: unknown; readonly at?: unknown };
+  const parts = [escapeHtml(String(ended)), ...(queries === undefined ? [] : [`${number(queries)} queries`]), ...(typeof at === "string" ? [escapeHtml(at)] : [])];
+  return parts.join(" · ");
+}
+
+function daemonRow(context: PageContext, view: DaemonView, now: number): string {
+  const { name, status } = view;
+  if (status === undefined) return `<tr><td>${escapeHtml(name)}</td><td colspan="6" class="error">${escapeHtml(view.error ?? "no status")}</td><td></td></tr>`;
+  const path = `${context.base}/daemons/${encodeURIComponent(name)}`;
+  const paused = status.state === "paused";
+  const buttons = [button(`${path}/wake`, "Wake", paused ? "paused: resume it first" : undefined), paused ? button(`${path}/resume`, "Resume") : button(`${path}/pause`, "Pause")];
+  const error = status.lastError === undefined ? `<span class="muted">—</span>` : `<span class="corrupt">${escapeHtml(status.lastError)}</span>`;
+  return `<tr><td>${escapeHtml(name)}</td><td>${STATE_LABELS[status.state] ?? "?"}</td><td>${status.pending ? "yes" : "no"}</td><td class="number">${number(status.attempts)}</td><td>${error}</td><td>${nextRun(status.nextRunAt, now)}</td><td>${lastRun(status.lastRun)}</td><td>${buttons.join(" ")}</td></tr>`;
+}
+
+/** The overview's Daemons section, when the daemons hook is given. */
+function daemonsSection(context: PageContext, views: readonly DaemonView[] | undefined): string {
+  if (views === undefined) return "";
+  if (views.length === 0) return `<h2>Daemons</h2>\n<p class="muted">No daemons listed.</p>`;
+  const now = Date.now();
+  return `<h2>Daemons</h2>
+<table id="daemons">
+<thead><tr><th>daemon</th><th>state</th><th>pending</th><th class="number">attempts</th><th>last error</th><th>next run</th><th>last run</th><th></th></tr></thead>
+<tbody>
+${views.map((view) => daemonRow(context, view, now)).join("\n")}
+</tbody>
+</table>`;
+}
+
 function header(context: PageContext, title: string): string {
   return `<header><h1>${escapeHtml(title)}</h1>${context.logout ? button(`${context.base}/logout`, "Log out") : ""}</header>`;
 }
@@ -174,10 +217,12 @@ export interface OverviewView {
   /** Why each projection with `startRebuild` cannot start its rebuild now (`undefined`: it can). */
   readonly rebuilds: ReadonlyMap<string, string | undefined>;
   readonly partitions: readonly PartitionView[] | undefined;
+  /** The daemons' rows, when the daemons hook is given. */
+  readonly daemons: readonly DaemonView[] | undefined;
   readonly notice: string | undefined;
 }
 
-/** The overview: every D1 projection, and the Durable Object partitions when listed. */
+/** The overview: every D1 projection, and the Durable Object partitions and the daemons when listed. */
 export function renderOverview(context: PageContext, view: OverviewView): string {
   const seen: VersionsSeen = { live: livePositions(view.projections), rebuilds: view.rebuilds };
   const lagMsError = view.lagMsError === undefined ? "" : `<p class="error" role="alert">Lag as time is not shown: ${escapeHtml(view.lagMsError)}</p>\n`;
@@ -208,7 +253,8 @@ ${view.partitions.map(partitionRows).join("\n")}
 ${notice(view.notice)}
 <h2>Projections</h2>
 ${lagMsError}${projections}
-${partitions}`);
+${partitions}
+${daemonsSection(context, view.daemons)}`);
 }
 
 /** One page of a projection's parked events, with Replay buttons and a link to the next page. */
