@@ -62,3 +62,18 @@ declare namespace Cloudflare {
     DB: D1Database;
   }
 }
+/** The daemon class of the guides (daemon.md); `wrangler types` names your own class instead. */
+type LedgerDaemon = import("@synapse-es/checkpointstore-d1/daemon").ProjectionDaemonObject<Env>;
+/** The daemon's binding (daemon.md), merged into the bindings above. */
+interface Env {
+  LEDGER_DAEMON: DurableObjectNamespace<LedgerDaemon>;
+}
+declare namespace Cloudflare {
+  interface Env {
+    LEDGER_DAEMON: DurableObjectNamespace<LedgerDaemon>;
+  }
+}
+/** What a test block uses of `cloudflare:test`; in your tests `@cloudflare/vitest-plugin/types` declares it (testing.md). */
+declare module "cloudflare:test" {
+  export function runDurableObjectAlarm(stub: DurableObjectStub): Promise<boolean>;
+}
