@@ -3,10 +3,9 @@
  * a fetch-style handler that serves, under a base path, the status of every
  * D1 projection, their parked events, the Durable Object partitions you list,
  * Reset and Replay for the projections you give, and Wake, Pause and Resume
- * for the projection daemons you list. Server-rendered and
- * script-free under a strict CSP; authorized by a bearer token (with a login
- * form and a session cookie), by Cloudflare Access, or by your own
- * {@link AdminAuth}.
+ * for the projection daemons you list. Server-rendered and script-free under
+ * a strict CSP; authorized by a bearer token (with a login form and a session
+ * cookie), by Cloudflare Access, or by your own {@link AdminAuth}.
  *
  * @example
  * ```ts

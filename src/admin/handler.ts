@@ -6,7 +6,7 @@ import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messag
 import { IS_PARKED_SQL } from "../sql/parked-events.js";
 import { ProjectionError } from "../runner/project-batch.js";
 import type { ProjectionStatus } from "../sql/status.js";
-import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods, typeName } from "../core/validate.js";
+import { checkFunction, checkMethods, checkOptions, checkPosition, hasMethods, keysOf, typeName } from "../core/validate.js";
 import type { AdminAuth } from "./auth.js";
 import { checkDaemons, daemonRoute, daemonViews, type AdminDaemon } from "./daemons.js";
 import { callHook, hookLabel, HookFailure } from "./hooks.js";
@@ -131,6 +131,7 @@ export interface AdminHandlerOptions {
 /** The handler: a `Response` for requests under the base path, `undefined` for any other. */
 export type AdminHandler = (request: Request) => Promise<Response | undefined>;
 
+const OPTION_KEYS = keysOf<AdminHandlerOptions>()(["basePath", "title", "store", "auth", "newest", "eventTimeAfter", "projections", "partitions", "daemons", "rateLimit", "waitUntil"]);
 /** The most projections the overview lists. */
 const MAX_LISTED = 1000;
 /** Parked events per page. */
@@ -173,8 +174,7 @@ function checkBase(value: unknown): string {
  * ```
  */
 export function adminHandler(options: AdminHandlerOptions): AdminHandler {
-  const keys = ["basePath", "title", "store", "auth", "newest", "eventTimeAfter", "projections", "partitions", "daemons", "rateLimit", "waitUntil"];
-  const given = checkOptions("configure", undefined, options, "options", keys);
+  const given = checkOptions("configure", undefined, options, "options", OPTION_KEYS);
   const base = checkBase(given.basePath);
   const title = given.title ?? "Projections";
   if (typeof title !== "string" || title.length === 0 || title.length > 100) throw new CheckpointTypeError("configure", undefined, "options.title", "must be a string of 1 to 100 characters");
