@@ -9,6 +9,7 @@ import { refusal, routeLedgerAdmin } from "./holds.js";
 import { json } from "./http.js";
 import { DAILY_TOTALS, resetDailyTotals } from "./daily-totals.js";
 import { balancesRunner, BALANCES, catchUp, resetBalances } from "./ledger.js";
+import { ledgerDaemon } from "./daemon.js";
 
 /** Where the admin lives. */
 export const ADMIN_BASE = "/admin";
@@ -65,6 +66,11 @@ export function ledgerAdmin(env: Env, ctx: ExecutionContext, auth: AdminAuth): A
       [DAILY_TOTALS]: { reset: () => resetDailyTotals(env.DB), rebuild: () => catchUp(env.DB) },
     },
     partitions: () => recentHistories(env),
+    // The ledger's daemon, with Wake, Pause and Resume (none where the binding is not configured).
+    daemons: () => {
+      const daemon = ledgerDaemon(env);
+      return Promise.resolve(daemon === undefined ? [] : [daemon]);
+    },
     waitUntil: ctx.waitUntil.bind(ctx),
   });
 }

@@ -571,3 +571,16 @@ describe("JSON callers: a bearer token, or a session with accept: application/js
     expect((await send("/admin/projections/history/lea/reset", { method: "POST" })).status).toBe(401);
   });
 });
+
+describe("the ledger's daemon on the admin page", () => {
+  it("is listed with its state, and Pause and Resume reach it", async () => {
+    await send("/events", { method: "POST", body: JSON.stringify({ account: "dina", amount: 3 }), headers: { "content-type": "application/json" } });
+    const listed = await (await send("/admin/api/daemons", { headers: bearer })).json<{ daemons: { name: string; status?: { state: string; runs: number } }[] }>();
+    expect(listed.daemons.map((daemon) => daemon.name)).toEqual(["ledger"]);
+    expect(listed.daemons[0]?.status).toMatchObject({ state: "idle" });
+    expect((await send("/admin/daemons/ledger/pause", { method: "POST", headers: bearer })).status).toBe(200);
+    const paused = await (await send("/admin/api/daemons", { headers: bearer })).json<{ daemons: { status?: { state: string } }[] }>();
+    expect(paused.daemons[0]?.status?.state).toBe("paused");
+    expect((await send("/admin/daemons/ledger/resume", { method: "POST", headers: bearer })).status).toBe(200);
+  });
+});
