@@ -1,6 +1,8 @@
 // Every workerd suite in the order docs/benchmarks.md shows them: for the
 // smoke run in npm test. (bench/suites.ts stays importable from Node, where the
 // in-memory store is measured; the Durable Object suite needs cloudflare:test.)
+import { daemonCatchUp, daemonFreshness, daemonRebuild, type DaemonScale } from "./daemon.js";
+import type { BenchDaemon } from "./daemon-object.js";
 import { durableObjectOperations } from "./durable-object.js";
 import type { BenchTable } from "./harness.js";
 import { projectionWithLatency } from "./latency.js";
@@ -16,6 +18,8 @@ export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
   db: D1Database,
   scale: BenchScale,
   objects: DurableObjectNamespace<T>,
+  daemons: DurableObjectNamespace<BenchDaemon>,
+  daemonScale: DaemonScale,
 ): Promise<BenchTable[]> {
   return [
     await operations(db, scale, { D1CheckpointStore: new D1CheckpointStore(db) }),
@@ -29,6 +33,9 @@ export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
     await ormAdapters(db, scale),
     await versionFences(db, scale),
     await overlappingRunners(db, scale),
+    await daemonFreshness(db, daemons, daemonScale),
+    await daemonCatchUp(db, daemons, daemonScale),
+    await daemonRebuild(db, daemons, daemonScale),
     await durableObjectOperations(objects, db, scale),
     await listing(db, scale),
   ];

@@ -41,6 +41,9 @@ export const TABLE_ORDER: readonly string[] = [
   "Drizzle and Kysely adapters against raw D1 statements",
   "Version fences",
   "Overlapping runners",
+  "Projection daemon: freshness",
+  "Projection daemon: catch-up past the per-invocation limit",
+  "Projection daemon: a rebuild beside the live version",
   "Durable Object store",
   "Listing every checkpoint: keyset against OFFSET",
 ];

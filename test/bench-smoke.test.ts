@@ -2,12 +2,13 @@ import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { TABLE_ORDER } from "../bench/harness.js";
 import { allSuites } from "../bench/all-suites.js";
+import { DAEMON_SMOKE } from "../bench/daemon.js";
 import { inMemoryOperations, SMOKE } from "../bench/suites.js";
 import { MemoryCheckpointStore } from "../src/index.js";
 
 // The benchmark harness at tiny size, so that `npm run bench` cannot rot.
 it("the benchmark suites run end to end and fill every table", { timeout: 60_000 }, async () => {
-  const tables = await allSuites(env.DB, SMOKE, env.CHECKPOINT_OBJECTS);
+  const tables = await allSuites(env.DB, SMOKE, env.CHECKPOINT_OBJECTS, env.BENCH_DAEMON, DAEMON_SMOKE);
   const memory = await inMemoryOperations(SMOKE, { MemoryCheckpointStore: new MemoryCheckpointStore() });
   expect(memory.rows).toHaveLength(3);
   expect([tables[0]?.title, memory.title, ...tables.slice(1).map((t) => t.title)]).toEqual(TABLE_ORDER);
@@ -15,7 +16,7 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     expect(table.rows.length).toBeGreaterThan(0);
     for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
   }
-  const [operations, roundTrips, , runner, latency, setBased, oneInvocation, group, orm, fences, overlap, durableObject, listing] = tables;
+  const [operations, roundTrips, , runner, latency, setBased, oneInvocation, group, orm, fences, overlap, freshness, catchUp, rebuild, durableObject, listing] = tables;
   // A versioned run reads its version's state once; its fence adds no statement to any commit.
   const fenceQueries = fences?.rows.map((r) => Number(r[3])) ?? [];
   expect(fenceQueries.slice(1)).toEqual([(fenceQueries[0] ?? 0) + 1, (fenceQueries[0] ?? 0) + 1, (fenceQueries[0] ?? 0) + 1]);
@@ -51,6 +52,25 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     "eventsQuery with lease: 1 appender, each run awaited",
     "eventsQuery with lease: 16 appenders, runs in the background",
   ]);
+  // The daemon's suites: every variant measured, every event in the read model once; at the smoke budget (30 queries,
+  // batches of 100 over 3,000 events) the daemon's catch-up and rebuild chain several runs.
+  expect(freshness?.rows.map((r) => `${String(r[0])}: ${String(r[2])}`)).toEqual([
+    "1 appender, each append's run awaited (one sequential runner, no lease): 9",
+    "projection daemon: notify() after each append, not awaited: 9",
+    "a runner with lease: true started per append, not awaited (ctx.waitUntil): 9",
+    "cron, one run per minute (freshness computed): 9",
+    "idle daemon, one append at a time: 2",
+  ]);
+  expect(freshness?.note).toMatch(/Targets \(the issue\): the daemon's p50 within 3 round trips: (not )?met \([\d.]+\); p99 within 4: (not )?met \([\d.]+\); at most 1\.2× the queries of one sequential runner: (not )?met \(\d+\.\d\d×\)\./);
+  expect(catchUp?.note).toMatch(/Target \(the issue\): chaining costs at most 1\.2× the uninterrupted run: (not )?met \(\d+\.\d\d× the time/);
+  for (const table of [catchUp, rebuild]) {
+    expect(table?.rows.map((r) => String(r[0]).split(",")[0])).toEqual([
+      table === catchUp ? "one uninterrupted run" : "one uninterrupted group run",
+      table === catchUp ? "projection daemon" : "projection daemon with autoSwitch",
+      "cron",
+    ]);
+    expect(Number(table?.rows[1]?.[1])).toBeGreaterThan(2);
+  }
   expect(durableObject?.rows.map((r) => `${r[0]} ${r[1]}`)).toEqual(
     ["save", "load", "commit"].flatMap((op) => [`${op} raw sql.exec`, `${op} DurableObjectCheckpointStore`, `${op} D1CheckpointStore (local D1)`]),
   );
