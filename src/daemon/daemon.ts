@@ -35,6 +35,12 @@ const SWITCH_KEYS = keysOf<DaemonSwitch>()(["store", "names", "retire"]);
 /** The default budget of one run: D1's 1,000 queries per invocation, less 100 for the object's own. */
 export const DEFAULT_DAEMON_BUDGET = 900;
 
+/** Follow-on runs one invocation may make (notifies that arrived during the run before). */
+const MAX_FOLLOW_ONS = 16;
+
+/** The budget a follow-on run needs left: its first round trip and a commit. */
+const FOLLOW_ON_QUERIES = 10;
+
 /** Ends of a run after which the daemon goes on at once, in the next invocation. */
 const GO_ON = new Set(["budget", "maxBatches", "conflict", "switched"]);
 
@@ -141,8 +147,9 @@ export class ProjectionDaemon {
   }
 
   /**
-   * The daemon's part of the object's `alarm()`: runs once when its job is
-   * due (and was not paused), then schedules what comes next: at once while
+   * The daemon's part of the object's `alarm()`: runs when its job is due
+   * (and was not paused), again in the same invocation for work notified
+   * during a run that caught up, then schedules what comes next: at once while
    * the run ended on its budget or `maxBatches` or work was notified
    * meanwhile, after a growing delay when it failed, not at all when it
    * caught up. A failure is recorded, never thrown (the runtime's own alarm
@@ -166,29 +173,49 @@ export class ProjectionDaemon {
     await this.#running;
   }
 
+  /**
+   * Runs until nothing is pending, or the invocation's budget is nearly
+   * spent: a notify that arrived during a run that caught up is taken by a
+   * follow-on run in the same invocation, on what is left of the same
+   * budget, rather than by a new alarm (which would add its scheduling and a
+   * fresh start to the freshness of every event it carries).
+   */
   async #run(): Promise<void> {
+    const budget = new QueryBudget(this.#budget);
+    for (let follow = 0; ; follow++) {
+      const { next, outcome, again } = await this.#once(budget, follow < MAX_FOLLOW_ONS);
+      await this.#report(outcome);
+      if (again) continue;
+      if (this.#row().paused === 1 || next === undefined) await this.#schedule.clear(this.job);
+      else await this.#schedule.set(this.job, next);
+      return;
+    }
+  }
+
+  /** One run on `budget`: what it did, when the next is due, and whether to go on in this invocation. */
+  async #once(budget: QueryBudget, mayFollow: boolean): Promise<{ next: number | undefined; outcome: RunOutcome; again: boolean }> {
     // The mark is taken before the run: a notify during it marks again, and that means one more run.
     this.#storage.sql.exec("UPDATE projection_daemons SET pending = 0 WHERE name = ?", this.name);
     const startedAt = Date.now();
-    const options: RunOptions = this.#maxBatches === undefined ? { budget: new QueryBudget(this.#budget) } : { budget: new QueryBudget(this.#budget), maxBatches: this.#maxBatches };
-    let next: number | undefined;
-    let outcome: RunOutcome;
+    const options: RunOptions = this.#maxBatches === undefined ? { budget } : { budget, maxBatches: this.#maxBatches };
     try {
       const summary = await this.#projection.run(options);
       const switched = summary.caughtUp && this.#autoSwitch !== undefined ? await switchCaughtUp(this.#autoSwitch) : [];
-      outcome = { at: new Date(startedAt).toISOString(), ms: Date.now() - startedAt, ended: summary.ended, caughtUp: summary.caughtUp, queries: summary.queries, error: undefined, switched, retryInMs: undefined };
+      const outcome: RunOutcome = { at: new Date(startedAt).toISOString(), ms: Date.now() - startedAt, ended: summary.ended, caughtUp: summary.caughtUp, queries: summary.queries, error: undefined, switched, retryInMs: undefined };
       this.#storage.sql.exec(
         "UPDATE projection_daemons SET attempts = 0, last_error = NULL, runs = runs + 1, last_run = ?2 WHERE name = ?1",
         this.name,
         JSON.stringify(outcome),
       );
-      const goOn = GO_ON.has(summary.ended) || switched.length > 0 || this.#row().pending === 1;
-      next = goOn ? Date.now() : summary.ended === "yielded" ? Date.now() + this.#baseMs : undefined;
+      const pending = this.#row().pending === 1;
+      const again = mayFollow && summary.caughtUp && pending && budget.remaining >= FOLLOW_ON_QUERIES && this.#row().paused === 0;
+      const goOn = GO_ON.has(summary.ended) || switched.length > 0 || pending;
+      return { next: goOn ? Date.now() : summary.ended === "yielded" ? Date.now() + this.#baseMs : undefined, outcome, again };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const attempts = this.#row().attempts + 1;
       const retryInMs = Math.min(this.#maxMs, this.#baseMs * 2 ** (attempts - 1));
-      outcome = { at: new Date(startedAt).toISOString(), ms: Date.now() - startedAt, ended: "failed", caughtUp: false, queries: undefined, error: message, switched: [], retryInMs };
+      const outcome: RunOutcome = { at: new Date(startedAt).toISOString(), ms: Date.now() - startedAt, ended: "failed", caughtUp: false, queries: undefined, error: message, switched: [], retryInMs };
       this.#storage.sql.exec(
         "UPDATE projection_daemons SET attempts = ?2, last_error = ?3, runs = runs + 1, last_run = ?4, pending = 1 WHERE name = ?1",
         this.name,
@@ -196,17 +223,16 @@ export class ProjectionDaemon {
         message.slice(0, 1000),
         JSON.stringify(outcome),
       );
-      next = Date.now() + retryInMs;
+      return { next: Date.now() + retryInMs, outcome, again: false };
     }
-    if (this.#row().paused === 1) next = undefined;
-    if (next === undefined) await this.#schedule.clear(this.job);
-    else await this.#schedule.set(this.job, next);
-    if (this.#onRun !== undefined) {
-      try {
-        await this.#onRun(outcome);
-      } catch {
-        // Metrics never stop a daemon.
-      }
+  }
+
+  async #report(outcome: RunOutcome): Promise<void> {
+    if (this.#onRun === undefined) return;
+    try {
+      await this.#onRun(outcome);
+    } catch {
+      // Metrics never stop a daemon.
     }
   }
 
