@@ -537,15 +537,7 @@ export async function daemonCatchUp(db: D1Database, daemons: Daemons, scale: Dae
     await verifyTotals(db, "daemon catch-up", TOTALS, CATCH_UP_NAME, scale.events);
     return caught;
   };
-  for (let run = 0; run < scale.catchUpRuns; run++) {
-    if (run % 2 === 0) {
-      measured.uninterrupted.push(await uninterrupted());
-      measured.daemon.push(await daemon());
-    } else {
-      measured.daemon.push(await daemon());
-      measured.uninterrupted.push(await uninterrupted());
-    }
-  }
+  await interleaved(scale.catchUpRuns, uninterrupted, daemon, measured);
   await db.batch([
     ...(await dropTotals(db)),
     db.prepare(`DROP TABLE IF EXISTS ${LOG}`),
@@ -619,15 +611,7 @@ export async function daemonRebuild(db: D1Database, daemons: Daemons, scale: Dae
     await verify("daemon rebuild");
     return caught;
   };
-  for (let run = 0; run < scale.catchUpRuns; run++) {
-    if (run % 2 === 0) {
-      measured.uninterrupted.push(await uninterrupted());
-      measured.daemon.push(await daemon());
-    } else {
-      measured.daemon.push(await daemon());
-      measured.uninterrupted.push(await uninterrupted());
-    }
-  }
+  await interleaved(scale.catchUpRuns, uninterrupted, daemon, measured);
   await db.batch([...(await dropTotals(db)), ...forget(), db.prepare(`DROP TABLE IF EXISTS ${LOG}`)]);
   const { timeRatio, queryRatio, invocations, rows } = catchUpRows(scale, measured, {
     uninterrupted: "one uninterrupted group run, no query limit, then switchVersion",
@@ -648,4 +632,22 @@ export async function daemonRebuild(db: D1Database, daemons: Daemons, scale: Dae
     columns: CATCH_UP_COLUMNS,
     rows,
   };
+}
+
+/** Runs the two variants `runs` times each, alternating which goes first, into `measured`. */
+async function interleaved(
+  runs: number,
+  uninterrupted: () => Promise<Caught>,
+  daemon: () => Promise<Caught>,
+  measured: { readonly uninterrupted: Caught[]; readonly daemon: Caught[] },
+): Promise<void> {
+  for (let run = 0; run < runs; run++) {
+    if (run % 2 === 0) {
+      measured.uninterrupted.push(await uninterrupted());
+      measured.daemon.push(await daemon());
+    } else {
+      measured.daemon.push(await daemon());
+      measured.uninterrupted.push(await uninterrupted());
+    }
+  }
 }

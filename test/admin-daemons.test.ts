@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { adminHandler, bearerToken, type AdminDaemon, type AdminHandlerOptions } from "../src/admin.js";
 import type { DaemonStatus } from "../src/daemon.js";
 import { CheckpointTypeError, D1CheckpointStore } from "../src/index.js";
+import { resetDaemonTables } from "./support/daemon-tables.js";
 
 // The admin page's Daemons section and its Wake, Pause and Resume, against
 // real projection daemons (the suite's TestDaemon objects, configured by
@@ -32,18 +33,7 @@ function daemon(config = "budget=900"): Stub {
   return env.TEST_DAEMON.getByName(`${config};n=admin-${String(objects)}`);
 }
 
-beforeEach(async () => {
-  await db.batch([
-    db.prepare("CREATE TABLE IF NOT EXISTS dm_events (position INTEGER PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL)"),
-    db.prepare("CREATE TABLE IF NOT EXISTS dm_totals (account TEXT PRIMARY KEY, total INTEGER NOT NULL, n INTEGER NOT NULL)"),
-    db.prepare("CREATE TABLE IF NOT EXISTS dm_flags (what TEXT PRIMARY KEY)"),
-    db.prepare("DELETE FROM dm_events"),
-    db.prepare("DELETE FROM dm_totals"),
-    db.prepare("DELETE FROM dm_flags"),
-    db.prepare("DELETE FROM checkpoints"),
-    db.prepare("DELETE FROM projection_leases"),
-  ]);
-});
+beforeEach(() => resetDaemonTables(db));
 
 function handler(daemons: AdminHandlerOptions["daemons"]): Handler {
   return adminHandler({ store: new D1CheckpointStore(db), auth: bearerToken(TOKEN), ...(daemons === undefined ? {} : { daemons }) });

@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { AlarmSchedule, ProjectionDaemon } from "../src/daemon.js";
 import { settleDaemon } from "../src/testing.js";
 import { CheckpointRangeError, CheckpointTypeError, D1CheckpointStore } from "../src/index.js";
+import { resetDaemonTables } from "./support/daemon-tables.js";
 
 // The projection daemon (decision 0025) in workerd against local D1: woken by
 // notifies, one run at a time, chained across invocations within a budget,
@@ -21,22 +22,7 @@ function daemon(config = ""): Stub {
   return env.TEST_DAEMON.get(env.TEST_DAEMON.idFromName(`${config};n=${String(objects)}-${String(Date.now())}`));
 }
 
-beforeEach(async () => {
-  // A rebuild test leaves dm_totals a view of dm_totals_v2: drop every dm_ table and view but the events.
-  const { results } = await db.prepare("SELECT type, name FROM sqlite_master WHERE name GLOB 'dm_totals*' AND type IN ('table', 'view') ORDER BY type DESC").all<{ type: string; name: string }>();
-  await db.batch([
-    ...results.map(({ type, name }) => db.prepare(`DROP ${type === "view" ? "VIEW" : "TABLE"} IF EXISTS ${name}`)),
-    db.prepare("CREATE TABLE IF NOT EXISTS dm_events (position INTEGER PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL)"),
-    db.prepare("CREATE TABLE IF NOT EXISTS dm_totals (account TEXT PRIMARY KEY, total INTEGER NOT NULL, n INTEGER NOT NULL)"),
-    db.prepare("CREATE TABLE IF NOT EXISTS dm_flags (what TEXT PRIMARY KEY)"),
-    db.prepare("DELETE FROM dm_events"),
-    db.prepare("DELETE FROM dm_totals"),
-    db.prepare("DELETE FROM dm_flags"),
-    db.prepare("DELETE FROM checkpoints"),
-    db.prepare("DELETE FROM projection_leases"),
-    db.prepare("DELETE FROM projection_versions"),
-  ]);
-});
+beforeEach(() => resetDaemonTables(db));
 
 /** Appends `count` events in set-based batches; amounts differ by position, accounts cycle over 7. */
 async function append(count: number): Promise<void> {
