@@ -71,12 +71,11 @@ describe("a projection daemon", () => {
     const stub = daemon("budget=50;batch=100");
     await append(10_000);
     await stub.notify(10_000);
-    const alarms = await settle(stub);
+    await settle(stub);
     await expectExactlyOnce();
     const counts = await stub.counts();
     expect(counts.budgets.every((queries) => queries <= 50)).toBe(true);
     expect(counts.started).toBeGreaterThan(3);
-    expect(alarms).toBeGreaterThanOrEqual(counts.started);
     expect((await stub.status()).lastRun).toMatchObject({ ended: "caughtUp", caughtUp: true });
   });
 
