@@ -57,6 +57,7 @@ const d1Cases: readonly (readonly [string, string, Call])[] = [
   ["loadMany signl", "signl", (s) => s.loadMany(["p"], any({ signl: undefined }))],
   ["commitMany budgte", "budgte", (s) => s.commitMany([{ name: "p", position: 1, writes: [] }], any({ budgte: 1 }))],
   ["loadManyAndQuery leese", "leese", (s) => s.loadManyAndQuery(["p"], (after) => query(after, 1), any({ leese: undefined }))],
+  ["a group commit's part expectd", "expectd", (s) => s.commitMany([any({ name: "p", position: 1, writes: [], expectd: 0 })])],
   ["a commit's fence stat", "stat", (s) => s.commit("p", 1, [], any({ fence: { name: "p", version: 1, stat: "live" } }))],
 ];
 

@@ -5,13 +5,16 @@ import type { CheckpointCommit, LoadResult, ParkRequest, VersionFence } from "..
 import { CheckpointRangeError, CheckpointTypeError, type CheckpointOperation } from "../core/errors.js";
 import { checkParkRequests } from "./parked-events.js";
 import { checkFence, conditionHolds } from "../core/arguments.js";
-import { checkName, checkPosition, toPosition } from "../core/validate.js";
+import { checkName, checkOptions, checkPosition, keysOf, toPosition } from "../core/validate.js";
 
 /** The most checkpoints one group load or commit takes. */
 export const MAX_GROUP_SIZE = 100;
 
 /** The checkpoints of many names: ?1 a JSON array of the names. */
 export const LOAD_MANY_SQL = "SELECT name, position FROM checkpoints WHERE name IN (SELECT value FROM json_each(?1))";
+
+/** The keys of a group commit's part. */
+const COMMIT_PART_KEYS = keysOf<CheckpointCommit<unknown>>()(["name", "position", "writes", "expected", "parked", "fence"]);
 
 /** A row of {@link LOAD_MANY_SQL}. */
 export interface NamedPositionRow {
@@ -64,7 +67,8 @@ export function checkCommits<Writes>(
   const names = new Set<string>();
   return (value as unknown[]).map((part, index) => {
     if (typeof part !== "object" || part === null) throw new CheckpointTypeError(operation, undefined, `commits[${index}]`, "must be an object { name, position, writes }");
-    const given = part as Partial<CheckpointCommit<unknown>>;
+    // A misspelt key (`expectd`) would make the part unconditional: refused, as in every options object.
+    const given = checkOptions<Partial<CheckpointCommit<unknown>>>(operation, undefined, part, `commits[${index}]`, COMMIT_PART_KEYS);
     const name = checkName(operation, given.name, `commits[${index}].name`);
     if (names.has(name)) throw new CheckpointRangeError(operation, name, `commits[${index}].name`, "names the same checkpoint as an earlier part");
     names.add(name);
