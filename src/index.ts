@@ -104,6 +104,7 @@ export { isCheckpointConflict } from "./sql/checkpoints.js";
 export { D1_MAX_BOUND_PARAMETERS, D1_MAX_STATEMENT_BYTES, D1_MAX_VALUE_BYTES, D1_QUERIES_PER_INVOCATION } from "./core/d1-limits.js";
 export { MAX_NAME_BYTES } from "./core/validate.js";
 export { QueryBudget } from "./core/query-budget.js";
+export type { CountedRows, RowUsage } from "./core/row-usage.js";
 
 // ── Schema: The DDL, and applying it yourself.
 export { migrate, type MigrateOptions } from "./d1/migrate.js";

@@ -26,7 +26,7 @@ describe("schema", () => {
   it("SCHEMA is the statements of the migration files", () => {
     const applied = env.TEST_MIGRATIONS.flatMap((migration) => migration.queries).map((q) => q.trim().replace(/;$/, ""));
     expect(applied).toEqual(schemaStatements(SCHEMA));
-    expect(env.TEST_MIGRATIONS.map((m) => m.name)).toEqual(["0001_checkpoints.sql", "0002_projection_operations.sql", "0003_projection_versions.sql"]);
+    expect(env.TEST_MIGRATIONS.map((m) => m.name)).toEqual(["0001_checkpoints.sql", "0002_projection_operations.sql", "0003_projection_versions.sql", "0004_cheaper_checkpoint_moves.sql"]);
   });
 
   it("is the seed's table: name TEXT PRIMARY KEY, position INTEGER NOT NULL, nothing more", async () => {
@@ -97,7 +97,7 @@ describe("round trips", () => {
     await store.save("orders", 1);
     await store.load("orders");
     await store.reset("orders");
-    expect(counted.calls.map((c) => c.kind)).toEqual(["run", "first", "run"]);
+    expect(counted.calls.map((c) => c.kind)).toEqual(["run", "all", "run"]);
     expect(counted.calls[0]?.sql[0]).toMatch(/^INSERT INTO checkpoints .* ON CONFLICT \(name\) DO UPDATE/);
   });
 

@@ -71,7 +71,7 @@ const operations: readonly Operation[] = [
   },
   {
     label: "load",
-    kinds: ["first"],
+    kinds: ["all"],
     setup: () => seedCheckpoint("p", 4),
     act: (store) => store.load("p"),
     verify: (outcome) => {

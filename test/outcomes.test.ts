@@ -56,7 +56,7 @@ describe("outcomes under faults", () => {
     await seedCheckpoint("ledger", 0);
     const faulty = injectFaults(env.DB);
     faulty.inject({ kinds: ["batch"], timing: "after" }); // applied, response lost
-    faulty.inject({ kinds: ["first"], message: OVERLOADED }); // the check fails, not transiently
+    faulty.inject({ kinds: ["all"], message: OVERLOADED }); // the check fails, not transiently
     const store = new D1CheckpointStore(faulty.db, fast);
     const error = await store.commit("ledger", 2, await credits(faulty.db), { expected: 0 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(D1OperationError);
@@ -174,7 +174,7 @@ describe("conflicts are attributed to the right checkpoint", () => {
     await appendEvents(2);
     await seedCheckpoint("ledger", 5);
     const faulty = injectFaults(env.DB);
-    faulty.inject({ kinds: ["first"], sql: /^SELECT position FROM checkpoints/, times: 1 });
+    faulty.inject({ kinds: ["all"], sql: /^SELECT position FROM checkpoints/, times: 1 });
     const store = new D1CheckpointStore(faulty.db, fast);
     const error = await store.commit("ledger", 2, await credits(faulty.db), { expected: 0 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CheckpointConflictError);

@@ -32,7 +32,7 @@ describe("ProjectionRunner with eventsQuery", () => {
     let sum = await appendEvents(1000);
     await expect(pipelinedRunner(counted.db, 100).run()).resolves.toMatchObject({ to: 1000, events: 1000, batches: 10, caughtUp: true });
     expect(counted.calls).toHaveLength(12); // load, read, 10 commits each carrying the next read
-    expect(counted.calls.map((c) => c.kind)).toEqual(["first", "all", ...Array<string>(10).fill("batch")]);
+    expect(counted.calls.map((c) => c.kind)).toEqual(["all", "all", ...Array<string>(10).fill("batch")]);
     expect(counted.calls[2]?.sql).toHaveLength(1 + 100 + 1); // checkpoint, statements, next events
 
     counted.clear();

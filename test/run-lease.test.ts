@@ -232,7 +232,7 @@ describe("run leases", () => {
           await appendEvents(3);
           await expect(leased(env.DB).run()).resolves.toMatchObject({ yielded: true }); // notes pending work
           await ledgerRunnerWithoutLease().run({ maxBatches: 1 }); // a cron gets ahead: the holder's commit conflicts
-          faulty.inject({ kinds: ["first"], sql: /^SELECT position FROM checkpoints/, timing: "before", times: 1 });
+          faulty.inject({ kinds: ["all"], sql: /^SELECT position FROM checkpoints/, timing: "before", times: 1 });
         }
         return events.map((event) => creditStatement(event, env.DB));
       },

@@ -18,7 +18,7 @@ describe("waitFor: read-your-writes", () => {
     let loads = 0;
     const db = interceptD1(env.DB, async (call, send) => {
       const result = await send();
-      if (call.kind === "first") {
+      if (call.kind === "all") {
         loads += 1;
         // the projection commits while the caller waits: position 5 after the third load
         if (loads === 3) await env.DB.prepare("INSERT INTO checkpoints (name, position) VALUES ('balances', 5)").run();

@@ -6,6 +6,7 @@
 import { CheckpointStoreError, CheckpointTypeError, type CheckpointOperation } from "./errors.js";
 import { D1_QUERIES_PER_INVOCATION } from "./d1-limits.js";
 import { checkInteger } from "./validate.js";
+import { rowCount, RowTally, type CountedRows, type RowUsage } from "./row-usage.js";
 
 /**
  * A round trip did not fit in the query budget, and was not sent. When
@@ -47,6 +48,10 @@ export class QueryBudgetError extends CheckpointStoreError {
  * one between several runs of the same invocation. A round trip that would go
  * over it is refused with a {@link QueryBudgetError} before it is sent.
  *
+ * It also adds up the rows D1 reports for what it counted (`rows`, and
+ * `rowsOf(checkpoint)`): that is where a run's summary takes its `rowsRead`
+ * and `rowsWritten` from.
+ *
  * @example
  * ```ts
  * const budget = new QueryBudget(950); // of D1's 1,000 per invocation; keep some for your own queries
@@ -61,6 +66,7 @@ export class QueryBudget {
   /** The most queries this budget lets through. */
   readonly limit: number;
   #spent = 0;
+  readonly #rows = new RowTally();
 
   /** A budget of `limit` queries: a whole number from 1 up (default {@link D1_QUERIES_PER_INVOCATION}). */
   constructor(limit: number = D1_QUERIES_PER_INVOCATION) {
@@ -90,6 +96,29 @@ export class QueryBudget {
     if (count > this.remaining) throw new QueryBudgetError(operation, checkpoint, count, this);
     viewOf.get(this)?.spend(count, operation, checkpoint);
     this.#spent += count;
+  }
+
+  /** The rows D1 reported for the statements counted so far (see {@link RowUsage}). */
+  get rows(): RowUsage {
+    return this.#rows.total;
+  }
+
+  /** The part of {@link QueryBudget.rows} spent for one checkpoint (its writes, its checkpoint, its parked events). */
+  rowsOf(checkpoint: string): RowUsage {
+    return this.#rows.of(checkpoint);
+  }
+
+  /**
+   * Adds rows D1 reported (`meta.rows_read`, `meta.rows_written`) to
+   * {@link QueryBudget.rows}. The stores call it for every statement they
+   * send; call it for queries of your own to see them in the same tally.
+   * Anything but a non-negative number counts as 0.
+   */
+  countRows(rows: CountedRows): void {
+    const counted: CountedRows = { read: rowCount(rows.read), written: rowCount(rows.written), checkpoint: rows.checkpoint, own: rows.own === true };
+    if (counted.read === 0 && counted.written === 0) return;
+    viewOf.get(this)?.countRows(counted);
+    this.#rows.add(counted);
   }
 }
 

@@ -3,7 +3,8 @@
 // checkpoint load, keyset pages, and the positions this isolate has seen
 // (the guesses of `loadAndQuery`). Every round trip goes through `batch`,
 // `first`, `all` or `run` here, which count its queries against the call's
-// budget before sending.
+// budget before sending, and after it, the rows D1 reports for each
+// statement: the caller's (the statements it handed in) or the package's own.
 import type { LoadResult } from "../core/store.js";
 import { LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, VERSION_STATE_SQL, type PageColumns, type PageRow } from "../sql/checkpoints.js";
 import type { D1Client } from "./client.js";
@@ -24,6 +25,22 @@ export interface PositionRow {
  * never I/O objects, so sharing it across requests is safe.
  */
 const rememberedPositions = new WeakMap<D1Client, Map<string, number>>();
+
+/**
+ * Whose statements are whose, for the rows they cost: the checkpoint a
+ * caller's statement was handed in for (`""` for one shared by several), or a
+ * statement of the package's own sent for one checkpoint of several (a group
+ * commit's parts). A statement in neither is the package's own, for the
+ * call's checkpoint.
+ */
+const callerStatements = new WeakMap<D1PreparedStatement, string>();
+const ownStatements = new WeakMap<D1PreparedStatement, string>();
+
+/** Marks a statement of the package's own as sent for `checkpoint` (in a call for several). */
+export function ownStatementOf(statement: D1PreparedStatement, checkpoint: string): D1PreparedStatement {
+  ownStatements.set(statement, checkpoint);
+  return statement;
+}
 
 /**
  * One D1 binding (or session) with the store's retry policy; a view made by
@@ -63,27 +80,46 @@ export class D1Calls {
   }
 
   /** `db.batch(statements)`, counted. */
-  batch<Row = unknown>(statements: readonly D1PreparedStatement[]): Promise<D1Result<Row>[]> {
+  async batch<Row = unknown>(statements: readonly D1PreparedStatement[]): Promise<D1Result<Row>[]> {
     this.#budget?.spend(statements.length, this.#operation, this.#checkpoint);
-    return this.db.batch<Row>([...statements]);
+    const results = await this.db.batch<Row>([...statements]);
+    statements.forEach((statement, index) => {
+      this.#countRows(statement, results[index]);
+    });
+    return results;
   }
 
-  /** `statement.first()`, counted. */
-  first<Row = Record<string, unknown>>(statement: D1PreparedStatement): Promise<Row | null> {
-    this.#budget?.spend(1, this.#operation, this.#checkpoint);
-    return statement.first<Row>();
+  /** The first row of `statement.all()`, counted (`all`, not `first`, for the rows D1 reports). */
+  async first<Row = Record<string, unknown>>(statement: D1PreparedStatement): Promise<Row | null> {
+    return (await this.all<Row>(statement)).results[0] ?? null;
   }
 
   /** `statement.all()`, counted. */
-  all<Row = Record<string, unknown>>(statement: D1PreparedStatement): Promise<D1Result<Row>> {
+  async all<Row = Record<string, unknown>>(statement: D1PreparedStatement): Promise<D1Result<Row>> {
     this.#budget?.spend(1, this.#operation, this.#checkpoint);
-    return statement.all<Row>();
+    const result = await statement.all<Row>();
+    this.#countRows(statement, result);
+    return result;
   }
 
   /** `statement.run()`, counted. */
-  run(statement: D1PreparedStatement): Promise<D1Result> {
+  async run(statement: D1PreparedStatement): Promise<D1Result> {
     this.#budget?.spend(1, this.#operation, this.#checkpoint);
-    return statement.run();
+    const result = await statement.run();
+    this.#countRows(statement, result);
+    return result;
+  }
+
+  /** Adds the rows D1 reported for one statement to the budget's tally: the caller's, or the package's own. */
+  #countRows(statement: D1PreparedStatement, result: D1Result | undefined): void {
+    const budget = this.#budget;
+    if (budget === undefined) return;
+    const meta = (result as { meta?: { rows_read?: unknown; rows_written?: unknown } } | undefined)?.meta;
+    const read = meta?.rows_read as number;
+    const written = meta?.rows_written as number;
+    const caller = callerStatements.get(statement);
+    if (caller !== undefined) budget.countRows({ read, written, checkpoint: caller === "" ? undefined : caller, own: false });
+    else budget.countRows({ read, written, checkpoint: ownStatements.get(statement) ?? this.#checkpoint, own: true });
   }
 
   /** Runs one D1 call under the store's retry policy (decision 0006). */
@@ -108,7 +144,9 @@ export class D1Calls {
     const prototype = (this.#prototype.statement ??= Object.getPrototypeOf(this.db.prepare(LOAD_SQL)) as object | null);
     const isStatement = (item: unknown): item is D1PreparedStatement =>
       typeof item === "object" && item !== null && Object.getPrototypeOf(item) === prototype;
-    return checkWrites(operation, name, statements, isStatement, "D1PreparedStatement (from db.prepare)", argument);
+    const checked = checkWrites(operation, name, statements, isStatement, "D1PreparedStatement (from db.prepare)", argument);
+    for (const statement of checked) callerStatements.set(statement, name);
+    return checked;
   }
 
   /** Checks one query statement. */

@@ -12,7 +12,7 @@ import {
   type NamedPositionRow,
 } from "../sql/group.js";
 import { isConflictMarker } from "../sql/checkpoints.js";
-import type { D1Calls } from "./calls.js";
+import { ownStatementOf, type D1Calls } from "./calls.js";
 import { saveStatement } from "./commit.js";
 import { CheckpointConflictError, D1OperationError } from "../core/errors.js";
 import { PARK_SQL } from "../sql/parked-events.js";
@@ -147,9 +147,10 @@ export async function commitMany<Row>(
 
 /** A part's statements: its conditional checkpoint first (a conflict costs no read-model work), its parked events, its writes. */
 function statementsOf(calls: D1Calls, part: CheckedCommit<readonly D1PreparedStatement[]>): D1PreparedStatement[] {
+  // The part's own statements count for its checkpoint, like its writes (the summary's rows per projection).
   return [
-    saveStatement(calls, part.name, part.position, part.expected, false, part.fence),
-    ...part.parked.map((event) => calls.db.prepare(PARK_SQL).bind(part.name, event.position, event.error)),
+    ownStatementOf(saveStatement(calls, part.name, part.position, part.expected, false, part.fence), part.name),
+    ...part.parked.map((event) => ownStatementOf(calls.db.prepare(PARK_SQL).bind(part.name, event.position, event.error), part.name)),
     ...part.writes,
   ];
 }

@@ -8,6 +8,8 @@ import { isConflictMarker, LOAD_SQL, loadResult, pageBindings, pageOf, pageSql, 
 import { dropVersionSync, startRebuildSync, switchVersionSync, versionsSync, versionStateSync } from "./versions.js";
 import { fencedOut } from "../sql/versions.js";
 import { CheckpointConflictError, CheckpointTypeError, type CheckpointOperation } from "../core/errors.js";
+import { checkBudget, type QueryBudget } from "../core/query-budget.js";
+import { CursorRows } from "./cursor-rows.js";
 import { keysetPages, parseListOptions, type Page, type PageRequest } from "../core/keyset.js";
 import {
   checkParkRequests,
@@ -140,8 +142,11 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   save(name: string, position: number, options?: SaveOptions): Promise<void> {
     return settle(() => {
       const args = parseSave("save", name, position, options, SAVE_KEYS);
+      const budget = checkBudget("save", args.name, options?.budget);
       args.signal?.throwIfAborted();
-      this.#commit("save", args, undefined);
+      this.#counted(budget, (rows) => {
+        this.#commit("save", args, undefined, rows);
+      });
     });
   }
 
@@ -149,14 +154,15 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   load(name: string, options?: OperationOptions): Promise<LoadResult> {
     return settle(() => {
       const { name: valid, signal } = parseNamed("load", name, options);
+      const budget = checkBudget("load", valid, options?.budget);
       signal?.throwIfAborted();
-      return this.#load("load", valid);
+      return this.#counted(budget, (rows) => this.#load("load", valid, rows));
     });
   }
 
   /** Reads the checkpoint of `name`, synchronously: for code inside the object. */
   loadSync(name: string): LoadResult {
-    return this.#load("load", parseNamed("load", name, undefined).name);
+    return this.#load("load", parseNamed("load", name, undefined).name, new CursorRows(this.storage.sql));
   }
 
   /** Deletes the checkpoint of `name`; no error when there is none. */
@@ -209,8 +215,11 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
       const args = parseSave("commit", name, position, options, COMMIT_KEYS);
       const writes = checkSyncWrites("commit", args.name, write);
       const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
+      const budget = checkBudget("commit", args.name, options?.budget);
       args.signal?.throwIfAborted();
-      this.#commit("commit", args, writes, parked);
+      this.#counted(budget, (rows) => {
+        this.#commit("commit", args, writes, rows, parked);
+      });
     });
   }
 
@@ -218,16 +227,22 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   commitSync(name: string, position: number, write: SqlWrites, options?: Omit<CommitOptions, "signal">): void {
     const args = parseSave("commit", name, position, options, COMMIT_SYNC_KEYS);
     const writes = checkSyncWrites("commit", args.name, write);
-    this.#commit("commit", args, writes, checkParkRequests("commit", args.name, options?.parked, args.position));
+    const parked = checkParkRequests("commit", args.name, options?.parked, args.position);
+    this.#counted(checkBudget("commit", args.name, options?.budget), (rows) => {
+      this.#commit("commit", args, writes, rows, parked);
+    });
   }
 
   /** The checkpoints of `names` (1 to 100, distinct), in the same order. */
   loadMany(names: readonly string[], options?: OperationOptions): Promise<LoadResult[]> {
     return settle(() => {
       const valid = checkNames("load", names);
-      checkSignal("load", undefined, checkOptions("load", undefined, options, "options", OPERATION_KEYS).signal)?.throwIfAborted();
-      const rows = this.storage.sql.exec(LOAD_MANY_SQL, JSON.stringify(valid)).toArray() as unknown as NamedPositionRow[];
-      return loadManyResults("load", valid, rows);
+      const given = checkOptions("load", undefined, options, "options", OPERATION_KEYS);
+      const budget = checkBudget("load", undefined, given.budget);
+      checkSignal("load", undefined, given.signal)?.throwIfAborted();
+      return this.#counted(budget, (rows) =>
+        loadManyResults("load", valid, rows.exec(undefined, LOAD_MANY_SQL, JSON.stringify(valid)).toArray() as unknown as NamedPositionRow[]),
+      );
     });
   }
 
@@ -241,9 +256,13 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
   commitMany(commits: readonly CheckpointCommit<SqlWrites>[], options?: OperationOptions): Promise<void> {
     return settle(() => {
       const parts = checkCommits("commit", commits, (name, write, argument) => checkSyncWrites("commit", name, write as SqlWrites, argument));
-      checkSignal("commit", undefined, checkOptions("commit", undefined, options, "options", OPERATION_KEYS).signal)?.throwIfAborted();
-      this.storage.transactionSync(() => {
-        for (const part of parts) this.#commit("commit", { ...part, signal: undefined }, part.writes, part.parked, false);
+      const given = checkOptions("commit", undefined, options, "options", OPERATION_KEYS);
+      const budget = checkBudget("commit", undefined, given.budget);
+      checkSignal("commit", undefined, given.signal)?.throwIfAborted();
+      this.#counted(budget, (rows) => {
+        this.storage.transactionSync(() => {
+          for (const part of parts) this.#commit("commit", { ...part, signal: undefined }, part.writes, rows, part.parked, false);
+        });
       });
     });
   }
@@ -257,14 +276,17 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
     return settle(() => {
       const { name: valid, position: at, signal, fence } = parseSave("replay", name, position, options, REPLAY_KEYS);
       const writes = checkSyncWrites("replay", valid, write);
+      const budget = checkBudget("replay", valid, options?.budget);
       signal?.throwIfAborted();
-      return this.storage.transactionSync(() => {
-        if (fence !== undefined) this.#checkFence("replay", valid, fence);
-        if (this.storage.sql.exec(IS_PARKED_SQL, valid, at).toArray().length === 0) return false;
-        this.storage.sql.exec(UNPARK_SQL, valid, at);
-        runWrites(this.storage.sql, writes);
-        return true;
-      });
+      return this.#counted(budget, (rows) =>
+        this.storage.transactionSync(() => {
+          if (fence !== undefined) this.#checkFence("replay", valid, fence);
+          if (rows.exec(valid, IS_PARKED_SQL, valid, at).toArray().length === 0) return false;
+          rows.exec(valid, UNPARK_SQL, valid, at);
+          runWrites(rows.writes(valid), writes);
+          return true;
+        }),
+      );
     });
   }
 
@@ -337,21 +359,30 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
     if (state !== fence.state) throw fencedOut(operation, name, fence, state, cause);
   }
 
-  #load(operation: CheckpointOperation, name: string): LoadResult {
-    return loadResult(operation, name, this.storage.sql.exec<{ position: SqlStorageValue }>(LOAD_SQL, name).toArray()[0]);
+  /** Runs `work` with the cursors it opens counted onto `budget` once it succeeded. */
+  #counted<T>(budget: QueryBudget | undefined, work: (rows: CursorRows) => T): T {
+    const rows = new CursorRows(this.storage.sql);
+    const result = work(rows);
+    rows.countOn(budget);
+    return result;
+  }
+
+  #load(operation: CheckpointOperation, name: string, rows: CursorRows): LoadResult {
+    return loadResult(operation, name, rows.exec<{ position: SqlStorageValue }>(name, LOAD_SQL, name).toArray()[0]);
   }
 
   #commit(
     operation: "save" | "commit",
     { name, position, expected, fence }: SaveArguments,
     write: SqlWrites | undefined,
+    rows: CursorRows,
     parked: readonly ParkRequest[] = [],
     ownTransaction = true,
   ): void {
     const { sql, bindings } = saveSql(name, position, expected, fence);
     const save = (): void => {
       try {
-        this.storage.sql.exec(sql, ...bindings);
+        rows.exec(name, sql, ...bindings);
       } catch (error) {
         if (isConflictMarker(error) && fence !== undefined) this.#checkFence(operation, name, fence, error);
         if (isConflictMarker(error)) throw new CheckpointConflictError(operation, name, expected ?? null, { cause: error });
@@ -360,8 +391,8 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
     };
     const all = (): void => {
       save();
-      for (const event of parked) this.storage.sql.exec(PARK_SQL, name, event.position, event.error);
-      if (write !== undefined) runWrites(this.storage.sql, write);
+      for (const event of parked) rows.exec(name, PARK_SQL, name, event.position, event.error);
+      if (write !== undefined) runWrites(rows.writes(name), write);
     };
     // One statement is atomic by itself; with writes, one transaction holds both (or the caller's, in a group commit).
     if (!ownTransaction || (write === undefined && parked.length === 0)) all();

@@ -1,5 +1,6 @@
 // A group's projections through a run: their configuration checked, their
 // roles (version-roles.ts), their progress, and their summaries.
+import type { RowUsage } from "../core/row-usage.js";
 import type { CheckpointCommit, VersionFence } from "../core/store.js";
 import { CheckpointTypeError } from "../core/errors.js";
 import type { PositionedEvent, ProjectedBatch } from "./project-batch.js";
@@ -80,9 +81,10 @@ export function fail<Event extends PositionedEvent, Writes>(member: Member<Event
   member.error = error;
 }
 
-export function memberSummary<Event extends PositionedEvent, Writes>(member: Member<Event, Writes>, end: RunEnd | "failed"): GroupMemberSummary {
+export function memberSummary<Event extends PositionedEvent, Writes>(member: Member<Event, Writes>, end: RunEnd | "failed", rows: RowUsage): GroupMemberSummary {
   const ended = member.state === "active" ? end : member.state;
   return {
+    ...rows,
     name: member.checkpoint,
     from: member.from,
     to: member.position,

@@ -1,6 +1,7 @@
 // What a ProjectionGroup is configured with and what a group run reports,
 // the store a group with eventsQuery needs, and the error of a group whose
 // projections failed: the group's public shapes.
+import type { RowUsage } from "../core/row-usage.js";
 import type { GroupProjectionStore, PipelinedGroupStore } from "../core/store.js";
 import { CheckpointStoreError, messageOf } from "../core/errors.js";
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
@@ -84,7 +85,11 @@ export type ProjectionGroupOptions<Event extends PositionedEvent, Writes = reado
   | (Writes extends readonly D1PreparedStatement[] ? GroupEventsQuerySource<Event> : never);
 
 /**
- * What a group run did for one of its projections: a run's summary, without the queries (the group counts those).
+ * What a group run did for one of its projections: a run's summary, without
+ * the queries (the group counts those). Its rows are those of its own
+ * statements and its checkpoint's; the rows the projections share (the event
+ * query, the loads of every checkpoint, the lease) are only in the group's
+ * total.
  *
  * @category Group
  */
@@ -100,7 +105,7 @@ export interface GroupMemberSummary extends Omit<RunSummary, "queries" | "ended"
  *
  * @category Group
  */
-export interface GroupRunSummary {
+export interface GroupRunSummary extends RowUsage {
   /** The group's name. */
   readonly name: string;
   /** One summary per projection, in the group's order. */

@@ -5,6 +5,7 @@
 // along). A shared batch that fails is committed again projection by
 // projection, so one projection's conflict or failing statement never
 // blocks or corrupts another.
+import { rowsSince } from "../core/row-usage.js";
 import type { GroupProjectionStore, LoadResult, PipelinedGroupStore, RunLease } from "../core/store.js";
 import { CheckpointConflictError, D1OperationError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkBatch, projectBatch, ProjectionError, type PositionedEvent } from "./project-batch.js";
@@ -98,6 +99,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     const { name, batchSize, eventsQuery } = this.#config;
     const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, this.#config.leaseTtlMs);
     const spentBefore = budget.spent;
+    const rowsBefore = budget.rows;
     const { projections } = this.#config;
     let roles: Role[] = projections.map(() => undefined);
     const started = await startRun(
@@ -124,9 +126,10 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     const finish = (): GroupRunSummary => {
       const summary: GroupRunSummary = {
         name,
-        projections: members.map((member) => memberSummary(member, end)),
+        projections: members.map((member) => memberSummary(member, end, budget.rowsOf(member.checkpoint))),
         batches,
         queries: budget.spent - spentBefore,
+        ...rowsSince(rowsBefore, budget.rows),
         ended: end,
         caughtUp: end === "caughtUp",
       };

@@ -3,6 +3,7 @@
 // with the new checkpoint on condition that it has not moved; with
 // eventsQuery, the next read rides in the commit's round trip. Parking,
 // budgets, leases and version fences are the run's options.
+import { NO_ROWS, rowsSince, type RowUsage } from "../core/row-usage.js";
 import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, PipelinedProjectionStore, ProjectionStore, RunLease, VersionFence } from "../core/store.js";
 import { CheckpointConflictError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
@@ -134,27 +135,30 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const { name } = this.#config;
     const { budget, signal } = parseRun(name, options, undefined);
     const spentBefore = budget.spent;
+    const rowsBefore = budget.rows;
+    const spent = (): Pick<RunSummary, "queries" | keyof RowUsage> => ({ queries: budget.spent - spentBefore, ...rowsSince(rowsBefore, budget.rows) });
     let role: ProjectionRunner<Event, Writes> | undefined;
     try {
       role = await this.#role({ signal, budget });
     } catch (error) {
       if (!endsOnBudget(error)) throw error;
-      return { ...idle(name, "budget"), queries: budget.spent - spentBefore };
+      return { ...idle(name, "budget"), ...spent() };
     }
-    if (role === undefined) return { ...idle(name, "inactive"), queries: budget.spent - spentBefore };
+    if (role === undefined) return { ...idle(name, "inactive"), ...spent() };
     const summary = await role.#run({ ...options, budget });
-    return { ...summary, queries: budget.spent - spentBefore };
+    return { ...summary, ...spent() };
   }
 
   async #run(options: RunOptions | undefined): Promise<RunSummary> {
     const { name, batchSize, leaseTtlMs, eventsQuery } = this.#config;
     const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, leaseTtlMs);
     const spentBefore = budget.spent;
+    const rowsBefore = budget.rows;
 
     const started = await startRun(() => this.#start(calls, lease), calls, spentBefore, lease === undefined ? undefined : () => this.#drop(lease, calls));
     if (started === undefined) {
       // Not even the first round trip fitted in the budget: nothing was read, so from and to are 0.
-      return { ...idle(name, "budget"), queries: budget.spent - spentBefore };
+      return { ...idle(name, "budget"), queries: budget.spent - spentBefore, ...rowsSince(rowsBefore, budget.rows) };
     }
     const { checkpoint: start, events: first, leased } = started;
     let expected: number | null = start.found ? start.position : null;
@@ -177,6 +181,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       yielded: end === "yielded",
       ended: end,
       queries: budget.spent - spentBefore,
+      ...rowsSince(rowsBefore, budget.rows),
     });
     if (!leased) {
       calls.done();
@@ -426,5 +431,5 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
 
 /** The summary of a run that read no event: its first query did not fit in the budget, or its version is not live or building. */
 function idle(name: string, ended: "budget" | "inactive"): RunSummary {
-  return { name, from: 0, to: 0, events: 0, skipped: [], parked: [], batches: 0, conflict: false, caughtUp: false, yielded: false, ended, queries: 0 };
+  return { name, from: 0, to: 0, events: 0, skipped: [], parked: [], batches: 0, conflict: false, caughtUp: false, yielded: false, ended, queries: 0, ...NO_ROWS };
 }

@@ -1,5 +1,6 @@
 // What a ProjectionRunner is configured with and what a run reports, and the
 // store a runner with eventsQuery needs: the runner's public shapes.
+import type { RowUsage } from "../core/row-usage.js";
 import type { PipelinedProjectionStore, ProjectionStore } from "../core/store.js";
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
 import type { RunEnd } from "./run-options.js";
@@ -97,11 +98,13 @@ export type ProjectionRunnerOptions<Event extends PositionedEvent, Writes = read
   | (Writes extends readonly D1PreparedStatement[] ? EventsQuerySource<Event> : never);
 
 /**
- * What a run did.
+ * What a run did. Its rows (`rowsRead`, `rowsWritten`, and the package's
+ * own part of them) are what D1 reported for every statement the run sent
+ * through the store; rows that `readEvents` reads itself are not among them.
  *
  * @category Runner
  */
-export interface RunSummary {
+export interface RunSummary extends RowUsage {
   /** The projection's name. */
   readonly name: string;
   /** The checkpoint when the run started (0 when there was none, or when not even its first round trip fitted in the budget). */
