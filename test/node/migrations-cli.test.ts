@@ -22,7 +22,7 @@ const USER = {
   "0001_events.sql": "CREATE TABLE IF NOT EXISTS events (position INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);\n",
   "0002_orders.sql": "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, total INTEGER NOT NULL);\n",
 };
-const INSTALLED = ["0001_events.sql", "0002_orders.sql", "0003_checkpoints.sql", "0004_projection_operations.sql", "0005_projection_versions.sql"];
+const INSTALLED = ["0001_events.sql", "0002_orders.sql", "0003_checkpoints.sql", "0004_projection_operations.sql", "0005_projection_versions.sql", "0006_cheaper_checkpoint_moves.sql"];
 const SNAPSHOTS = "CREATE TABLE IF NOT EXISTS projection_snapshots (name TEXT PRIMARY KEY, body TEXT NOT NULL);\n";
 
 let work: string;
@@ -80,7 +80,8 @@ describe("checkpointstore-d1 migrations", () => {
         "added              migrations/0003_checkpoints.sql (package's 0001_checkpoints.sql)",
         "added              migrations/0004_projection_operations.sql (package's 0002_projection_operations.sql)",
         "added              migrations/0005_projection_versions.sql (package's 0003_projection_versions.sql)",
-        "3 added, 0 already installed in migrations/. Apply them with: npx wrangler d1 migrations apply <binding>",
+        "added              migrations/0006_cheaper_checkpoint_moves.sql (package's 0004_cheaper_checkpoint_moves.sql)",
+        "4 added, 0 already installed in migrations/. Apply them with: npx wrangler d1 migrations apply <binding>",
       ],
       err: [],
     });
@@ -91,7 +92,7 @@ describe("checkpointstore-d1 migrations", () => {
     const copies = INSTALLED.slice(2).map((file) => files[file]?.split("\n") ?? []);
     for (const [at, lines] of copies.entries()) {
       expect(lines[0]).toMatch(MARKER);
-      expect(MARKER.exec(lines[0] ?? "")?.[1]).toBe(["0001_checkpoints", "0002_projection_operations", "0003_projection_versions"][at]);
+      expect(MARKER.exec(lines[0] ?? "")?.[1]).toBe(["0001_checkpoints", "0002_projection_operations", "0003_projection_versions", "0004_cheaper_checkpoint_moves"][at]);
       expect(lines[1]).toBe(NOTE);
     }
     expect(copies.map((lines) => lines.slice(2).join("\n")).join("")).toBe(SCHEMA);
@@ -102,8 +103,8 @@ describe("checkpointstore-d1 migrations", () => {
     const before = await snapshot(folder());
     const again = await cli(["migrations", "migrations"]);
     expect(again.code).toBe(0);
-    expect(again.out.slice(0, 3).every((line) => line.startsWith("already installed  migrations/000"))).toBe(true);
-    expect(again.out[3]).toBe("Nothing to add: the package's 3 migrations are already installed in migrations/.");
+    expect(again.out.slice(0, 4).every((line) => line.startsWith("already installed  migrations/000"))).toBe(true);
+    expect(again.out[4]).toBe("Nothing to add: the package's 4 migrations are already installed in migrations/.");
     expect(await snapshot(folder())).toEqual(before);
   });
 
@@ -124,19 +125,19 @@ describe("checkpointstore-d1 migrations", () => {
 
   it("after an upgrade adds only the new migration, numbered after what the app has by then", async () => {
     await cli(["migrations"]);
-    await writeFile(path.join(folder(), "0006_refunds.sql"), "CREATE TABLE IF NOT EXISTS refunds (id TEXT PRIMARY KEY);\n");
+    await writeFile(path.join(folder(), "0007_refunds.sql"), "CREATE TABLE IF NOT EXISTS refunds (id TEXT PRIMARY KEY);\n");
     const before = await snapshot(folder());
-    const source = await upgraded({ "0004_projection_snapshots.sql": SNAPSHOTS });
+    const source = await upgraded({ "0005_projection_snapshots.sql": SNAPSHOTS });
     const run = await cli(["migrations", "migrations"], source);
     expect(run.code).toBe(0);
     expect(run.out.filter((line) => line.startsWith("added"))).toEqual([
-      "added              migrations/0007_projection_snapshots.sql (package's 0004_projection_snapshots.sql)",
+      "added              migrations/0008_projection_snapshots.sql (package's 0005_projection_snapshots.sql)",
     ]);
-    expect(run.out.at(-1)).toMatch(/^1 added, 3 already installed in migrations\//);
+    expect(run.out.at(-1)).toMatch(/^1 added, 4 already installed in migrations\//);
     const after = await snapshot(folder());
-    expect(Object.keys(after)).toEqual([...Object.keys(before), "0007_projection_snapshots.sql"]);
+    expect(Object.keys(after)).toEqual([...Object.keys(before), "0008_projection_snapshots.sql"]);
     expect(after).toMatchObject(before);
-    expect(after["0007_projection_snapshots.sql"]?.endsWith(`${NOTE}\n${SNAPSHOTS}`)).toBe(true);
+    expect(after["0008_projection_snapshots.sql"]?.endsWith(`${NOTE}\n${SNAPSHOTS}`)).toBe(true);
   });
 
   it("reports a copy edited after it was copied, and writes nothing, not even the new migrations", async () => {
@@ -144,9 +145,9 @@ describe("checkpointstore-d1 migrations", () => {
     const edited = path.join(folder(), "0004_projection_operations.sql");
     await writeFile(edited, `${await readFile(edited, "utf8")}DROP TRIGGER checkpoint_deleted;\n`);
     const before = await snapshot(folder());
-    const run = await cli(["migrations"], await upgraded({ "0004_projection_snapshots.sql": SNAPSHOTS }));
+    const run = await cli(["migrations"], await upgraded({ "0005_projection_snapshots.sql": SNAPSHOTS }));
     expect(run.code).toBe(1);
-    expect(run.out).toContain("not added          migrations/0006_projection_snapshots.sql (package's 0004_projection_snapshots.sql)");
+    expect(run.out).toContain("not added          migrations/0007_projection_snapshots.sql (package's 0005_projection_snapshots.sql)");
     const changed = run.out.find((line) => line.startsWith("CHANGED"));
     expect(changed).toMatch(/^CHANGED {12}migrations\/0004_projection_operations\.sql \(package's 0002_projection_operations\.sql\): edited after it was copied/);
     expect(changed).toContain("restore it from ../package-next/0002_projection_operations.sql");
@@ -179,10 +180,10 @@ describe("checkpointstore-d1 migrations", () => {
     const dry = await cli(["migrations", "--dry-run"]);
     expect(dry.code).toBe(0);
     expect(dry.out[0]).toBe("would add          migrations/0003_checkpoints.sql (package's 0001_checkpoints.sql)");
-    expect(dry.out.at(-1)).toBe("Dry run: would add 3, 0 already installed in migrations/; nothing written.");
+    expect(dry.out.at(-1)).toBe("Dry run: would add 4, 0 already installed in migrations/; nothing written.");
     expect(await snapshot(folder())).toEqual(before);
     const missing = await cli(["--dry-run", "migrations", "db/migrations"]);
-    expect(missing.out.at(-1)).toBe("Dry run: would add 3, 0 already installed in db/migrations/, would create the folder; nothing written.");
+    expect(missing.out.at(-1)).toBe("Dry run: would add 4, 0 already installed in db/migrations/, would create the folder; nothing written.");
     expect(await readdir(app)).toEqual(["migrations"]);
   });
 
@@ -190,8 +191,8 @@ describe("checkpointstore-d1 migrations", () => {
     await rm(folder(), { recursive: true });
     const run = await cli(["migrations"]);
     expect(run.code).toBe(0);
-    expect(run.out.at(-1)).toBe("3 added, 0 already installed in migrations/, created the folder. Apply them with: npx wrangler d1 migrations apply <binding>");
-    expect(Object.keys(await snapshot(folder()))).toEqual(["0001_checkpoints.sql", "0002_projection_operations.sql", "0003_projection_versions.sql"]);
+    expect(run.out.at(-1)).toBe("4 added, 0 already installed in migrations/, created the folder. Apply them with: npx wrangler d1 migrations apply <binding>");
+    expect(Object.keys(await snapshot(folder()))).toEqual(["0001_checkpoints.sql", "0002_projection_operations.sql", "0003_projection_versions.sql", "0004_cheaper_checkpoint_moves.sql"]);
   });
 
   it("refuses bad arguments with exit 2 and a clear message, writing nothing", async () => {
@@ -270,7 +271,7 @@ describe("the checkpointstore-d1 bin", () => {
     };
     const first = await run("migrations", "./migrations");
     expect(first.code).toBe(0);
-    expect(first.stdout).toContain("added              migrations/0005_projection_versions.sql (package's 0003_projection_versions.sql)\n3 added");
+    expect(first.stdout).toContain("added              migrations/0006_cheaper_checkpoint_moves.sql (package's 0004_cheaper_checkpoint_moves.sql)\n4 added");
     expect(Object.keys(await snapshot(folder()))).toEqual(INSTALLED);
     expect((await run("migrations", "./migrations")).stdout).toMatch(/Nothing to add/);
     const bad = await run("migrations", "a", "b");
@@ -304,12 +305,12 @@ describe("the checkpointstore-d1 bin", () => {
       { n: 1 },
     ]);
 
-    await writeFile(path.join(folder(), "0006_refunds.sql"), "CREATE TABLE IF NOT EXISTS refunds (id TEXT PRIMARY KEY);\n");
-    expect((await cli(["migrations"], await upgraded({ "0004_projection_snapshots.sql": SNAPSHOTS }))).code).toBe(0);
+    await writeFile(path.join(folder(), "0007_refunds.sql"), "CREATE TABLE IF NOT EXISTS refunds (id TEXT PRIMARY KEY);\n");
+    expect((await cli(["migrations"], await upgraded({ "0005_projection_snapshots.sql": SNAPSHOTS }))).code).toBe(0);
     const second = await d1("migrations", "apply", "DB");
-    expect(second).toContain("0007_projection_snapshots.sql");
+    expect(second).toContain("0008_projection_snapshots.sql");
     expect(second).not.toContain("0003_checkpoints.sql");
-    expect(await applied()).toEqual([...INSTALLED, "0006_refunds.sql", "0007_projection_snapshots.sql"]);
+    expect(await applied()).toEqual([...INSTALLED, "0007_refunds.sql", "0008_projection_snapshots.sql"]);
     expect(await query("SELECT COUNT(*) AS n FROM projection_snapshots")).toEqual([{ n: 0 }]);
     expect(await d1("migrations", "apply", "DB")).toMatch(/No migrations to apply/);
   });
