@@ -5,7 +5,7 @@
 // wrong way; test/node/layers.test.ts shows that it does.
 
 /** The folders of src/, bottom first; folders on one line are siblings that never import each other. */
-export const LAYERS = [["core"], ["sql"], ["d1", "durable-object", "memory"], ["orm"], ["runner"], ["daemon"], ["testing"], ["admin"], ["cli"]];
+export const LAYERS = [["core"], ["sql"], ["d1", "durable-object", "memory"], ["orm"], ["runner"], ["daemon"], ["metrics"], ["testing"], ["admin"], ["cli"]];
 
 const ALL = LAYERS.flat();
 

@@ -71,6 +71,9 @@ export type {
   ProjectionGroupOptions,
 } from "./runner/group-options.js";
 
+// ── Metrics: What each run reports to its recorders (the ready ones are in ./metrics), rows included.
+export type { MetricsRecorder, ProjectionReport, RecordContext, RunMetrics, RunReport } from "./runner/metrics.js";
+
 // ── Versions: Rebuilding a projection beside the live one and switching it live (docs/decisions/0020).
 export type { ProjectionVersion, RebuildOptions, SwitchOptions, VersionFence, VersionState, VersionTables } from "./core/store.js";
 

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { AlarmSchedule, ProjectionDaemon } from "../src/daemon.js";
 import { settleDaemon } from "../src/testing.js";
+import { D1RunLog } from "../src/metrics.js";
 import { CheckpointRangeError, CheckpointTypeError, D1CheckpointStore } from "../src/index.js";
 import { resetDaemonTables } from "./support/daemon-tables.js";
 
@@ -160,6 +161,20 @@ describe("a projection daemon", () => {
     await expectExactlyOnce("dm_totals"); // the read name is now a view of version 2's table
   });
 
+  it("its metrics option reports every run it makes, with the run's rows", async () => {
+    const stub = daemon("metrics;batch=100");
+    await append(450);
+    await stub.notify();
+    await settle(stub);
+    await expectExactlyOnce();
+    const recent = (await new D1RunLog(db).recent(["dm"])).get("dm");
+    expect(recent?.events).toBe(450);
+    expect(recent?.runs).toBeGreaterThanOrEqual(1);
+    // 7 accounts inserted once (a row and its index entry each), then updated in place; 2 own rows per batch and the lease's.
+    expect(recent?.rowsWritten).toBeGreaterThan(5 * 2);
+    expect(recent?.ownRowsWritten).toBeGreaterThanOrEqual(5 * 2);
+  });
+
   it("bad configuration and bad RPC input are typed errors", async () => {
     const stub = daemon();
     const error = await stub.notify(-1).catch((e: unknown) => e);
@@ -173,6 +188,7 @@ describe("a projection daemon", () => {
       expect(() => new ProjectionDaemon(state.storage, { name: "x", projection: run, budgte: 5 } as never)).toThrow(/unknown key "budgte"/);
       expect(() => new ProjectionDaemon(state.storage, { name: "x", projection: run, autoSwitch: { store: {} as never, names: ["x"] } })).toThrow(CheckpointTypeError);
       expect(() => new ProjectionDaemon(state.storage, { name: "x", projection: run, schedule: {} as never })).toThrow(CheckpointTypeError);
+      expect(() => new ProjectionDaemon(state.storage, { name: "x", projection: run, metrics: { record: 5 } as never })).toThrow(/options\.metrics\.record/);
     });
   });
 

@@ -6,6 +6,8 @@ declare namespace Cloudflare {
     LEDGER_DAEMON?: DurableObjectNamespace<import("../example/src/daemon.js").LedgerDaemon> | undefined;
     TEST_DAEMON: DurableObjectNamespace<import("./worker.js").TestDaemon>;
     TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    /** The metrics suite's Analytics Engine dataset (the package suite only). */
+    PROJECTION_METRICS: AnalyticsEngineDataset;
     ADMIN_TOKEN?: string | undefined;
     /** The example's account-history objects (the example suite only). */
     ACCOUNT_HISTORY: DurableObjectNamespace<import("../example/src/account-history.js").AccountHistory>;

@@ -433,7 +433,7 @@ describe("the example Worker", () => {
   });
 
   it("its checkpoint migrations are the package's SCHEMA", () => {
-    const copies = env.TEST_MIGRATIONS.filter((m) => ["0001_checkpoints.sql", "0004_projection_operations.sql", "0007_projection_versions.sql", "0008_cheaper_checkpoint_moves.sql"].includes(m.name));
+    const copies = env.TEST_MIGRATIONS.filter((m) => ["0001_checkpoints.sql", "0004_projection_operations.sql", "0007_projection_versions.sql", "0008_fewer_rows_and_run_log.sql"].includes(m.name));
     expect(copies).toHaveLength(4);
     const queries = copies.flatMap((m) => m.queries).map((q) => q.trim().replace(/;$/, ""));
     expect(queries).toEqual(schemaStatements(SCHEMA));

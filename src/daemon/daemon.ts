@@ -12,6 +12,7 @@ import { QueryBudget } from "../core/query-budget.js";
 import { checkFunction, checkInteger, checkName, checkOptions, keysOf, typeName } from "../core/validate.js";
 import type { RunOptions } from "../runner/run-options.js";
 import { AlarmSchedule } from "./alarm-schedule.js";
+import { checkMetrics, type RunMetrics } from "../runner/metrics.js";
 import type { DaemonOptions, DaemonRun, DaemonStatus, DaemonSwitch, RunOutcome } from "./types.js";
 
 const CREATE_SQL =
@@ -28,7 +29,7 @@ type DaemonRow = {
   readonly last_run: string | null;
 };
 
-const DAEMON_KEYS = keysOf<DaemonOptions>()(["name", "projection", "budget", "maxBatches", "backoff", "autoSwitch", "onRun", "schedule"]);
+const DAEMON_KEYS = keysOf<DaemonOptions>()(["name", "projection", "budget", "maxBatches", "backoff", "autoSwitch", "onRun", "metrics", "schedule"]);
 const BACKOFF_KEYS = keysOf<NonNullable<DaemonOptions["backoff"]>>()(["baseMs", "maxMs"]);
 const SWITCH_KEYS = keysOf<DaemonSwitch>()(["store", "names", "retire"]);
 
@@ -63,6 +64,7 @@ export class ProjectionDaemon {
   readonly #maxMs: number;
   readonly #autoSwitch: DaemonSwitch | undefined;
   readonly #onRun: ((outcome: RunOutcome) => void | Promise<void>) | undefined;
+  readonly #metrics: RunMetrics | undefined;
   /** The run under way in this instance (alarms may be delivered twice at once: by the runtime and by a test). */
   #running: Promise<void> | undefined;
 
@@ -82,6 +84,9 @@ export class ProjectionDaemon {
     this.#maxMs = checkInteger("configure", this.name, backoff.maxMs, "options.backoff.maxMs", { min: this.#baseMs, max: 86_400_000, fallback: 300_000 });
     this.#autoSwitch = parseSwitch(this.name, given.autoSwitch);
     this.#onRun = checkFunction("configure", this.name, given.onRun, "options.onRun");
+    // Checked here, before any run; each run then gets it as its own (RunOptions.metrics).
+    checkMetrics(this.name, given.metrics, "options.metrics");
+    this.#metrics = given.metrics;
     if (given.schedule !== undefined && !(given.schedule instanceof AlarmSchedule)) {
       throw new CheckpointTypeError("configure", this.name, "options.schedule", `must be an AlarmSchedule, got ${typeName(given.schedule)}`);
     }
@@ -197,7 +202,7 @@ export class ProjectionDaemon {
     // The mark is taken before the run: a notify during it marks again, and that means one more run.
     this.#storage.sql.exec("UPDATE projection_daemons SET pending = 0 WHERE name = ?", this.name);
     const startedAt = Date.now();
-    const options: RunOptions = this.#maxBatches === undefined ? { budget } : { budget, maxBatches: this.#maxBatches };
+    const options: RunOptions = { budget, ...(this.#maxBatches === undefined ? {} : { maxBatches: this.#maxBatches }), ...(this.#metrics === undefined ? {} : { metrics: this.#metrics }) };
     try {
       const summary = await this.#projection.run(options);
       const switched = summary.caughtUp && this.#autoSwitch !== undefined ? await switchCaughtUp(this.#autoSwitch) : [];

@@ -3,6 +3,7 @@
 import type { ProjectionVersion } from "../core/store.js";
 import type { ProjectionStatus } from "../sql/status.js";
 import type { RunOptions } from "../runner/run-options.js";
+import type { RunMetrics } from "../runner/metrics.js";
 import type { AlarmSchedule } from "./alarm-schedule.js";
 
 /** What a daemon runs: a `ProjectionRunner` or a `ProjectionGroup` (anything whose `run` reports how it ended). */
@@ -41,7 +42,12 @@ export interface DaemonOptions {
   readonly backoff?: { readonly baseMs?: number | undefined; readonly maxMs?: number | undefined } | undefined;
   /** Switch rebuilds live as soon as they have caught up (opt-in; otherwise the admin's Switch does it). */
   readonly autoSwitch?: DaemonSwitch | undefined;
-  /** Called after every run with how it went (a metrics hook); what it throws is ignored. */
+  /**
+   * Who gets each run's report (see `RunMetrics`): given to every run the
+   * daemon makes, instead of the runner's or group's own `metrics`.
+   */
+  readonly metrics?: RunMetrics | undefined;
+  /** Called after every run with how it went (the daemon's own view: backoff, switches); what it throws is ignored. */
   readonly onRun?: ((outcome: RunOutcome) => void | Promise<void>) | undefined;
   /** The object's shared alarm schedule, when the object has alarm work of its own; default: one of the daemon's. */
   readonly schedule?: AlarmSchedule | undefined;

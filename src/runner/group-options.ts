@@ -2,6 +2,7 @@
 // the store a group with eventsQuery needs, and the error of a group whose
 // projections failed: the group's public shapes.
 import type { RowUsage } from "../core/row-usage.js";
+import type { RunMetrics } from "./metrics.js";
 import type { GroupProjectionStore, PipelinedGroupStore } from "../core/store.js";
 import { CheckpointStoreError, messageOf } from "../core/errors.js";
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
@@ -43,6 +44,8 @@ export interface GroupCommon<Event extends PositionedEvent, Writes> {
   readonly projections: readonly GroupProjection<Event, Writes>[];
   /** Events per batch (one read, one commit for every projection): 1 to 10,000, default 100. */
   readonly batchSize?: number | undefined;
+  /** Who gets each run's report (one entry per projection), and where lag comes from (see {@link RunMetrics}); default: none. */
+  readonly metrics?: RunMetrics | undefined;
 }
 
 /**
@@ -153,4 +156,5 @@ export const GROUP_KEYS = keysOf<Record<keyof GroupReadEventsSource<PositionedEv
   "readEvents",
   "eventsQuery",
   "lease",
+  "metrics",
 ]);

@@ -6,13 +6,14 @@
 // projection, so one projection's conflict or failing statement never
 // blocks or corrupts another.
 import { rowsSince } from "../core/row-usage.js";
+import { reportRun, runMetrics, type CheckedMetrics } from "./metrics.js";
 import type { GroupProjectionStore, LoadResult, PipelinedGroupStore, RunLease } from "../core/store.js";
 import { CheckpointConflictError, D1OperationError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkBatch, projectBatch, ProjectionError, type PositionedEvent } from "./project-batch.js";
 import { GROUP_KEYS, type GroupProjection, type GroupRunSummary, ProjectionGroupError, type ProjectionGroupOptions } from "./group-options.js";
 import { QueryBudgetError } from "../core/query-budget.js";
 import { dropLease, leasing, startRun, type LeaseReleasing } from "./lease-lifecycle.js";
-import { endsOnBudget, parseRun, parseSource, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
+import { endsOnBudget, parseRun, parseRunBudget, parseSource, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
 import { advance, checkProjections, commitOf, fail, memberOf, memberSummary, stoppedEnd, type Member, type Part } from "./group-members.js";
 import { checkMethods, hasMethods } from "../core/validate.js";
 import { rolesOf, type Role } from "./version-roles.js";
@@ -27,6 +28,7 @@ interface Config<Event extends PositionedEvent, Writes> {
   readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
   readonly eventsQuery: ((after: number, limit: number) => D1PreparedStatement) | undefined;
   readonly leaseTtlMs: number | undefined;
+  readonly metrics: CheckedMetrics | undefined;
 }
 
 /**
@@ -63,7 +65,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
 
   /** Checks the configuration; nothing is sent until {@link ProjectionGroup.run}. */
   constructor(options: ProjectionGroupOptions<Event, Writes>) {
-    const { raw, name, store, pipelined, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<GroupProjectionStore<Writes>, PipelinedGroupStore, Event>(
+    const { raw, name, store, pipelined, batchSize, readEvents, eventsQuery, leaseTtlMs, metrics } = parseSource<GroupProjectionStore<Writes>, PipelinedGroupStore, Event>(
       options,
       GROUP_KEYS,
       ["loadMany", "commitMany", "commit"],
@@ -78,6 +80,7 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
       readEvents,
       eventsQuery,
       leaseTtlMs,
+      metrics,
     };
     if (this.#config.projections.some((projection) => projection.version !== undefined)) {
       checkMethods("configure", name, store, "options.store", ["versions"], "a store that knows projection versions (versions)");
@@ -96,6 +99,26 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
    * projection failed, after the others went as far as they could.
    */
   async run(options?: RunOptions): Promise<GroupRunSummary> {
+    const { name, store } = this.#config;
+    const metrics = runMetrics(name, options, this.#config.metrics);
+    if (metrics === undefined) return this.#run(options);
+    // The recorders and the lag reads spend on the run's budget: the caller's, or one made here for the run.
+    const budget = parseRunBudget(name, (options as { budget?: unknown } | undefined)?.budget);
+    const startedAt = Date.now();
+    let summary: GroupRunSummary;
+    try {
+      summary = await this.#run({ ...options, budget });
+    } catch (error) {
+      const failed = error instanceof ProjectionGroupError ? error.summary : undefined;
+      const result = failed === undefined ? { error, parts: [] } : { summary: failed, parts: failed.projections };
+      await reportRun(metrics, "group", name, store, result, startedAt, budget);
+      throw error;
+    }
+    await reportRun(metrics, "group", name, store, { summary, parts: summary.projections }, startedAt, budget);
+    return summary;
+  }
+
+  async #run(options: RunOptions | undefined): Promise<GroupRunSummary> {
     const { name, batchSize, eventsQuery } = this.#config;
     const { maxBatches, signal, budget, lease, calls } = parseRun(name, options, this.#config.leaseTtlMs);
     const spentBefore = budget.spent;

@@ -17,6 +17,7 @@ import {
 import {
   endsOnBudget,
   parseRun,
+  parseRunBudget,
   parseSource,
   type RunCalls as Calls,
   type RunEnd,
@@ -26,6 +27,7 @@ import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, 
 import { type ProjectionRunnerOptions, RUNNER_KEYS, type RunSummary } from "./runner-options.js";
 import { rolesOf } from "./version-roles.js";
 import { OPERATION_KEYS } from "../core/arguments.js";
+import { reportRun, runMetrics, type CheckedMetrics } from "./metrics.js";
 
 /** A versioned runner's two roles: the live version (checkpoint `name`) and a rebuild (checkpoint `name@version`). */
 interface Roles<Event extends PositionedEvent, Writes> {
@@ -56,6 +58,7 @@ interface Config<Event extends PositionedEvent, Writes> {
   readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
   readonly eventsQuery: ((after: number, limit: number) => D1PreparedStatement) | undefined;
   readonly leaseTtlMs: number | undefined;
+  readonly metrics: CheckedMetrics | undefined;
 }
 
 /**
@@ -90,7 +93,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
 
   /** Checks the configuration; nothing is sent until {@link ProjectionRunner.run}. */
   constructor(options: ProjectionRunnerOptions<Event, Writes>) {
-    const { raw, name, store, pipelined, batchSize, readEvents, eventsQuery, leaseTtlMs } = parseSource<ProjectionStore<Writes>, PipelinedProjectionStore, Event>(
+    const { raw, name, store, pipelined, batchSize, readEvents, eventsQuery, leaseTtlMs, metrics } = parseSource<ProjectionStore<Writes>, PipelinedProjectionStore, Event>(
       options,
       RUNNER_KEYS,
       ["load", "commit"],
@@ -106,12 +109,14 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       readEvents,
       eventsQuery,
       leaseTtlMs,
+      metrics,
     };
     if (raw.version !== undefined) {
       const version = checkVersion("configure", name, raw.version, "options.version");
       checkMethods("configure", name, store, "options.store", ["versions"], "a store that knows projection versions (versions)");
       const role = (checkpoint: string, state: VersionFence["state"]): ProjectionRunner<Event, Writes> => {
-        const runner = new ProjectionRunner<Event, Writes>({ ...(options as object), name: checkpoint, version: undefined } as ProjectionRunnerOptions<Event, Writes>);
+        // The roles report nothing themselves: the versioned runner reports each run once.
+        const runner = new ProjectionRunner<Event, Writes>({ ...(options as object), name: checkpoint, version: undefined, metrics: undefined } as ProjectionRunnerOptions<Event, Writes>);
         runner.#fence = { name, version, state };
         return runner;
       };
@@ -131,6 +136,24 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
    * `name@version`; otherwise it ends at once (`ended: "inactive"`).
    */
   async run(options?: RunOptions): Promise<RunSummary> {
+    const { name, store } = this.#config;
+    const metrics = runMetrics(name, options, this.#config.metrics);
+    if (metrics === undefined) return this.#runVersioned(options);
+    // The recorders and the lag reads spend on the run's budget: the caller's, or one made here for the run.
+    const budget = parseRunBudget(name, (options as { budget?: unknown } | undefined)?.budget);
+    const startedAt = Date.now();
+    let summary: RunSummary;
+    try {
+      summary = await this.#runVersioned({ ...options, budget });
+    } catch (error) {
+      await reportRun(metrics, "runner", name, store, { error, parts: [] }, startedAt, budget);
+      throw error;
+    }
+    await reportRun(metrics, "runner", name, store, { summary, parts: [summary] }, startedAt, budget);
+    return summary;
+  }
+
+  async #runVersioned(options: RunOptions | undefined): Promise<RunSummary> {
     if (this.#roles === undefined) return this.#run(options);
     const { name } = this.#config;
     const { budget, signal } = parseRun(name, options, undefined);

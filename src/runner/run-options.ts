@@ -5,6 +5,7 @@ import { CheckpointTypeError } from "../core/errors.js";
 import { countingView, QueryBudget, QueryBudgetError, withReserve } from "../core/query-budget.js";
 import { DEFAULT_LEASE_TTL_MS, MAX_LEASE_TTL_MS } from "../core/lease.js";
 import { type RunLease } from "../core/store.js";
+import { checkMetrics, type CheckedMetrics, type RunMetrics } from "./metrics.js";
 import { checkFunction, checkInteger, checkMethods, checkName, checkOptions, checkSignal, hasMethods, keysOf } from "../core/validate.js";
 
 const DEFAULT_BATCH_SIZE = 100;
@@ -35,9 +36,11 @@ export interface RunOptions {
    * summary still counts `queries`).
    */
   readonly budget?: number | QueryBudget | undefined;
+  /** Who gets this run's report, instead of the runner's or group's own `metrics` (see {@link RunMetrics}). */
+  readonly metrics?: RunMetrics | undefined;
 }
 
-const RUN_KEYS = keysOf<RunOptions>()(["maxBatches", "signal", "budget"]);
+const RUN_KEYS = keysOf<RunOptions>()(["maxBatches", "signal", "budget", "metrics"]);
 
 /**
  * Why a run ended: it saw the end of the log, another run moved the
@@ -87,7 +90,7 @@ export function parseRun(name: string, options: RunOptions | undefined, leaseTtl
 }
 
 /** The `budget` of a run's options: a number or a shared budget; none counts without a cap. */
-function parseRunBudget(name: string, value: unknown): QueryBudget {
+export function parseRunBudget(name: string, value: unknown): QueryBudget {
   if (value instanceof QueryBudget) return value;
   if (value === undefined) return new QueryBudget(Number.MAX_SAFE_INTEGER);
   if (typeof value !== "number") throw new CheckpointTypeError("run", name, "options.budget", "must be a number or a QueryBudget");
@@ -126,12 +129,13 @@ export interface ParsedSource<Store, Pipelined, Event> {
   readonly readEvents: ((after: number, limit: number) => Promise<readonly Event[]>) | undefined;
   readonly eventsQuery: ((after: number, limit: number) => D1PreparedStatement) | undefined;
   readonly leaseTtlMs: number | undefined;
+  readonly metrics: CheckedMetrics | undefined;
 }
 
 /**
  * Checks the options every runner and group shares: the name, a store with
  * `methods`, exactly one event source (`eventsQuery` needs a store with
- * `pipelined`), the batch size, and a lease (which needs `releaseLease`).
+ * `pipelined`), the batch size, a lease (which needs `releaseLease`), and metrics.
  */
 export function parseSource<Store extends object, Pipelined extends object, Event>(
   options: unknown,
@@ -161,5 +165,6 @@ export function parseSource<Store extends object, Pipelined extends object, Even
   if (leaseTtlMs !== undefined && !hasMethods(store, ["releaseLease"])) {
     throw new CheckpointTypeError("configure", name, "options.store", "must offer releaseLease (a D1CheckpointStore) to use a lease");
   }
-  return { raw, name, store, pipelined, batchSize: parseBatchSize(name, raw.batchSize), readEvents, eventsQuery, leaseTtlMs };
+  const metrics = checkMetrics(name, raw.metrics, "options.metrics");
+  return { raw, name, store, pipelined, batchSize: parseBatchSize(name, raw.batchSize), readEvents, eventsQuery, leaseTtlMs, metrics };
 }

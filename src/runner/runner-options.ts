@@ -4,6 +4,7 @@ import type { RowUsage } from "../core/row-usage.js";
 import type { PipelinedProjectionStore, ProjectionStore } from "../core/store.js";
 import type { EventErrorDecision, PositionedEvent } from "./project-batch.js";
 import type { RunEnd } from "./run-options.js";
+import type { RunMetrics } from "./metrics.js";
 import { keysOf } from "../core/validate.js";
 
 /**
@@ -86,6 +87,8 @@ export interface EventsQuerySource<Event extends PositionedEvent> extends Runner
    * Default: no lease.
    */
   readonly lease?: boolean | { readonly ttlMs?: number | undefined } | undefined;
+  /** Who gets each run's report, and where its lag comes from (see {@link RunMetrics}); default: none. */
+  readonly metrics?: RunMetrics | undefined;
 }
 
 /**
@@ -150,4 +153,5 @@ export const RUNNER_KEYS = keysOf<Record<keyof ReadEventsSource<PositionedEvent,
   "readEvents",
   "eventsQuery",
   "lease",
+  "metrics",
 ]);

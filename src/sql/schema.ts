@@ -5,7 +5,7 @@
  * The DDL the store needs, byte for byte `migrations/0001_checkpoints.sql`
  * followed by `migrations/0002_projection_operations.sql` and
  * `migrations/0003_projection_versions.sql` and
- * `migrations/0004_cheaper_checkpoint_moves.sql` (a test proves they agree).
+ * `migrations/0004_fewer_rows_and_run_log.sql` (a test proves they agree).
  *
  * The `checkpoints` table is the schema of synapse's Go SQLite checkpoint
  * store, unchanged, so a D1 export stays readable by the Go store and the
@@ -17,7 +17,8 @@
  * to your own migration tooling, or let `wrangler d1 migrations apply` apply
  * the file from this package's `migrations/` folder. Migration 0004 replaces
  * the triggers of 0002 with ones that write fewer rows per move (decision
- * 0026); applying the whole of `SCHEMA` again is still harmless.
+ * 0026), and adds the optional run log's table (`D1RunLog`, decision 0027);
+ * applying the whole of `SCHEMA` again is still harmless.
  *
  * @category Schema
  */
@@ -78,6 +79,14 @@ DROP TRIGGER IF EXISTS checkpoint_moved;
 CREATE TRIGGER checkpoint_inserted AFTER INSERT ON checkpoints BEGIN DELETE FROM parked_events WHERE name = NEW.name AND position > NEW.position; INSERT INTO checkpoint_moves (name, moved_at) VALUES (NEW.name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) ON CONFLICT (name) DO UPDATE SET moved_at = excluded.moved_at; END;
 CREATE TRIGGER checkpoint_moved AFTER UPDATE OF position ON checkpoints WHEN NEW.position IS NOT OLD.position BEGIN INSERT INTO checkpoint_moves (name, moved_at) VALUES (NEW.name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) ON CONFLICT (name) DO UPDATE SET moved_at = excluded.moved_at; END;
 CREATE TRIGGER IF NOT EXISTS checkpoint_moved_back AFTER UPDATE OF position ON checkpoints WHEN NEW.position < OLD.position BEGIN DELETE FROM parked_events WHERE name = NEW.name AND position > NEW.position; END;
+-- The run log (D1RunLog in ./metrics, optional): each projection's recent
+-- runs, for the admin page's rows written per 1,000 events. One row per
+-- projection with its recent runs as a JSON array, without a rowid, so that
+-- recording a run writes 1 row.
+CREATE TABLE IF NOT EXISTS projection_runs (
+    name TEXT PRIMARY KEY,
+    runs TEXT NOT NULL
+) WITHOUT ROWID;
 `;
 
 /** The statements of {@link SCHEMA}, one per entry, without the separator. */

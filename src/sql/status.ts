@@ -168,14 +168,14 @@ export function statusColumns(times?: EventTimes): string {
   );
 }
 
-/** Checks `options.eventTimes`. */
-export function parseEventTimes(name: string | undefined, value: unknown): EventTimes | undefined {
+/** Checks `options.eventTimes` (or, for a runner's metrics, `argument`). */
+export function parseEventTimes(name: string | undefined, value: unknown, operation: CheckpointOperation = "status", argument = "options.eventTimes"): EventTimes | undefined {
   if (value === undefined) return undefined;
-  const times = checkOptions<Record<string, unknown>>("status", name, value as Record<string, unknown>, "options.eventTimes", ["table", "time", "position"]);
+  const times = checkOptions<Record<string, unknown>>(operation, name, value as Record<string, unknown>, argument, ["table", "time", "position"]);
   return {
-    table: checkIdentifier("status", name, times.table, "options.eventTimes.table"),
-    time: checkIdentifier("status", name, times.time, "options.eventTimes.time"),
-    position: times.position === undefined ? undefined : checkIdentifier("status", name, times.position, "options.eventTimes.position"),
+    table: checkIdentifier(operation, name, times.table, `${argument}.table`),
+    time: checkIdentifier(operation, name, times.time, `${argument}.time`),
+    position: times.position === undefined ? undefined : checkIdentifier(operation, name, times.position, `${argument}.position`),
   };
 }
 

@@ -22,7 +22,7 @@ const USER = {
   "0001_events.sql": "CREATE TABLE IF NOT EXISTS events (position INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);\n",
   "0002_orders.sql": "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, total INTEGER NOT NULL);\n",
 };
-const INSTALLED = ["0001_events.sql", "0002_orders.sql", "0003_checkpoints.sql", "0004_projection_operations.sql", "0005_projection_versions.sql", "0006_cheaper_checkpoint_moves.sql"];
+const INSTALLED = ["0001_events.sql", "0002_orders.sql", "0003_checkpoints.sql", "0004_projection_operations.sql", "0005_projection_versions.sql", "0006_fewer_rows_and_run_log.sql"];
 const SNAPSHOTS = "CREATE TABLE IF NOT EXISTS projection_snapshots (name TEXT PRIMARY KEY, body TEXT NOT NULL);\n";
 
 let work: string;
@@ -80,7 +80,7 @@ describe("checkpointstore-d1 migrations", () => {
         "added              migrations/0003_checkpoints.sql (package's 0001_checkpoints.sql)",
         "added              migrations/0004_projection_operations.sql (package's 0002_projection_operations.sql)",
         "added              migrations/0005_projection_versions.sql (package's 0003_projection_versions.sql)",
-        "added              migrations/0006_cheaper_checkpoint_moves.sql (package's 0004_cheaper_checkpoint_moves.sql)",
+        "added              migrations/0006_fewer_rows_and_run_log.sql (package's 0004_fewer_rows_and_run_log.sql)",
         "4 added, 0 already installed in migrations/. Apply them with: npx wrangler d1 migrations apply <binding>",
       ],
       err: [],
@@ -92,7 +92,7 @@ describe("checkpointstore-d1 migrations", () => {
     const copies = INSTALLED.slice(2).map((file) => files[file]?.split("\n") ?? []);
     for (const [at, lines] of copies.entries()) {
       expect(lines[0]).toMatch(MARKER);
-      expect(MARKER.exec(lines[0] ?? "")?.[1]).toBe(["0001_checkpoints", "0002_projection_operations", "0003_projection_versions", "0004_cheaper_checkpoint_moves"][at]);
+      expect(MARKER.exec(lines[0] ?? "")?.[1]).toBe(["0001_checkpoints", "0002_projection_operations", "0003_projection_versions", "0004_fewer_rows_and_run_log"][at]);
       expect(lines[1]).toBe(NOTE);
     }
     expect(copies.map((lines) => lines.slice(2).join("\n")).join("")).toBe(SCHEMA);
@@ -192,7 +192,7 @@ describe("checkpointstore-d1 migrations", () => {
     const run = await cli(["migrations"]);
     expect(run.code).toBe(0);
     expect(run.out.at(-1)).toBe("4 added, 0 already installed in migrations/, created the folder. Apply them with: npx wrangler d1 migrations apply <binding>");
-    expect(Object.keys(await snapshot(folder()))).toEqual(["0001_checkpoints.sql", "0002_projection_operations.sql", "0003_projection_versions.sql", "0004_cheaper_checkpoint_moves.sql"]);
+    expect(Object.keys(await snapshot(folder()))).toEqual(["0001_checkpoints.sql", "0002_projection_operations.sql", "0003_projection_versions.sql", "0004_fewer_rows_and_run_log.sql"]);
   });
 
   it("refuses bad arguments with exit 2 and a clear message, writing nothing", async () => {
@@ -271,7 +271,7 @@ describe("the checkpointstore-d1 bin", () => {
     };
     const first = await run("migrations", "./migrations");
     expect(first.code).toBe(0);
-    expect(first.stdout).toContain("added              migrations/0006_cheaper_checkpoint_moves.sql (package's 0004_cheaper_checkpoint_moves.sql)\n4 added");
+    expect(first.stdout).toContain("added              migrations/0006_fewer_rows_and_run_log.sql (package's 0004_fewer_rows_and_run_log.sql)\n4 added");
     expect(Object.keys(await snapshot(folder()))).toEqual(INSTALLED);
     expect((await run("migrations", "./migrations")).stdout).toMatch(/Nothing to add/);
     const bad = await run("migrations", "a", "b");

@@ -14,7 +14,7 @@ const quiet = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FE
 describe("migrations/", () => {
   it("SCHEMA is byte for byte the migration files' statements", async () => {
     const files = (await readdir(path.join(root, "migrations"))).filter((f) => f.endsWith(".sql")).sort();
-    expect(files).toEqual(["0001_checkpoints.sql", "0002_projection_operations.sql", "0003_projection_versions.sql", "0004_cheaper_checkpoint_moves.sql"]);
+    expect(files).toEqual(["0001_checkpoints.sql", "0002_projection_operations.sql", "0003_projection_versions.sql", "0004_fewer_rows_and_run_log.sql"]);
     const text = await Promise.all(files.map((f) => readFile(path.join(root, "migrations", f), "utf8")));
     expect(text.join("")).toBe(SCHEMA);
   });

@@ -5,6 +5,7 @@
 // fail through a flag row in D1 (the fault is in the run, never in project).
 import { D1CheckpointStore, ProjectionGroup, ProjectionRunner, jsonRowStatements, type PositionedEvent, type RunOptions } from "../../src/index.js";
 import { ProjectionDaemonObject, type DaemonOptions, type DaemonRun } from "../../src/daemon.js";
+import { D1RunLog } from "../../src/metrics.js";
 
 export interface DaemonEvent extends PositionedEvent {
   readonly account: string;
@@ -83,6 +84,8 @@ export class TestDaemon extends ProjectionDaemonObject<Cloudflare.Env> {
       projection: counted,
       budget: Number(options.budget ?? 900),
       backoff: { baseMs: 1000, maxMs: 4000 },
+      // `metrics`: every run the daemon makes goes to the run log, with its lag.
+      ...(options.metrics !== undefined ? { metrics: { record: new D1RunLog(env.DB).record, newest: env.DB.prepare("SELECT MAX(position) FROM dm_events") } } : {}),
       ...(options.versions !== undefined ? { autoSwitch: { store: new D1CheckpointStore(env.DB), names: ["dm"] } } : {}),
     };
     super(ctx, env, daemon);

@@ -14,5 +14,6 @@ export async function resetDaemonTables(db: D1Database): Promise<void> {
     db.prepare("DELETE FROM checkpoints"),
     db.prepare("DELETE FROM projection_leases"),
     db.prepare("DELETE FROM projection_versions"),
+    db.prepare("DELETE FROM projection_runs"),
   ]);
 }
