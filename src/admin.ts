@@ -21,6 +21,7 @@ export { cloudflareAccess, type CloudflareAccessOptions } from "./admin/access.j
 export type { AdminAuth, AdminIdentity } from "./admin/auth.js";
 export { bearerToken, type BearerTokenOptions } from "./admin/bearer.js";
 export type { AdminDaemon } from "./admin/daemons.js";
+export type { AdminRunLog } from "./admin/costs.js";
 export {
   adminHandler,
   type AdminAction,

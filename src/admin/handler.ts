@@ -1,6 +1,7 @@
 // The admin handler: a fetch-style function that serves the admin page and
 // its JSON routes under a base path, and answers `undefined` for any other
 // path so that it mounts in any Worker or router.
+import { withRecentRuns, type AdminRunLog } from "./costs.js";
 import type { D1CheckpointStore } from "../d1/checkpoint-store.js";
 import { CheckpointRangeError, CheckpointStoreError, CheckpointTypeError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { IS_PARKED_SQL } from "../sql/parked-events.js";
@@ -126,12 +127,14 @@ export interface AdminHandlerOptions {
   readonly rateLimit?: ((request: Request, action: AdminAction) => boolean | Promise<boolean>) | undefined;
   /** Keeps a rebuild going after the response: pass `ctx.waitUntil.bind(ctx)`. Without it, a rebuild runs before the answer (and its failure is the answer). */
   readonly waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
+  /** The run log (a `D1RunLog` from `./metrics`, given to the runners' metrics too): the overview then shows rows written per 1,000 events over each projection's recent runs. */
+  readonly runLog?: AdminRunLog | undefined;
 }
 
 /** The handler: a `Response` for requests under the base path, `undefined` for any other. */
 export type AdminHandler = (request: Request) => Promise<Response | undefined>;
 
-const OPTION_KEYS = keysOf<AdminHandlerOptions>()(["basePath", "title", "store", "auth", "newest", "eventTimeAfter", "projections", "partitions", "daemons", "rateLimit", "waitUntil"]);
+const OPTION_KEYS = keysOf<AdminHandlerOptions>()(["basePath", "title", "store", "auth", "newest", "eventTimeAfter", "projections", "partitions", "daemons", "rateLimit", "waitUntil", "runLog"]);
 /** The most projections the overview lists. */
 const MAX_LISTED = 1000;
 /** Parked events per page. */
@@ -195,6 +198,7 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
   const daemons = checkDaemons(given.daemons);
   const rateLimit = checkFunction("configure", undefined, given.rateLimit, "options.rateLimit");
   const waitUntil = checkFunction("configure", undefined, given.waitUntil, "options.waitUntil");
+  const runLog = given.runLog === undefined ? undefined : checkMethods<AdminRunLog>("configure", undefined, given.runLog, "options.runLog", ["recent"], "a run log such as a D1RunLog");
   const newest = given.newest;
   if (newest !== undefined && typeof newest !== "number" && !hasMethods(newest, ["bind", "all", "first"])) {
     throw new CheckpointTypeError("configure", undefined, "options.newest", "must be a position or a D1PreparedStatement");
@@ -274,14 +278,16 @@ export function adminHandler(options: AdminHandlerOptions): AdminHandler {
 
     if (path === "" || path === "/api/projections") {
       allow("GET");
-      const { projections: listed, lagMsError } = await projectionViews(store, newest, eventTimeAfter, MAX_LISTED);
-      if (path !== "" || asJson) return json(lagMsError === undefined ? { projections: listed } : { projections: listed, lagMsError });
+      const views = await projectionViews(store, newest, eventTimeAfter, MAX_LISTED);
+      const { lagMsError } = views;
+      const { projections: listed, runLogError } = runLog === undefined ? { projections: views.projections, runLogError: undefined } : await withRecentRuns(runLog, views.projections);
+      if (path !== "" || asJson) return json({ projections: listed, ...(lagMsError === undefined ? {} : { lagMsError }), ...(runLogError === undefined ? {} : { runLogError }) });
       const [refusals, listedPartitions, listedDaemons] = await Promise.all([
         rebuildRefusals(store.db, rebuilds),
         partitions === undefined ? undefined : partitionViews(partitions),
         daemons === undefined ? undefined : daemonViews(daemons),
       ]);
-      return html(renderOverview(context, { projections: listed, lagMsError, rebuilds: refusals, partitions: listedPartitions, daemons: listedDaemons, notice }));
+      return html(renderOverview(context, { projections: listed, lagMsError, rebuilds: refusals, partitions: listedPartitions, daemons: listedDaemons, notice, costs: runLog !== undefined, runLogError }));
     }
     if (path === "/api/partitions") {
       allow("GET");

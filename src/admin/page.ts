@@ -1,6 +1,7 @@
 // The admin page's HTML, rendered on the server: no framework, no script.
 // Every value goes through `escapeHtml`; the page runs under a CSP that
 // allows no script at all and only the stylesheet of its own origin.
+import { costCell } from "./costs.js";
 import type { DaemonView } from "./daemons.js";
 import type { PartitionView } from "./partitions.js";
 import type { ParkedPage, ProjectionView } from "./views.js";
@@ -130,16 +131,16 @@ function projectionPath(context: PageContext, name: string): string {
   return `${context.base}/projections/${encodeURIComponent(name)}`;
 }
 
-function projectionRow(context: PageContext, row: ProjectionView, seen: VersionsSeen): string {
+function projectionRow(context: PageContext, row: ProjectionView, seen: VersionsSeen, costs: boolean): string {
   if ("corrupt" in row) {
-    return `<tr><td>${escapeHtml(row.name)}</td><td colspan="6" class="corrupt">corrupt: ${escapeHtml(row.corrupt)}</td><td></td></tr>`;
+    return `<tr><td>${escapeHtml(row.name)}</td><td colspan="${costs ? 7 : 6}" class="corrupt">corrupt: ${escapeHtml(row.corrupt)}</td><td></td></tr>`;
   }
   const { reset } = context.actions(row.name);
   const parked = row.parked === 0 ? "0" : `<a href="${escapeHtml(projectionPath(context, row.name))}/parked">${row.parked}</a>`;
   const version = versionCell(context, row, seen);
   const buttons = [...(reset ? [button(`${projectionPath(context, row.name)}/reset`, "Reset")] : []), ...version.actions];
   const actions = buttons.length === 0 ? `<span class="muted">—</span>` : buttons.join(" ");
-  return `<tr><td>${escapeHtml(row.name)}</td><td>${version.cell}</td><td class="number">${row.position}</td><td class="number">${row.lag ?? "—"}</td><td class="number">${seconds(row.lagMs)}</td><td class="number">${seconds(row.sinceMovedMs)}</td><td class="number">${parked}</td><td>${actions}</td></tr>`;
+  return `<tr><td>${escapeHtml(row.name)}</td><td>${version.cell}</td><td class="number">${row.position}</td><td class="number">${row.lag ?? "—"}</td><td class="number">${seconds(row.lagMs)}</td><td class="number">${seconds(row.sinceMovedMs)}</td><td class="number">${parked}</td>${costs ? `<td class="number">${costCell(row.recentRuns)}</td>` : ""}<td>${actions}</td></tr>`;
 }
 
 function partitionRows(view: PartitionView): string {
@@ -220,19 +221,26 @@ export interface OverviewView {
   /** The daemons' rows, when the daemons hook is given. */
   readonly daemons: readonly DaemonView[] | undefined;
   readonly notice: string | undefined;
+  /** Whether the handler has a run log: then the cost column is shown. */
+  readonly costs: boolean;
+  /** Why the cost column is empty (the run log failed). */
+  readonly runLogError: string | undefined;
 }
 
 /** The overview: every D1 projection, and the Durable Object partitions and the daemons when listed. */
 export function renderOverview(context: PageContext, view: OverviewView): string {
   const seen: VersionsSeen = { live: livePositions(view.projections), rebuilds: view.rebuilds };
-  const lagMsError = view.lagMsError === undefined ? "" : `<p class="error" role="alert">Lag as time is not shown: ${escapeHtml(view.lagMsError)}</p>\n`;
+  const lagMsError =
+    (view.lagMsError === undefined ? "" : `<p class="error" role="alert">Lag as time is not shown: ${escapeHtml(view.lagMsError)}</p>\n`) +
+    (view.runLogError === undefined ? "" : `<p class="error" role="alert">Rows per 1,000 events are not shown: ${escapeHtml(view.runLogError)}</p>\n`);
+  const costHead = view.costs ? `<th class="number" title="rows written per 1,000 events over the recent runs (the run log)">rows written / 1,000 events</th>` : "";
   const projections =
     view.projections.length === 0
       ? `<p class="muted">No checkpoints yet.</p>`
       : `<table id="projections">
-<thead><tr><th>projection</th><th>version</th><th class="number">position</th><th class="number">lag (events)</th><th class="number">lag (s)</th><th class="number">since moved (s)</th><th class="number">parked</th><th></th></tr></thead>
+<thead><tr><th>projection</th><th>version</th><th class="number">position</th><th class="number">lag (events)</th><th class="number">lag (s)</th><th class="number">since moved (s)</th><th class="number">parked</th>${costHead}<th></th></tr></thead>
 <tbody>
-${view.projections.map((row) => projectionRow(context, row, seen)).join("\n")}
+${view.projections.map((row) => projectionRow(context, row, seen, view.costs)).join("\n")}
 </tbody>
 </table>`;
   const partitions =

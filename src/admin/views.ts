@@ -8,12 +8,15 @@ import type { PageRequest } from "../core/keyset.js";
 import { pageBindings, pageSql, storedName, type PageRow } from "../sql/checkpoints.js";
 import { newestOf, projectionStatus, statusColumns, type ProjectionStatus, type StatusRow } from "../sql/status.js";
 import { isTime } from "../core/validate.js";
+import type { RecentRuns } from "../metrics/run-log.js";
 
 /** A projection's row: its status, or a checkpoint another tool wrote badly (a position that is not one, a name that is not text). */
 export type ProjectionView =
   | (ProjectionStatus & {
       /** Milliseconds since the oldest event it has not applied, when `eventTimeAfter` is given and it lags. */
       readonly lagMs: number | undefined;
+      /** Its recent runs from the run log, when the handler has a `runLog` and the log has some. */
+      readonly recentRuns?: RecentRuns | undefined;
     })
   | CorruptView;
 

@@ -1,0 +1,38 @@
+// The overview's cost column (decision 0027): each listed projection's rows
+// written per 1,000 events over its recent runs, read from the run log in one
+// query. A run log that cannot be read is named on the page, never its failure.
+import { messageOf } from "../core/errors.js";
+import type { RecentRuns } from "../metrics/run-log.js";
+import type { ProjectionView } from "./views.js";
+
+/** What the admin page reads recent runs from: a `D1RunLog` (from `./metrics`), or your own. */
+export interface AdminRunLog {
+  /** The recent runs of `names` (at most 100), added up per projection; names without runs left out. */
+  recent(names: readonly string[]): Promise<ReadonlyMap<string, RecentRuns>>;
+}
+
+/** The listed projections with their recent runs (`recentRuns`), and why they are missing when the run log failed. */
+export async function withRecentRuns(
+  runLog: AdminRunLog,
+  projections: readonly ProjectionView[],
+): Promise<{ projections: ProjectionView[]; runLogError: string | undefined }> {
+  const names = projections.filter((row) => !("corrupt" in row)).map((row) => row.name).slice(0, 100);
+  let recent: ReadonlyMap<string, RecentRuns>;
+  try {
+    recent = await runLog.recent(names);
+  } catch (error) {
+    return { projections: [...projections], runLogError: `the run log failed: ${messageOf(error)}` };
+  }
+  return {
+    projections: projections.map((row) => ("corrupt" in row ? row : { ...row, recentRuns: recent.get(row.name) })),
+    runLogError: undefined,
+  };
+}
+
+/** The cost cell: rows written per 1,000 events over the recent runs, with what it is made of as its title. */
+export function costCell(recent: RecentRuns | undefined): string {
+  if (recent === undefined) return `<span class="muted">—</span>`;
+  const per1000 = recent.rowsWrittenPer1000Events;
+  const title = `${recent.runs} runs since ${recent.since.toISOString()}: ${recent.events} events, ${recent.rowsWritten} rows written (${recent.ownRowsWritten} of them the package's own), ${recent.rowsRead} rows read`;
+  return `<span title="${title.replace(/"/g, "&quot;")}">${per1000 === undefined ? "no events" : Math.round(per1000).toLocaleString("en-US")}</span>`;
+}
