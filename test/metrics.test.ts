@@ -215,6 +215,14 @@ describe("analyticsEngine", () => {
 });
 
 describe("D1RunLog", () => {
+  it("records nothing for a run that committed no event: an idle poll costs no query", async () => {
+    const log = new D1RunLog(env.DB);
+    const budget = new QueryBudget();
+    const summary = await runner({ record: log.record }).run({ budget });
+    expect([summary.events, budget.spent]).toEqual([0, summary.queries]);
+    expect((await log.recent(["ledger"])).size).toBe(0);
+  });
+
   it("keeps each projection's newest runs in one row, in one query per run on the run's budget", async () => {
     const log = new D1RunLog(env.DB, { keep: 3 });
     const ledger = runner({ record: log.record });
@@ -238,14 +246,14 @@ describe("D1RunLog", () => {
     await group({ record: log.record }).run();
     const budget = new QueryBudget();
     await log.record(
-      { kind: "group", name: "g", ended: "caughtUp", caughtUp: true, events: 0, batches: 0, queries: 0, durationMs: 0, rowsRead: 0, rowsWritten: 0, ownRowsRead: 0, ownRowsWritten: 0, error: undefined,
-        projections: ["a", "b"].map((name) => ({ name, ended: "caughtUp", from: 10, to: 10, events: 0, skipped: 0, parked: 0, rowsRead: 0, rowsWritten: 0, ownRowsRead: 0, ownRowsWritten: 0, lag: 0, oldestUnappliedAgeMs: 0, error: undefined })) },
+      { kind: "group", name: "g", ended: "caughtUp", caughtUp: true, events: 10, batches: 0, queries: 0, durationMs: 0, rowsRead: 0, rowsWritten: 0, ownRowsRead: 0, ownRowsWritten: 0, error: undefined,
+        projections: ["a", "b"].map((name) => ({ name, ended: "caughtUp", from: 10, to: 15, events: 5, skipped: 0, parked: 0, rowsRead: 0, rowsWritten: 0, ownRowsRead: 0, ownRowsWritten: 0, lag: 0, oldestUnappliedAgeMs: 0, error: undefined })) },
       { budget },
     );
     expect(budget.spent).toBe(1);
     expect(budget.rows.rowsWritten).toBe(2);
     const recent = await log.recent(["a", "b"]);
-    expect([recent.get("a")?.runs, recent.get("b")?.events]).toEqual([2, 10]);
+    expect([recent.get("a")?.runs, recent.get("b")?.events]).toEqual([2, 15]);
   });
 
   it("refuses bad options", () => {

@@ -58,7 +58,9 @@ const RUN_LOG_KEYS = keysOf<D1RunLogOptions>()(["keep"]);
  * package's migrations: `record` is a metrics recorder (one D1 query per run,
  * counted on the run's budget, and 1 row written per projection), and
  * `recent` what the admin page reads for its rows written per 1,000 events.
- * A run that finds the budget spent is not recorded.
+ * Runs that committed no event are not recorded (an idle poll costs no
+ * query; the few rows such a run writes, a lease's, are not in the figure),
+ * nor is a run that finds the budget spent.
  *
  * @example
  * ```ts
@@ -87,7 +89,8 @@ export class D1RunLog {
 
   /** The recorder: give it to a runner's, group's or daemon's `metrics.record`. */
   readonly record: MetricsRecorder = async (report: RunReport, { budget }) => {
-    if (report.projections.length === 0) return; // a run that rejected before it read a checkpoint
+    // Only runs that committed events: an idle run (a cron's poke, a yielded one) would cost a query for no figure.
+    if (report.events === 0) return;
     if (budget.remaining < 1) return;
     budget.spend(1, "run", report.name);
     const endedAt = Date.now();
