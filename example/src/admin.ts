@@ -4,6 +4,7 @@
 // In your project, import from "@synapse-es/checkpointstore-d1/admin".
 import { adminHandler, bearerToken, type AdminAuth, type AdminHandler, type AdminPartition } from "../../src/admin.js";
 import { CheckpointRangeError, CheckpointTypeError, D1CheckpointStore } from "../../src/index.js";
+import { D1RunLog } from "../../src/metrics.js";
 import type { Env } from "./env.js";
 import { refusal, routeLedgerAdmin } from "./holds.js";
 import { json } from "./http.js";
@@ -72,6 +73,8 @@ export function ledgerAdmin(env: Env, ctx: ExecutionContext, auth: AdminAuth): A
       return Promise.resolve(daemon === undefined ? [] : [daemon]);
     },
     waitUntil: ctx.waitUntil.bind(ctx),
+    // What the group's runs recorded (ledger.ts): rows written per 1,000 events, per projection.
+    runLog: new D1RunLog(env.DB),
   });
 }
 

@@ -9,7 +9,7 @@ import { LEDGER_PROJECTIONS, ledgerProjections, QUERY_BUDGET } from "./ledger.js
 /** The daemon of the ledger's projection group (`balances`, `daily-totals`). */
 export class LedgerDaemon extends ProjectionDaemonObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, { name: LEDGER_PROJECTIONS, projection: ledgerProjections(env.DB), budget: QUERY_BUDGET });
+    super(ctx, env, { name: LEDGER_PROJECTIONS, projection: ledgerProjections(env.DB, env.PROJECTION_METRICS), budget: QUERY_BUDGET });
   }
 }
 

@@ -10,4 +10,6 @@ export interface Env {
   readonly LEDGER_DAEMON?: DurableObjectNamespace<import("./daemon.js").LedgerDaemon> | undefined;
   /** The admin's token (a generated secret: 32 to 1,024 characters, no whitespace, not a placeholder; `openssl rand -hex 16`). Unset, or refused by bearerToken: admin routes are disabled. */
   readonly ADMIN_TOKEN?: string | undefined;
+  /** An Analytics Engine dataset for the projections' runs (one data point per run and per projection). Unset: the runs go to the run log only. */
+  readonly PROJECTION_METRICS?: AnalyticsEngineDataset | undefined;
 }

@@ -2,6 +2,7 @@
 // and the group that runs it with the "daily-totals" projection (daily-totals.ts).
 // In your project, import from "@synapse-es/checkpointstore-d1".
 import { D1CheckpointStore, jsonRowStatements, ProjectionGroup, ProjectionRunner, type GroupRunSummary } from "../../src/index.js";
+import { analyticsEngine, D1RunLog } from "../../src/metrics.js";
 import { DAILY_TOTALS, projectDailyTotals, type RecordedEvent } from "./daily-totals.js";
 
 /** One event of the log, as the balances projection reads it. */
@@ -127,13 +128,16 @@ export function balancesRunner(db: D1Database): ProjectionRunner<LedgerEvent> {
  * (new, or reset from the admin) catches up alone until it reaches the other;
  * balances parks the events of accounts on hold, daily-totals counts them.
  */
-export function ledgerProjections(db: D1Database): ProjectionGroup<RecordedEvent> {
+export function ledgerProjections(db: D1Database, metrics?: AnalyticsEngineDataset): ProjectionGroup<RecordedEvent> {
   return new ProjectionGroup<RecordedEvent>({
     name: LEDGER_PROJECTIONS,
     store: new D1CheckpointStore(db),
     batchSize: BATCH_SIZE,
     lease: true,
     eventsQuery: ledgerEventsQuery(db),
+    // Each run goes to the run log (the admin page's rows per 1,000 events: one query and 1 row per projection a run)
+    // and, where the dataset is bound, to Analytics Engine.
+    metrics: { record: metrics === undefined ? [new D1RunLog(db).record] : [new D1RunLog(db).record, analyticsEngine(metrics)] },
     projections: [
       { name: BALANCES, project: (events) => projectBalances(db, events), onError: parkHeld },
       { name: DAILY_TOTALS, project: (events) => projectDailyTotals(db, events) },

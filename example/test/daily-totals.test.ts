@@ -205,7 +205,10 @@ describe("the daily-totals projection", () => {
       { name: BALANCES, events: 250, batches: 3 },
       { name: DAILY_TOTALS, events: 250, batches: 3 },
     ]);
-    const group = [...counted.calls];
+    // The group's metrics record the run in the run log: one round trip after the run, apart from the projections'.
+    const logged = counted.calls.filter((call) => call.sql.some((sql) => sql.startsWith("INSERT INTO projection_runs")));
+    expect(logged).toHaveLength(1);
+    const group = counted.calls.filter((call) => !logged.includes(call));
     // Every round trip that writes a read model writes both, with both checkpoints: one per batch of 100, 100 and 50.
     const writes = group.filter((call) => call.sql.some((sql) => /^INSERT INTO balances|^insert into "daily_totals"/.test(sql)));
     expect(writes).toHaveLength(3);
