@@ -9,6 +9,7 @@ interface Env {
   ADMIN_TOKEN: string;
   ACCESS_AUD: string;
   LEDGER_WAKE: Queue<{ position: number }>;
+  PROJECTION_METRICS: AnalyticsEngineDataset;
 }
 
 /** The Worker's `env` (`import { env } from "cloudflare:workers"`, or a handler's argument). */
