@@ -34,8 +34,11 @@ export interface RecentRuns {
   readonly since: Date;
   /** Events they committed. */
   readonly events: number;
+  /** Rows they read. */
   readonly rowsRead: number;
+  /** Rows they wrote, the package's own included. */
   readonly rowsWritten: number;
+  /** Of `rowsWritten`, the package's own. */
   readonly ownRowsWritten: number;
   /** `rowsWritten` per 1,000 events; `undefined` when they committed none. */
   readonly rowsWrittenPer1000Events: number | undefined;

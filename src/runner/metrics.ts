@@ -49,13 +49,15 @@ export interface ProjectionReport extends RowUsage {
   readonly name: string;
   /** Why its part of the run ended. */
   readonly ended: RunEnd | "failed";
-  /** Its checkpoint when the run started and when it ended. */
+  /** Its checkpoint when the run started. */
   readonly from: number;
+  /** Its checkpoint when the run ended. */
   readonly to: number;
   /** Events it projected and committed. */
   readonly events: number;
-  /** Events skipped and parked in this run. */
+  /** Events skipped in this run. */
   readonly skipped: number;
+  /** Events parked in this run. */
   readonly parked: number;
   /** Positions behind the newest event after the run; `undefined` without `metrics.newest` (or when its status could not be read). */
   readonly lag: number | undefined;
