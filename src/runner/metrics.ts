@@ -183,11 +183,38 @@ interface StatusStore {
 export type RunResult = { readonly summary: SummaryShape; readonly parts: readonly PartShape[] } | { readonly error: unknown; readonly parts: readonly PartShape[] };
 
 /**
+ * Runs `run` and reports it to the recorders of `metrics`, whether it
+ * resolves (its summary, with `partsOf` its projections) or rejects (`failed`
+ * says what is known then); resolves or rejects as `run` did.
+ */
+export async function reported<Summary extends SummaryShape>(
+  metrics: CheckedMetrics,
+  kind: "runner" | "group",
+  name: string,
+  store: unknown,
+  budget: QueryBudget,
+  run: () => Promise<Summary>,
+  partsOf: (summary: Summary) => readonly PartShape[],
+  failed: (error: unknown) => RunResult = (error) => ({ error, parts: [] }),
+): Promise<Summary> {
+  const startedAt = Date.now();
+  let summary: Summary;
+  try {
+    summary = await run();
+  } catch (error) {
+    await reportRun(metrics, kind, name, store, failed(error), startedAt, budget);
+    throw error;
+  }
+  await reportRun(metrics, kind, name, store, { summary, parts: partsOf(summary) }, startedAt, budget);
+  return summary;
+}
+
+/**
  * Reports a run to the recorders of `metrics`: reads lag when asked (on
  * `budget`; a status that cannot be read leaves it `undefined`), then calls
  * each recorder, logging what they throw.
  */
-export async function reportRun(
+async function reportRun(
   metrics: CheckedMetrics,
   kind: "runner" | "group",
   name: string,

@@ -6,7 +6,7 @@
 // projection, so one projection's conflict or failing statement never
 // blocks or corrupts another.
 import { rowsSince } from "../core/row-usage.js";
-import { reportRun, runMetrics, type CheckedMetrics } from "./metrics.js";
+import { reported, runMetrics, type CheckedMetrics, type RunResult } from "./metrics.js";
 import type { GroupProjectionStore, LoadResult, PipelinedGroupStore, RunLease } from "../core/store.js";
 import { CheckpointConflictError, D1OperationError, messageOf, ProjectionVersionError } from "../core/errors.js";
 import { checkBatch, projectBatch, ProjectionError, type PositionedEvent } from "./project-batch.js";
@@ -104,18 +104,9 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     if (metrics === undefined) return this.#run(options);
     // The recorders and the lag reads spend on the run's budget: the caller's, or one made here for the run.
     const budget = parseRunBudget(name, (options as { budget?: unknown } | undefined)?.budget);
-    const startedAt = Date.now();
-    let summary: GroupRunSummary;
-    try {
-      summary = await this.#run({ ...options, budget });
-    } catch (error) {
-      const failed = error instanceof ProjectionGroupError ? error.summary : undefined;
-      const result = failed === undefined ? { error, parts: [] } : { summary: failed, parts: failed.projections };
-      await reportRun(metrics, "group", name, store, result, startedAt, budget);
-      throw error;
-    }
-    await reportRun(metrics, "group", name, store, { summary, parts: summary.projections }, startedAt, budget);
-    return summary;
+    // A group whose projections failed rejects with its summary: reported as it is.
+    const failed = (error: unknown): RunResult => (error instanceof ProjectionGroupError ? { summary: error.summary, parts: error.summary.projections } : { error, parts: [] });
+    return reported(metrics, "group", name, store, budget, () => this.#run({ ...options, budget }), (summary) => summary.projections, failed);
   }
 
   async #run(options: RunOptions | undefined): Promise<GroupRunSummary> {

@@ -27,7 +27,7 @@ import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, 
 import { type ProjectionRunnerOptions, RUNNER_KEYS, type RunSummary } from "./runner-options.js";
 import { rolesOf } from "./version-roles.js";
 import { OPERATION_KEYS } from "../core/arguments.js";
-import { reportRun, runMetrics, type CheckedMetrics } from "./metrics.js";
+import { reported, runMetrics, type CheckedMetrics } from "./metrics.js";
 
 /** A versioned runner's two roles: the live version (checkpoint `name`) and a rebuild (checkpoint `name@version`). */
 interface Roles<Event extends PositionedEvent, Writes> {
@@ -141,16 +141,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     if (metrics === undefined) return this.#runVersioned(options);
     // The recorders and the lag reads spend on the run's budget: the caller's, or one made here for the run.
     const budget = parseRunBudget(name, (options as { budget?: unknown } | undefined)?.budget);
-    const startedAt = Date.now();
-    let summary: RunSummary;
-    try {
-      summary = await this.#runVersioned({ ...options, budget });
-    } catch (error) {
-      await reportRun(metrics, "runner", name, store, { error, parts: [] }, startedAt, budget);
-      throw error;
-    }
-    await reportRun(metrics, "runner", name, store, { summary, parts: [summary] }, startedAt, budget);
-    return summary;
+    return reported(metrics, "runner", name, store, budget, () => this.#runVersioned({ ...options, budget }), (summary) => [summary]);
   }
 
   async #runVersioned(options: RunOptions | undefined): Promise<RunSummary> {
