@@ -1,6 +1,7 @@
 // Every workerd suite in the order docs/benchmarks.md shows them: for the
 // smoke run in npm test. (bench/suites.ts stays importable from Node, where the
 // in-memory store is measured; the Durable Object suite needs cloudflare:test.)
+import { costOfGroup, costOfLease, costOfWrites } from "./cost.js";
 import { daemonCatchUp, daemonFreshness, daemonRebuild, type DaemonScale } from "./daemon.js";
 import type { BenchDaemon } from "./daemon-object.js";
 import { durableObjectOperations } from "./durable-object.js";
@@ -30,6 +31,9 @@ export async function allSuites<T extends Rpc.DurableObjectBranded | undefined>(
     await setBasedWrites(db, scale),
     await oneInvocation(db, scale),
     await projectionGroupWrites(db, scale),
+    await costOfWrites(db, scale),
+    await costOfGroup(db, scale),
+    await costOfLease(db, scale),
     await ormAdapters(db, scale),
     await versionFences(db, scale),
     await overlappingRunners(db, scale),

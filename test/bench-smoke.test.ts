@@ -16,7 +16,7 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
     expect(table.rows.length).toBeGreaterThan(0);
     for (const row of table.rows) expect(row).toHaveLength(table.columns.length);
   }
-  const [operations, roundTrips, , runner, latency, setBased, oneInvocation, group, orm, fences, overlap, freshness, catchUp, rebuild, durableObject, listing] = tables;
+  const [operations, roundTrips, , runner, latency, setBased, oneInvocation, group, costWrites, costGroup, costLease, orm, fences, overlap, freshness, catchUp, rebuild, durableObject, listing] = tables;
   // A versioned run reads its version's state once; its fence adds no statement to any commit.
   const fenceQueries = fences?.rows.map((r) => Number(r[3])) ?? [];
   expect(fenceQueries.slice(1)).toEqual([(fenceQueries[0] ?? 0) + 1, (fenceQueries[0] ?? 0) + 1, (fenceQueries[0] ?? 0) + 1]);
@@ -107,6 +107,34 @@ it("the benchmark suites run end to end and fill every table", { timeout: 60_000
   ]);
   expect(group?.note).toContain("within 1.2× the round trips of one runner: met (1.00×)");
   expect(group?.note).toContain("at most 2N + 2 = 12 queries per commit batch with set-based writes: met (10)");
+  // 30 new events in one batch, after a warm-up that created every account: the floor is its distinct accounts (10, or all 30);
+  // per-event writes update a row per event, set-based writes the floor; every plain commit writes 2 own rows.
+  expect(costWrites?.rows.map((r) => `${r[0]}, ${r[1]}, ${r[2]}: floor ${r[3]}, written ${r[4]}, ${r[5]}, own ${r[6]}`)).toEqual(
+    (["per-event", "set-based"] as const).flatMap((writes) =>
+      ["100", "1,000"].flatMap((batchSize) =>
+        (["10", "100", "1,000"] as const).map((accounts) => {
+          const floor = accounts === "10" ? 10 : 30;
+          const written = writes === "per-event" ? 30 : floor;
+          return `${writes}, ${batchSize}, ${accounts}: floor ${floor}, written ${written}, ${(written / floor).toFixed(2)}×, own 2`;
+        }),
+      ),
+    ),
+  );
+  expect(costWrites?.note).toMatch(/Targets: set-based writes within 1\.1× of the read model's floor: met \(at most 1\.00×\); own rows ≤ 2 per plain commit: met \(at most 2\)\./);
+  expect(costWrites?.note).toMatch(/prices as read on \d{4}-\d\d-\d\d/);
+  // The group shares the event query and writes what the runners write.
+  expect(costGroup?.rows.map((r) => `${r[0]}: own ${r[4]}, written ${r[8]}`)).toEqual([
+    "five projections as a group: own 2, written 1.00×",
+    "five separate runners: own 2, written 1.00×",
+  ]);
+  expect(Number.parseFloat(String(costGroup?.rows[0]?.[7]))).toBeLessThan(1);
+  // A lease writes 3 own rows a run, an idle run too.
+  expect(costLease?.rows.map((r) => `${r[0]}: ${r[3]}`)).toEqual([
+    "plain run: 2",
+    "leased run (lease: true): 5",
+    "plain run, nothing new: 0",
+    "leased run, nothing new: 3",
+  ]);
   expect(operations?.rows.map((r) => `${r[0]} ${r[1]}`)).toContain("save D1CheckpointStore");
   expect(roundTrips?.rows.map((r) => [r[0], r[1]])).toEqual([
     ["save", 1],
