@@ -428,10 +428,10 @@ export async function costOfLease(db: D1Database, scale: BenchScale): Promise<Be
     title: COST_TITLES[2] ?? "",
     note:
       `Two eventsQuery ProjectionRunners over the same ${count(events)} new events (set-based writes, batchSize ${GROUP_BATCH}, ${GROUP_ACCOUNTS} accounts, ` +
-      `a warm read model and checkpoint: a first run over ${count(warm)} earlier events), one with lease: true (a 30 s lease, claimed in the load's round trip and released at the end), then each run again with nothing new (an idle poll). ` +
+      `a warm read model and checkpoint: a first run over ${count(warm)} earlier events), one with lease: true (a 30 s lease, claimed in the load's round trip and let go at the end, each an update of its row in place), then each run again with nothing new (an idle poll). ` +
       "Own rows are the package's: the checkpoint and its move time, and the lease. " +
       `${PRICE_NOTE} ` +
-      `The lease adds ${count(leasePerRun)} own rows written per run (the measured floor is 3) whatever the run's length, ` +
+      `The lease adds ${count(leasePerRun)} own rows written per run (the floor: its claim and its release, 1 row each; decision 0026) whatever the run's length, ` +
       `${tenths(leasePerRun / (measured[1]?.summary.batches ?? 1))} per commit over this run's ${count(measured[1]?.summary.batches ?? 0)} commits; ` +
       `an idle run writes ${count(own(3))} own rows with a lease and ${count(own(2))} without, so a leased poll that finds nothing still costs ${count(leaseIdle)} rows written.`,
     columns: [

@@ -79,13 +79,19 @@ describe("rows in run summaries", () => {
     expect(again.ownRowsRead).toBeGreaterThan(0);
   });
 
-  it("a lease costs 3 rows a run, not a commit: its claim (a row and its index entry) and its release", async () => {
+  it("a lease costs 2 rows a run, not a commit: its claim and its release, each updating its row in place", async () => {
     await appendEvents(100);
-    await runner(10, { lease: true }).run();
+    const first = await runner(10, { lease: true }).run();
+    // The first claim inserts the lease's row (and its index entry): once per projection.
+    expect(written(first)).toEqual({ readModel: 5 * 2 + 95, own: 4 + 9 * 2 + 2 + 1 });
     await appendEvents(100);
     const again = await runner(10, { lease: true }).run();
     expect(again.batches).toBe(10);
-    expect(written(again)).toEqual({ readModel: 100, own: 10 * 2 + 3 });
+    expect(written(again)).toEqual({ readModel: 100, own: 10 * 2 + 2 });
+    // An idle poll with a lease: the claim and the release, nothing else.
+    const idle = await runner(10, { lease: true }).run();
+    expect([idle.events, idle.caughtUp]).toEqual([0, true]);
+    expect(written(idle)).toEqual({ readModel: 0, own: 2 });
   });
 
   it("a parked event costs 2 rows: its row and its primary-key index entry", async () => {

@@ -139,7 +139,7 @@ export async function releaseLease<Row>(
 /**
  * Letting go of a lease, with `read` after it: release unless work was noted
  * pending, then renew if still held. Sent again (after a lost response), the
- * release could delete a lease whose pending note the first attempt cleared,
+ * release could let go of a lease whose pending note the first attempt cleared,
  * so a re-send only renews, which tells "still ours" from "let go" either way.
  */
 function releaseRiders(calls: D1Calls, name: string, { holder, ttlMs }: RunLease, read: readonly D1PreparedStatement[]): Riders {
