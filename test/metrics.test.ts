@@ -209,6 +209,24 @@ describe("analyticsEngine", () => {
     expect(memberRows).toBe(summary.rowsWritten);
   });
 
+  it("keeps the index within Analytics Engine's 96 bytes, and the whole name in blob2", async () => {
+    await appendEvents(3);
+    const { dataset, points } = recordingDataset();
+    const name = `ledger-${"é".repeat(200)}`;
+    await new ProjectionRunner<LedgerEvent>({
+      name,
+      store: new D1CheckpointStore(env.DB),
+      eventsQuery: eventsQuery(env.DB),
+      project: (events) => events.map((event) => creditStatement(event)),
+      metrics: { record: analyticsEngine(dataset) },
+    }).run();
+    const [point] = points;
+    const index = String(point?.indexes?.[0]);
+    expect(new TextEncoder().encode(index).length).toBeLessThanOrEqual(96);
+    expect(name.startsWith(index) && index.length > 40).toBe(true);
+    expect(point?.blobs?.[1]).toBe(name);
+  });
+
   it("refuses what is not a dataset", () => {
     expect(() => analyticsEngine({} as AnalyticsEngineDataset)).toThrow(CheckpointTypeError);
   });

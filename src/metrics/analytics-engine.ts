@@ -17,7 +17,7 @@ import type { MetricsRecorder, ProjectionReport, RunReport } from "../runner/met
  * @category Metrics
  */
 export const ANALYTICS_ENGINE_LAYOUT = Object.freeze({
-  /** The projection's name (a group's name on its `group` point): the sampling key. */
+  /** The projection's name (a group's name on its `group` point), its first 96 bytes: the sampling key. */
   index1: "name",
   blob1: "kind",
   blob2: "name",
@@ -42,12 +42,30 @@ export const ANALYTICS_ENGINE_LAYOUT = Object.freeze({
   double10: "durationMs",
 });
 
+/** Analytics Engine's limit on an index, in UTF-8 bytes. */
+const MAX_INDEX_BYTES = 96;
+
+/** The longest prefix of `text` that fits in `bytes` UTF-8 bytes, never cutting a character (names may be 1,024 bytes; `blob2` keeps the whole). */
+function utf8Prefix(text: string, bytes: number): string {
+  const encoder = new TextEncoder();
+  if (encoder.encode(text).length <= bytes) return text;
+  let out = "";
+  let used = 0;
+  for (const char of text) {
+    const size = encoder.encode(char).length;
+    if (used + size > bytes) break;
+    out += char;
+    used += size;
+  }
+  return out;
+}
+
 /** -1 for a number that is not known. */
 const known = (value: number | undefined): number => value ?? -1;
 
 function point(kind: "runner" | "group" | "member", part: ProjectionReport | RunReport, group: string, queries: number, batches: number, lag: ProjectionReport | undefined, durationMs: number): AnalyticsEngineDataPoint {
   return {
-    indexes: [part.name],
+    indexes: [utf8Prefix(part.name, MAX_INDEX_BYTES)],
     blobs: [kind, part.name, part.ended, group, (part.error ?? "").slice(0, 200)],
     doubles: [part.events, queries, part.rowsRead, part.rowsWritten, part.ownRowsRead, part.ownRowsWritten, known(lag?.lag), known(lag?.oldestUnappliedAgeMs), batches, durationMs],
   };
