@@ -221,7 +221,8 @@ describe("analyticsEngine", () => {
       metrics: { record: analyticsEngine(dataset) },
     }).run();
     const [point] = points;
-    const index = String(point?.indexes?.[0]);
+    const index = point?.indexes?.[0];
+    if (typeof index !== "string") throw new Error("no index");
     expect(new TextEncoder().encode(index).length).toBeLessThanOrEqual(96);
     expect(name.startsWith(index) && index.length > 40).toBe(true);
     expect(point?.blobs?.[1]).toBe(name);
