@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { SCHEMA_OBJECT_COUNT, SCHEMA_PRESENT_SQL } from "../src/sql/schema.js";
 import { beforeEach, describe, expect, it } from "vitest";
 import { countD1, interceptD1 } from "../src/testing/intercept.js";
 import {
@@ -42,12 +43,19 @@ describe("schema", () => {
     ]);
   });
 
-  it("migrate applies SCHEMA in one batch and is idempotent", async () => {
+  it("migrate applies SCHEMA in one batch, and once it is there sends only the read that finds it", async () => {
     await dropTable();
     const counted = countD1(env.DB);
     await migrate(counted.db);
     await migrate(counted.db);
-    expect(counted.calls.map((c) => c.kind)).toEqual(["batch", "batch"]);
+    expect(counted.calls.map((c) => c.kind)).toEqual(["first", "batch", "first"]);
+    // The read counts SCHEMA's 6 tables and 4 triggers (0004's checkpoint_moved_back among them).
+    expect(SCHEMA_OBJECT_COUNT).toBe(10);
+    expect(await env.DB.prepare(SCHEMA_PRESENT_SQL).first("n")).toBe(SCHEMA_OBJECT_COUNT);
+    // A database with 0001 to 0003 only (the old triggers, no run log) gets the whole of it again.
+    await env.DB.batch([env.DB.prepare("DROP TRIGGER checkpoint_moved_back"), env.DB.prepare("DROP TABLE projection_runs")]);
+    await migrate(env.DB);
+    expect(await env.DB.prepare(SCHEMA_PRESENT_SQL).first("n")).toBe(SCHEMA_OBJECT_COUNT);
     expect(await tableExists()).toBe(true);
   });
 
@@ -58,7 +66,7 @@ describe("schema", () => {
     expect(await tableExists()).toBe(true);
     await D1CheckpointStore.create(counted.db);
     await D1CheckpointStore.create(counted.db);
-    expect(counted.calls.map((c) => c.kind)).toEqual(["batch"]);
+    expect(counted.calls.map((c) => c.kind)).toEqual(["first", "batch"]);
     await store.save("after-create", 1);
     await expect(store.load("after-create")).resolves.toEqual({ position: 1, found: true });
   });

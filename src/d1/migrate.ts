@@ -4,16 +4,20 @@
 import type { D1Client } from "./client.js";
 import { resolveRetry, withRetry, type RetryOptions } from "./retry.js";
 import { checkOptions, checkSignal } from "../core/validate.js";
-import { schemaStatements } from "../sql/schema.js";
+import { SCHEMA_OBJECT_COUNT, SCHEMA_PRESENT_SQL, schemaStatements } from "../sql/schema.js";
 
-/** Sends `SCHEMA` in one `batch()`; D1's error, if any, is thrown as is. */
+/** Reads whether `SCHEMA` is applied, and if not sends it in one `batch()`; D1's error, if any, is thrown as is. */
 export async function applySchema(db: D1Client): Promise<void> {
+  const present = await db.prepare(SCHEMA_PRESENT_SQL).first<{ n: number }>();
+  if (present?.n === SCHEMA_OBJECT_COUNT) return;
   await db.batch(schemaStatements().map((sql) => db.prepare(sql)));
 }
 
 /**
  * Applies `SCHEMA` to `db` in one `batch()` (one round trip, one
- * transaction). Idempotent: every statement is `IF NOT EXISTS`. Transient D1
+ * transaction), after one read that finds whether every table and trigger of
+ * it is there already (then nothing more is sent). Idempotent: applying it
+ * again ends with the same schema. Transient D1
  * errors are retried as the store retries them (`options.retry`, default 5
  * attempts in all; `false` for none).
  *

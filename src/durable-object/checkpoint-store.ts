@@ -24,7 +24,7 @@ import {
   type ParkedRow,
 } from "../sql/parked-events.js";
 import { parseEventTimes, projectionStatus, statusColumns, statusSql, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "../sql/status.js";
-import { schemaStatements } from "../sql/schema.js";
+import { SCHEMA_OBJECT_COUNT, SCHEMA_PRESENT_SQL, schemaStatements } from "../sql/schema.js";
 import { checkFunction, checkOptions, checkPosition, checkSignal, keysOf, toPosition } from "../core/validate.js";
 import { COMMIT_KEYS, OPERATION_KEYS, parseNamed, parseSave, REPLAY_KEYS, SAVE_KEYS, type SaveArguments } from "../core/arguments.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
@@ -133,7 +133,9 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
     }
     this.storage = storage;
     if (!preparedStorages.has(storage)) {
-      for (const statement of schemaStatements()) storage.sql.exec(statement);
+      // Applied only when some of it is missing (migration 0004 drops and creates triggers).
+      const present = storage.sql.exec<{ n: number }>(SCHEMA_PRESENT_SQL).one().n;
+      if (present !== SCHEMA_OBJECT_COUNT) for (const statement of schemaStatements()) storage.sql.exec(statement);
       preparedStorages.add(storage);
     }
   }

@@ -89,6 +89,22 @@ CREATE TABLE IF NOT EXISTS projection_runs (
 ) WITHOUT ROWID;
 `;
 
+/** The tables and triggers {@link SCHEMA} makes, by name. */
+const SCHEMA_OBJECTS: readonly string[] = [...new Set([...SCHEMA.matchAll(/^CREATE (?:TABLE|TRIGGER) (?:IF NOT EXISTS )?(\w+)/gm)].map((match) => match[1] ?? ""))];
+
+/**
+ * How many of the tables and triggers of {@link SCHEMA} exist (`n`): all of
+ * them ({@link SCHEMA_OBJECT_COUNT}) once the whole schema is applied, since
+ * every migration adds one of its own (0004 `checkpoint_moved_back` beside the
+ * triggers it replaces). Read before applying, so that an applied schema is
+ * not applied again: 0004 drops and creates triggers, which is schema work
+ * every time.
+ */
+export const SCHEMA_PRESENT_SQL = `SELECT COUNT(*) AS n FROM sqlite_master WHERE type IN ('table', 'trigger') AND name IN (${SCHEMA_OBJECTS.map((name) => `'${name}'`).join(", ")})`;
+
+/** The number of tables and triggers {@link SCHEMA} makes. */
+export const SCHEMA_OBJECT_COUNT: number = SCHEMA_OBJECTS.length;
+
 /** The statements of {@link SCHEMA}, one per entry, without the separator. */
 export function schemaStatements(schema: string = SCHEMA): string[] {
   return schema
