@@ -122,6 +122,21 @@ describe("rows in run summaries", () => {
     expect(summary.rowsRead).toBeGreaterThanOrEqual(memberReads + 100);
   });
 
+  it("a statement that several projections of a group hand in counts for each of them", async () => {
+    await env.DB.prepare("CREATE TABLE IF NOT EXISTS rows_counter (k TEXT PRIMARY KEY, n INTEGER NOT NULL)").run();
+    await env.DB.prepare("INSERT INTO rows_counter (k, n) VALUES ('x', 0) ON CONFLICT (k) DO NOTHING").run();
+    const shared = env.DB.prepare("UPDATE rows_counter SET n = n + 1 WHERE k = 'x'"); // one object, in both projections' writes
+    await appendEvents(10);
+    const summary = await new ProjectionGroup<LedgerEvent>({
+      name: "g",
+      store: new D1CheckpointStore(env.DB),
+      batchSize: 10,
+      eventsQuery: eventsQuery(env.DB),
+      projections: ["a", "b"].map((name) => ({ name, project: () => [shared] })),
+    }).run();
+    expect(summary.projections.map((member) => written(member).readModel)).toEqual([1, 1]);
+  });
+
   it("runs sharing a budget add up on it", async () => {
     await appendEvents(30);
     const budget = new QueryBudget();

@@ -27,20 +27,13 @@ export interface PositionRow {
 const rememberedPositions = new WeakMap<D1Client, Map<string, number>>();
 
 /**
- * Whose statements are whose, for the rows they cost: the checkpoint a
- * caller's statement was handed in for (`""` for one shared by several), or a
- * statement of the package's own sent for one checkpoint of several (a group
- * commit's parts). A statement in neither is the package's own, for the
- * call's checkpoint.
+ * The caller's statements (those handed in and checked), for the rows they
+ * cost; any other is the package's own. Which checkpoint a statement's rows
+ * count for is the call's, or what the batch says (`batch(statements,
+ * checkpoints)`), never the statement's: a caller may hand one statement in
+ * for several checkpoints.
  */
-const callerStatements = new WeakMap<D1PreparedStatement, string>();
-const ownStatements = new WeakMap<D1PreparedStatement, string>();
-
-/** Marks a statement of the package's own as sent for `checkpoint` (in a call for several). */
-export function ownStatementOf(statement: D1PreparedStatement, checkpoint: string): D1PreparedStatement {
-  ownStatements.set(statement, checkpoint);
-  return statement;
-}
+const callerStatements = new WeakSet<D1PreparedStatement>();
 
 /**
  * One D1 binding (or session) with the store's retry policy; a view made by
@@ -79,12 +72,16 @@ export class D1Calls {
     return this.#budget;
   }
 
-  /** `db.batch(statements)`, counted. */
-  async batch<Row = unknown>(statements: readonly D1PreparedStatement[]): Promise<D1Result<Row>[]> {
+  /**
+   * `db.batch(statements)`, counted; each statement's rows for the
+   * checkpoint at its index in `checkpoints` (a group commit's parts), or
+   * else for this call's.
+   */
+  async batch<Row = unknown>(statements: readonly D1PreparedStatement[], checkpoints?: readonly (string | undefined)[]): Promise<D1Result<Row>[]> {
     this.#budget?.spend(statements.length, this.#operation, this.#checkpoint);
     const results = await this.db.batch<Row>([...statements]);
     statements.forEach((statement, index) => {
-      this.#countRows(statement, results[index]);
+      this.#countRows(statement, results[index], checkpoints === undefined ? this.#checkpoint : checkpoints[index]);
     });
     return results;
   }
@@ -98,7 +95,7 @@ export class D1Calls {
   async all<Row = Record<string, unknown>>(statement: D1PreparedStatement): Promise<D1Result<Row>> {
     this.#budget?.spend(1, this.#operation, this.#checkpoint);
     const result = await statement.all<Row>();
-    this.#countRows(statement, result);
+    this.#countRows(statement, result, this.#checkpoint);
     return result;
   }
 
@@ -106,20 +103,14 @@ export class D1Calls {
   async run(statement: D1PreparedStatement): Promise<D1Result> {
     this.#budget?.spend(1, this.#operation, this.#checkpoint);
     const result = await statement.run();
-    this.#countRows(statement, result);
+    this.#countRows(statement, result, this.#checkpoint);
     return result;
   }
 
-  /** Adds the rows D1 reported for one statement to the budget's tally: the caller's, or the package's own. */
-  #countRows(statement: D1PreparedStatement, result: D1Result | undefined): void {
-    const budget = this.#budget;
-    if (budget === undefined) return;
+  /** Adds the rows D1 reported for one statement to the budget's tally, for `checkpoint`: the caller's, or the package's own. */
+  #countRows(statement: D1PreparedStatement, result: D1Result | undefined, checkpoint: string | undefined): void {
     const meta = (result as { meta?: { rows_read?: unknown; rows_written?: unknown } } | undefined)?.meta;
-    const read = meta?.rows_read as number;
-    const written = meta?.rows_written as number;
-    const caller = callerStatements.get(statement);
-    if (caller !== undefined) budget.countRows({ read, written, checkpoint: caller === "" ? undefined : caller, own: false });
-    else budget.countRows({ read, written, checkpoint: ownStatements.get(statement) ?? this.#checkpoint, own: true });
+    this.#budget?.countRows({ read: meta?.rows_read as number, written: meta?.rows_written as number, checkpoint, own: !callerStatements.has(statement) });
   }
 
   /** Runs one D1 call under the store's retry policy (decision 0006). */
@@ -145,7 +136,7 @@ export class D1Calls {
     const isStatement = (item: unknown): item is D1PreparedStatement =>
       typeof item === "object" && item !== null && Object.getPrototypeOf(item) === prototype;
     const checked = checkWrites(operation, name, statements, isStatement, "D1PreparedStatement (from db.prepare)", argument);
-    for (const statement of checked) callerStatements.set(statement, name);
+    for (const statement of checked) callerStatements.add(statement);
     return checked;
   }
 

@@ -12,7 +12,7 @@ import {
   type NamedPositionRow,
 } from "../sql/group.js";
 import { isConflictMarker } from "../sql/checkpoints.js";
-import { ownStatementOf, type D1Calls } from "./calls.js";
+import type { D1Calls } from "./calls.js";
 import { saveStatement } from "./commit.js";
 import { CheckpointConflictError, D1OperationError } from "../core/errors.js";
 import { PARK_SQL } from "../sql/parked-events.js";
@@ -109,13 +109,16 @@ export async function commitMany<Row>(
   const calls = base.budgeted("commit", undefined, options?.budget);
   const read = query === undefined ? [] : [calls.checkQuery("commit", "", query)];
   const names = parts.map((part) => part.name);
-  const batch = [...parts.flatMap((part) => statementsOf(calls, part)), ...read];
+  const statements = parts.map((part) => statementsOf(calls, part));
+  const batch = [...statements.flat(), ...read];
+  // Each part's statements (its checkpoint, parked events and writes) count for its checkpoint; the query for all of them.
+  const checkpoints = [...statements.flatMap((part, index) => part.map(() => parts[index]?.name)), ...read.map(() => undefined)];
   const loadAll = (): Promise<LoadResult[]> =>
     calls.call({ operation: "commit", checkpoint: undefined, signal, kind: "read", send: () => loadManyOnce(calls, names) });
   const rowsOf = (results: readonly D1Result<Row>[]): Row[] => (read.length === 0 ? [] : (results.at(-1)?.results ?? []));
   const send = async (): Promise<Row[]> => {
     try {
-      return rowsOf(await calls.batch<Row>(batch));
+      return rowsOf(await calls.batch<Row>(batch, checkpoints));
     } catch (error) {
       if (!isConflictMarker(error)) throw error;
       const current = await loadAll().catch(() => undefined);
@@ -147,10 +150,9 @@ export async function commitMany<Row>(
 
 /** A part's statements: its conditional checkpoint first (a conflict costs no read-model work), its parked events, its writes. */
 function statementsOf(calls: D1Calls, part: CheckedCommit<readonly D1PreparedStatement[]>): D1PreparedStatement[] {
-  // The part's own statements count for its checkpoint, like its writes (the summary's rows per projection).
   return [
-    ownStatementOf(saveStatement(calls, part.name, part.position, part.expected, false, part.fence), part.name),
-    ...part.parked.map((event) => ownStatementOf(calls.db.prepare(PARK_SQL).bind(part.name, event.position, event.error), part.name)),
+    saveStatement(calls, part.name, part.position, part.expected, false, part.fence),
+    ...part.parked.map((event) => calls.db.prepare(PARK_SQL).bind(part.name, event.position, event.error)),
     ...part.writes,
   ];
 }
