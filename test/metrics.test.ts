@@ -118,6 +118,16 @@ describe("the metrics option", () => {
     const reports: RunReport[] = [];
     await expect(runner({ record: (report) => void reports.push(report) }, { fail: true }).run()).rejects.toThrow(/the read model refused it/);
     expect(reports).toEqual([expect.objectContaining({ ended: "failed", error: expect.stringMatching(/the read model refused it/) as string, projections: [] })]);
+    // What it sent before it failed (its load, with the first events), as its budget saw it.
+    expect(reports[0]?.queries).toBeGreaterThan(0);
+    expect(reports[0]?.rowsRead).toBeGreaterThan(0);
+  });
+
+  it("bad run options are refused before the run, and reported by no one", async () => {
+    const reports: RunReport[] = [];
+    await expect(runner({ record: (report) => void reports.push(report) }).run({ maxBatches: 0 })).rejects.toThrow(/options\.maxBatches/);
+    await expect(group({ record: (report) => void reports.push(report) }).run({ budget: "lots" } as never)).rejects.toThrow(/options\.budget/);
+    expect(reports).toEqual([]);
   });
 
   it("a recorder that throws changes nothing of the run's result", async () => {
@@ -153,6 +163,7 @@ describe("the metrics option", () => {
       { record: [] },
       { record: () => undefined, newest: -1 },
       { record: () => undefined, newest: "SELECT 1" },
+      { record: () => undefined, newest: {} },
       { record: () => undefined, eventTimes: { table: "events; DROP TABLE x", time: "t" } },
       { record: () => undefined, recrod: 1 },
     ];

@@ -2,9 +2,9 @@
 // and runs, the report each run gives its recorders (a summary shaped for
 // logs and Analytics Engine, with lag from one status read per projection
 // when asked), and how a recorder's failure is kept from the run's result.
-import type { QueryBudget } from "../core/query-budget.js";
+import { withReserve, type QueryBudget } from "../core/query-budget.js";
 import { CheckpointTypeError, messageOf } from "../core/errors.js";
-import type { RowUsage } from "../core/row-usage.js";
+import { NO_ROWS, rowsSince, type RowUsage } from "../core/row-usage.js";
 import { checkOptions, checkPosition, hasMethods, keysOf } from "../core/validate.js";
 import { parseEventTimes, type EventTimes, type ProjectionStatus } from "../sql/status.js";
 import type { RunEnd } from "./run-options.js";
@@ -21,7 +21,7 @@ export interface RunReport extends RowUsage {
   readonly kind: "runner" | "group";
   /** The runner's projection name, or the group's name. */
   readonly name: string;
-  /** Why the run ended; `"failed"` when it rejected (then see `error`). */
+  /** Why the run ended; `"failed"` when it rejected with no summary (then see `error`). A group whose projections failed has its summary's `ended`, and `error`. */
   readonly ended: RunEnd | "failed";
   /** Whether it saw the end of the log. */
   readonly caughtUp: boolean;
@@ -29,7 +29,7 @@ export interface RunReport extends RowUsage {
   readonly events: number;
   /** Batches committed. */
   readonly batches: number;
-  /** D1 queries the run sent (0 when it rejected: what it sent is unknown). */
+  /** D1 queries the run sent; for a run that rejected, what its budget saw it send (exact unless other runs spent the same budget meanwhile). */
   readonly queries: number;
   /** Milliseconds the run took, by the Worker's clock (which moves with I/O). */
   readonly durationMs: number;
@@ -137,13 +137,13 @@ export function checkMetrics(name: string, value: unknown, argument: string): Ch
   }
   const newest: unknown = given.newest;
   const { eventTimes } = given;
-  if (newest !== undefined && typeof newest !== "number" && (typeof newest !== "object" || newest === null)) {
+  if (newest !== undefined && typeof newest !== "number" && !hasMethods(newest, ["bind", "all", "first"])) {
     throw new CheckpointTypeError("configure", name, `${argument}.newest`, "must be a position or a D1PreparedStatement");
   }
   if (typeof newest === "number") checkPosition("configure", name, newest, `${argument}.newest`);
   if (eventTimes !== undefined) parseEventTimes(name, eventTimes, "configure", `${argument}.eventTimes`);
   const status = newest === undefined && eventTimes === undefined ? undefined : { newest: given.newest, eventTimes };
-  return { recorders: recorders as MetricsRecorder[], status };
+  return { recorders: [...recorders] as MetricsRecorder[], status };
 }
 
 /** The metrics of one run: its options' own, else the runner's or group's; none for options that are not an object (the run refuses them). */
@@ -179,8 +179,10 @@ interface StatusStore {
   status(name: string, options?: { newest?: unknown; eventTimes?: EventTimes | undefined; budget?: QueryBudget | undefined }): Promise<ProjectionStatus>;
 }
 
-/** A run's end, as the recorders are told of it. */
-export type RunResult = { readonly summary: SummaryShape; readonly parts: readonly PartShape[] } | { readonly error: unknown; readonly parts: readonly PartShape[] };
+/** A run's end, as the recorders are told of it: its summary, or its error with what the budget saw it spend. */
+export type RunResult =
+  | { readonly summary: SummaryShape; readonly parts: readonly PartShape[] }
+  | { readonly error: unknown; readonly parts: readonly PartShape[]; readonly queries?: number | undefined; readonly rows?: RowUsage | undefined };
 
 /**
  * Runs `run` and reports it to the recorders of `metrics`, whether it
@@ -195,17 +197,23 @@ export async function reported<Summary extends SummaryShape>(
   budget: QueryBudget,
   run: () => Promise<Summary>,
   partsOf: (summary: Summary) => readonly PartShape[],
-  failed: (error: unknown) => RunResult = (error) => ({ error, parts: [] }),
+  failed: (error: unknown) => RunResult | undefined = () => undefined,
 ): Promise<Summary> {
   const startedAt = Date.now();
+  const spentBefore = budget.spent;
+  const rowsBefore = budget.rows;
+  // The recorders and the lag reads never spend the queries other runs on this budget keep for their leases.
+  const { budget: view } = withReserve(budget, 0);
   let summary: Summary;
   try {
     summary = await run();
   } catch (error) {
-    await reportRun(metrics, kind, name, store, failed(error), startedAt, budget);
+    // What the run spent before it failed, as its budget saw it (exact unless other runs spent the same budget meanwhile).
+    const result = failed(error) ?? { error, parts: [], queries: budget.spent - spentBefore, rows: rowsSince(rowsBefore, budget.rows) };
+    await reportRun(metrics, kind, name, store, result, startedAt, view);
     throw error;
   }
-  await reportRun(metrics, kind, name, store, { summary, parts: partsOf(summary) }, startedAt, budget);
+  await reportRun(metrics, kind, name, store, { summary, parts: partsOf(summary) }, startedAt, view);
   return summary;
 }
 
@@ -260,7 +268,7 @@ async function reportRun(
           error: projections.find((part) => part.error !== undefined)?.error,
           projections,
         }
-      : { kind, name, ended: "failed", caughtUp: false, events, batches: 0, queries: 0, durationMs, rowsRead: 0, rowsWritten: 0, ownRowsRead: 0, ownRowsWritten: 0, error: messageOf(result.error), projections };
+      : { kind, name, ended: "failed", caughtUp: false, events, batches: 0, queries: result.queries ?? 0, durationMs, ...(result.rows ?? NO_ROWS), error: messageOf(result.error), projections };
   for (const recorder of metrics.recorders) {
     try {
       await recorder(report, { budget });

@@ -13,7 +13,7 @@ import { checkBatch, projectBatch, ProjectionError, type PositionedEvent } from 
 import { GROUP_KEYS, type GroupProjection, type GroupRunSummary, ProjectionGroupError, type ProjectionGroupOptions } from "./group-options.js";
 import { QueryBudgetError } from "../core/query-budget.js";
 import { dropLease, leasing, startRun, type LeaseReleasing } from "./lease-lifecycle.js";
-import { endsOnBudget, parseRun, parseRunBudget, parseSource, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
+import { checkRunOptions, endsOnBudget, parseRun, parseSource, type RunCalls, type RunEnd, type RunOptions } from "./run-options.js";
 import { advance, checkProjections, commitOf, fail, memberOf, memberSummary, stoppedEnd, type Member, type Part } from "./group-members.js";
 import { checkMethods, hasMethods } from "../core/validate.js";
 import { rolesOf, type Role } from "./version-roles.js";
@@ -103,9 +103,10 @@ export class ProjectionGroup<Event extends PositionedEvent, Writes = readonly D1
     const metrics = runMetrics(name, options, this.#config.metrics);
     if (metrics === undefined) return this.#run(options);
     // The recorders and the lag reads spend on the run's budget: the caller's, or one made here for the run.
-    const budget = parseRunBudget(name, (options as { budget?: unknown } | undefined)?.budget);
+    // Bad options are refused here, before the run and its report.
+    const { budget } = checkRunOptions(name, options);
     // A group whose projections failed rejects with its summary: reported as it is.
-    const failed = (error: unknown): RunResult => (error instanceof ProjectionGroupError ? { summary: error.summary, parts: error.summary.projections } : { error, parts: [] });
+    const failed = (error: unknown): RunResult | undefined => (error instanceof ProjectionGroupError ? { summary: error.summary, parts: error.summary.projections } : undefined);
     return reported(metrics, "group", name, store, budget, () => this.#run({ ...options, budget }), (summary) => summary.projections, failed);
   }
 

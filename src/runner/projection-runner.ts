@@ -17,7 +17,7 @@ import {
 import {
   endsOnBudget,
   parseRun,
-  parseRunBudget,
+  checkRunOptions,
   parseSource,
   type RunCalls as Calls,
   type RunEnd,
@@ -140,7 +140,8 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
     const metrics = runMetrics(name, options, this.#config.metrics);
     if (metrics === undefined) return this.#runVersioned(options);
     // The recorders and the lag reads spend on the run's budget: the caller's, or one made here for the run.
-    const budget = parseRunBudget(name, (options as { budget?: unknown } | undefined)?.budget);
+    // Bad options are refused here, before the run and its report.
+    const { budget } = checkRunOptions(name, options);
     return reported(metrics, "runner", name, store, budget, () => this.#runVersioned({ ...options, budget }), (summary) => [summary]);
   }
 

@@ -75,13 +75,18 @@ export interface ParsedRun {
   readonly calls: RunCalls;
 }
 
-/** Checks a run's options (`name` is the runner's or the group's). */
-export function parseRun(name: string, options: RunOptions | undefined, leaseTtlMs: number | undefined): ParsedRun {
+/** Checks a run's options, with the budget made a {@link QueryBudget} (none: one without a cap); nothing else is made. */
+export function checkRunOptions(name: string, options: RunOptions | undefined): { maxBatches: number; signal: AbortSignal | undefined; budget: QueryBudget } {
   const { maxBatches: limit, signal: rawSignal, budget: rawBudget } = checkOptions("run", name, options, "options", RUN_KEYS);
   const maxBatches = checkInteger("run", name, limit, "options.maxBatches", { min: 1, max: Number.MAX_SAFE_INTEGER, fallback: Number.POSITIVE_INFINITY });
-  const signal = checkSignal("run", name, rawSignal);
+  return { maxBatches, signal: checkSignal("run", name, rawSignal), budget: parseRunBudget(name, rawBudget) };
+}
+
+/** Checks a run's options (`name` is the runner's or the group's). */
+export function parseRun(name: string, options: RunOptions | undefined, leaseTtlMs: number | undefined): ParsedRun {
+  const { maxBatches, signal, budget: given } = checkRunOptions(name, options);
   // The run's own count of what it sends, whoever else spends the same budget meanwhile (its summary's `queries`).
-  const budget = countingView(parseRunBudget(name, rawBudget));
+  const budget = countingView(given);
   const lease: RunLease | undefined = leaseTtlMs === undefined ? undefined : { holder: crypto.randomUUID(), ttlMs: leaseTtlMs };
   // A leased run keeps one query back to let go of its lease when it ends early; runs sharing a budget never spend each other's.
   const view = withReserve(budget, lease === undefined ? 0 : 1);
@@ -90,7 +95,7 @@ export function parseRun(name: string, options: RunOptions | undefined, leaseTtl
 }
 
 /** The `budget` of a run's options: a number or a shared budget; none counts without a cap. */
-export function parseRunBudget(name: string, value: unknown): QueryBudget {
+function parseRunBudget(name: string, value: unknown): QueryBudget {
   if (value instanceof QueryBudget) return value;
   if (value === undefined) return new QueryBudget(Number.MAX_SAFE_INTEGER);
   if (typeof value !== "number") throw new CheckpointTypeError("run", name, "options.budget", "must be a number or a QueryBudget");
