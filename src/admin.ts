@@ -22,6 +22,7 @@ export type { AdminAuth, AdminIdentity } from "./admin/auth.js";
 export { bearerToken, type BearerTokenOptions } from "./admin/bearer.js";
 export type { AdminDaemon } from "./admin/daemons.js";
 export type { AdminRunLog } from "./admin/costs.js";
+export type { RecentRuns } from "./metrics/run-log.js";
 export {
   adminHandler,
   type AdminAction,

@@ -12,5 +12,5 @@
 export { analyticsEngine, ANALYTICS_ENGINE_LAYOUT } from "./metrics/analytics-engine.js";
 export { jsonLogLine, type JsonLogLineOptions } from "./metrics/json-log.js";
 export { D1RunLog, type D1RunLogOptions, type RecentRuns } from "./metrics/run-log.js";
-export { dollarsFor, PRICES } from "./metrics/prices.js";
+export { dollarsFor, PRICES, type Prices } from "./metrics/prices.js";
 export type { MetricsRecorder, ProjectionReport, RecordContext, RunMetrics, RunReport } from "./runner/metrics.js";

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { CheckpointTypeError, D1CheckpointStore, ProjectionGroup, ProjectionRunner, QueryBudget, type D1Client, type RunMetrics, type RunReport } from "../src/index.js";
+import { CheckpointTypeError, D1CheckpointStore, D1OperationError, ProjectionGroup, ProjectionRunner, QueryBudget, type D1Client, type RunMetrics, type RunReport } from "../src/index.js";
 import { ANALYTICS_ENGINE_LAYOUT, analyticsEngine, D1RunLog, dollarsFor, jsonLogLine, PRICES } from "../src/metrics.js";
-import { countD1 } from "../src/testing.js";
+import { countD1, interceptD1 } from "../src/testing.js";
 import { appendEvents, creditStatement, resetLedger, type LedgerEvent } from "./support/ledger.js";
 
 // The metrics option of runners and groups, and the ready recorders: one
@@ -173,6 +173,11 @@ describe("the metrics option", () => {
 });
 
 describe("jsonLogLine", () => {
+  it("refuses bad options", () => {
+    expect(() => jsonLogLine({ log: "console" } as never)).toThrow(CheckpointTypeError);
+    expect(() => jsonLogLine({ mesage: "x" } as never)).toThrow(/unknown key/);
+  });
+
   it("writes one line of JSON per run, at error level when the run failed", async () => {
     await appendEvents(5);
     const lines: { line: string; failed: boolean }[] = [];
@@ -257,16 +262,17 @@ describe("D1RunLog", () => {
     const log = new D1RunLog(env.DB, { keep: 3 });
     const ledger = runner({ record: log.record });
     for (let i = 0; i < 5; i++) {
-      await appendEvents(10);
+      await appendEvents(5 + i); // runs of 5, 6, 7, 8 and 9 events
       const budget = new QueryBudget();
       const summary = await ledger.run({ budget });
       expect(budget.spent).toBe(summary.queries + 1);
     }
     const recent = (await log.recent(["ledger", "nobody"])).get("ledger");
-    expect(recent).toMatchObject({ runs: 3, events: 30 });
-    expect(recent?.rowsWrittenPer1000Events).toBe(((recent?.rowsWritten ?? 0) / 30) * 1000);
-    const { results } = await env.DB.prepare("SELECT name, json_array_length(runs) AS n FROM projection_runs").all();
-    expect(results).toEqual([{ name: "ledger", n: 3 }]);
+    expect(recent).toMatchObject({ runs: 3, events: 7 + 8 + 9 });
+    expect(recent?.rowsWrittenPer1000Events).toBe(((recent?.rowsWritten ?? 0) / 24) * 1000);
+    // The newest three, oldest first.
+    const { results } = await env.DB.prepare("SELECT name, value ->> '$[1]' AS events FROM projection_runs, json_each(projection_runs.runs) ORDER BY key").all();
+    expect(results).toEqual([7, 8, 9].map((events) => ({ name: "ledger", events })));
     expect((await log.recent(["nobody"])).size).toBe(0);
   });
 
@@ -284,6 +290,15 @@ describe("D1RunLog", () => {
     expect(budget.rows.rowsWritten).toBe(2);
     const recent = await log.recent(["a", "b"]);
     expect([recent.get("a")?.runs, recent.get("b")?.events]).toEqual([2, 15]);
+  });
+
+  it("skips runs stored by hand that are not runs, and names a failing read with D1's error as cause", async () => {
+    await env.DB.prepare("INSERT INTO projection_runs (name, runs) VALUES ('odd', '[[1e300, 1, 1, 1, 1], \"junk\", [1000, 10, 5, 20, 2]]')").run();
+    expect((await new D1RunLog(env.DB).recent(["odd"])).get("odd")).toMatchObject({ runs: 1, events: 10, rowsWritten: 20, rowsWrittenPer1000Events: 2000 });
+    const broken = new D1RunLog(interceptD1(env.DB, () => Promise.reject(new Error("Network connection lost"))));
+    const error = await broken.recent(["odd"]).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(D1OperationError);
+    expect((error as D1OperationError).cause).toBeInstanceOf(Error);
   });
 
   it("refuses bad options", () => {

@@ -16,10 +16,12 @@ export async function withRecentRuns(
   runLog: AdminRunLog,
   projections: readonly ProjectionView[],
 ): Promise<{ projections: ProjectionView[]; runLogError: string | undefined }> {
-  const names = projections.filter((row) => !("corrupt" in row)).map((row) => row.name).slice(0, 100);
-  let recent: ReadonlyMap<string, RecentRuns>;
+  const names = projections.filter((row) => !("corrupt" in row)).map((row) => row.name);
+  // `recent` takes 100 names at a time: one query per 100 listed projections, at the same time.
+  const chunks = Array.from({ length: Math.ceil(names.length / 100) }, (_, index) => names.slice(index * 100, index * 100 + 100));
+  const recent = new Map<string, RecentRuns>();
   try {
-    recent = await runLog.recent(names);
+    for (const found of await Promise.all(chunks.map((chunk) => runLog.recent(chunk)))) for (const [name, runs] of found) recent.set(name, runs);
   } catch (error) {
     return { projections: [...projections], runLogError: `the run log failed: ${messageOf(error)}` };
   }

@@ -306,8 +306,9 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
       const { name: valid, signal } = parseNamed("status", name, options, STATUS_KEYS);
       const newest = options?.newest === undefined ? undefined : checkPosition("status", valid, options.newest, "options.newest");
       const sql = statusSql(parseEventTimes(valid, options?.eventTimes));
+      const budget = checkBudget("status", valid, options?.budget);
       signal?.throwIfAborted();
-      const row = this.storage.sql.exec(sql, valid).toArray()[0] as StatusRow | undefined;
+      const row = this.#counted(budget, (rows) => rows.exec(valid, sql, valid).toArray()[0]) as StatusRow | undefined;
       return projectionStatus("status", valid, row ?? {}, newest);
     });
   }

@@ -1,6 +1,8 @@
 // A metrics recorder that writes one JSON line per run: Workers Logs indexes
 // its fields (query `ended`, `projections[0].lag`, `rowsWritten` in the
 // dashboard), and `wrangler tail` and Logpush carry it as it is.
+import { CheckpointTypeError } from "../core/errors.js";
+import { checkFunction, checkOptions, keysOf } from "../core/validate.js";
 import type { MetricsRecorder } from "../runner/metrics.js";
 
 /**
@@ -15,6 +17,8 @@ export interface JsonLogLineOptions {
   readonly log?: ((line: string, failed: boolean) => void) | undefined;
 }
 
+const JSON_LOG_KEYS = keysOf<JsonLogLineOptions>()(["message", "log"]);
+
 /**
  * A recorder that logs each run's report as one line of JSON: `message`,
  * `level` (`"error"` when the run failed, otherwise `"info"`), then every
@@ -28,10 +32,12 @@ export interface JsonLogLineOptions {
  *
  * @category Metrics
  */
-export function jsonLogLine(options: JsonLogLineOptions = {}): MetricsRecorder {
-  const message = options.message ?? "projection run";
+export function jsonLogLine(options?: JsonLogLineOptions): MetricsRecorder {
+  const given = checkOptions("configure", undefined, options, "options", JSON_LOG_KEYS);
+  const message = given.message ?? "projection run";
+  if (typeof message !== "string") throw new CheckpointTypeError("configure", undefined, "options.message", "must be a string");
   const log =
-    options.log ??
+    checkFunction("configure", undefined, given.log, "options.log") ??
     ((line: string, failed: boolean) => {
       if (failed) console.error(line);
       else console.log(line);

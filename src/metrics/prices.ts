@@ -4,6 +4,27 @@
 import type { RowUsage } from "../core/row-usage.js";
 
 /**
+ * Prices of rows and requests, in dollars, as {@link PRICES} has them; pass
+ * other ones to {@link dollarsFor} (a contract's, a later price list).
+ *
+ * @category Metrics
+ */
+export interface Prices {
+  /** The date the prices were read, ISO 8601. */
+  readonly readOn: string;
+  /** Dollars per million rows written, after the included ones. */
+  readonly rowsWrittenPerMillion: number;
+  /** Dollars per million rows read, after the included ones. */
+  readonly rowsReadPerMillion: number;
+  /** Dollars per million Durable Object requests, after the included ones. */
+  readonly durableObjectRequestsPerMillion: number;
+  /** Rows written included each month. */
+  readonly includedRowsWrittenPerMonth: number;
+  /** Rows read included each month. */
+  readonly includedRowsReadPerMonth: number;
+}
+
+/**
  * Cloudflare's prices for D1 and Durable Object SQLite (the same for both),
  * as read from its pricing pages on `readOn`. Beyond the included amounts
  * each month, rows written cost `rowsWrittenPerMillion` dollars a million and
@@ -12,7 +33,7 @@ import type { RowUsage } from "../core/row-usage.js";
  *
  * @category Metrics
  */
-export const PRICES = Object.freeze({
+export const PRICES: Prices = Object.freeze({
   /** When these were read from https://developers.cloudflare.com/d1/platform/pricing/ and the Durable Objects pricing page. */
   readOn: "2026-12-03",
   /** Dollars per million rows written, after the included ones. */
@@ -39,6 +60,6 @@ export const PRICES = Object.freeze({
  *
  * @category Metrics
  */
-export function dollarsFor(rows: Pick<RowUsage, "rowsRead" | "rowsWritten">, prices: typeof PRICES = PRICES): number {
+export function dollarsFor(rows: Pick<RowUsage, "rowsRead" | "rowsWritten">, prices: Prices = PRICES): number {
   return (rows.rowsWritten * prices.rowsWrittenPerMillion + rows.rowsRead * prices.rowsReadPerMillion) / 1_000_000;
 }

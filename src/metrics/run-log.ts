@@ -3,7 +3,8 @@
 // metrics recorder in one statement per run and read by the admin page for
 // its rows written per 1,000 events.
 import { CheckpointTypeError, D1OperationError } from "../core/errors.js";
-import { checkInteger, checkOptions, keysOf } from "../core/validate.js";
+import { checkInteger, checkOptions, isTime, keysOf } from "../core/validate.js";
+import { isTransientD1Error } from "../d1/retry.js";
 import type { MetricsRecorder, RunReport } from "../runner/metrics.js";
 
 /**
@@ -99,7 +100,8 @@ export class D1RunLog {
     const endedAt = Date.now();
     const runs = report.projections.map((part): [string, StoredRun] => [part.name, [endedAt, part.events, part.rowsRead, part.rowsWritten, part.ownRowsWritten]]);
     const result = await this.db.prepare(RECORD_SQL).bind(JSON.stringify(runs), this.keep).run();
-    budget.countRows({ read: result.meta.rows_read, written: result.meta.rows_written, own: true });
+    const meta = (result as { meta?: { rows_read?: number; rows_written?: number } }).meta;
+    budget.countRows({ read: meta?.rows_read ?? 0, written: meta?.rows_written ?? 0, own: true });
   };
 
   /** The recent runs of `names` (1 to 100), added up per projection: one query. Names without runs are left out. */
@@ -113,7 +115,7 @@ export class D1RunLog {
     try {
       rows = (await this.db.prepare(RECENT_SQL).bind(JSON.stringify(names)).all<{ name: string; runs: string }>()).results;
     } catch (error) {
-      throw new D1OperationError("status", undefined, error, { attempts: 1, transient: false, outcomeUnknown: false, reason: "reading the run log failed" });
+      throw new D1OperationError("status", undefined, error, { attempts: 1, transient: isTransientD1Error(error), outcomeUnknown: false, reason: "reading the run log failed" });
     }
     for (const row of rows) {
       const runs = parseRuns(row.runs);
@@ -144,5 +146,7 @@ function parseRuns(text: unknown): StoredRun[] {
     return [];
   }
   if (!Array.isArray(value)) return [];
-  return value.filter((run): run is StoredRun => Array.isArray(run) && run.length === 5 && run.every((field) => typeof field === "number" && Number.isFinite(field)));
+  return value.filter(
+    (run): run is StoredRun => Array.isArray(run) && run.length === 5 && run.every((field) => typeof field === "number" && Number.isFinite(field)) && isTime(run[0]),
+  );
 }
