@@ -225,7 +225,12 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
     });
   }
 
-  /** {@link DurableObjectCheckpointStore.commit}, synchronously: for code inside the object (no signal). */
+  /**
+   * {@link DurableObjectCheckpointStore.commit}, synchronously: for code
+   * inside the object (no signal). Its rows are counted on `budget` as soon as
+   * it returns: inside a `transactionSync` of your own that then throws, they
+   * were rolled back but stay counted.
+   */
   commitSync(name: string, position: number, write: SqlWrites, options?: Omit<CommitOptions, "signal">): void {
     const args = parseSave("commit", name, position, options, COMMIT_SYNC_KEYS);
     const writes = checkSyncWrites("commit", args.name, write);
