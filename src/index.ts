@@ -28,7 +28,8 @@
 export { D1CheckpointStore, type CreateOptions, type D1CheckpointStoreOptions } from "./d1/checkpoint-store.js";
 export type { D1Client } from "./d1/client.js";
 export { TRANSIENT_D1_MESSAGES, isTransientD1Error, type RetryOptions } from "./d1/retry.js";
-export { DurableObjectCheckpointStore, type SqlWrites } from "./durable-object/checkpoint-store.js";
+export { DurableObjectCheckpointStore } from "./durable-object/checkpoint-store.js";
+export type { SqlWrites } from "./durable-object/sync-writes.js";
 export { MemoryCheckpointStore } from "./memory/checkpoint-store.js";
 export type {
   CheckpointCommit,

@@ -25,62 +25,14 @@ import {
 } from "../sql/parked-events.js";
 import { parseEventTimes, projectionStatus, statusColumns, statusSql, type ProjectionStatus, type StatusListOptions, type StatusOptions, type StatusRow } from "../sql/status.js";
 import { SCHEMA_OBJECT_COUNT, SCHEMA_PRESENT_SQL, schemaStatements } from "../sql/schema.js";
-import { checkFunction, checkOptions, checkPosition, checkSignal, keysOf, toPosition } from "../core/validate.js";
+import { checkOptions, checkPosition, checkSignal, keysOf, toPosition } from "../core/validate.js";
 import { COMMIT_KEYS, OPERATION_KEYS, parseNamed, parseSave, REPLAY_KEYS, SAVE_KEYS, type SaveArguments } from "../core/arguments.js";
 import { waitForCheckpoint, type WaitForOptions } from "../core/wait-for.js";
 import { STATUS_KEYS, STATUS_LIST_KEYS } from "../sql/status.js";
-
-/**
- * A projection's read-model writes for the Durable Object store: a synchronous
- * function that runs `sql.exec(...)` inside the commit's transaction.
- *
- * @category Stores
- */
-export type SqlWrites = (sql: SqlStorage) => void;
+import { checkSyncWrites, isSqlStorage, runWrites, settle, type SqlWrites } from "./sync-writes.js";
 
 /** Storage objects whose table this isolate has created: once per object, not per request. */
 const preparedStorages = new WeakSet<DurableObjectStorage>();
-
-/** Runs synchronous work as a promise: its result, or a rejection with what it threw. */
-function settle<T>(work: () => T): Promise<T> {
-  return new Promise<T>((resolve) => {
-    resolve(work()); // a throw in the executor rejects with the thrown value, as it is
-  });
-}
-
-/**
- * Runs the caller's writes inside the transaction. They must be synchronous:
- * an async function's writes after its first `await` would escape the
- * transaction, so a returned promise throws (and rolls everything back).
- */
-function runWrites(sql: SqlStorage, write: SqlWrites): void {
-  // (An async function is refused before the transaction by checkSyncWrites.)
-  const run: (sql: SqlStorage) => unknown = write;
-  const result = run(sql);
-  if (typeof (result as { then?: unknown } | null | undefined)?.then === "function") {
-    throw new TypeError("the write function returned a promise: read-model writes must be synchronous sql.exec calls (nothing was applied)");
-  }
-}
-
-/** Checks the writes callback: a function, and not an `async` one, whose writes after an `await` would escape the transaction. */
-function checkSyncWrites(operation: CheckpointOperation, name: string, write: SqlWrites, argument = "write"): SqlWrites {
-  const checked = checkFunction(operation, name, write, argument, true);
-  if (Object.prototype.toString.call(checked) === "[object AsyncFunction]") {
-    throw new CheckpointTypeError(operation, name, argument, "must be a synchronous function: the writes of an async one after its first await would escape the transaction");
-  }
-  return checked;
-}
-
-function isSqlStorage(value: unknown): value is DurableObjectStorage {
-  if (typeof value !== "object" || value === null) return false;
-  const { sql, transactionSync } = value as { sql?: unknown; transactionSync?: unknown };
-  return (
-    typeof transactionSync === "function" &&
-    typeof sql === "object" &&
-    sql !== null &&
-    typeof (sql as { exec?: unknown }).exec === "function"
-  );
-}
 
 /** The keys of `commitSync`'s options (synchronous: no signal). */
 const COMMIT_SYNC_KEYS = keysOf<Omit<CommitOptions, "signal">>()(["budget", "expected", "fence", "parked"]);
@@ -287,7 +239,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
       signal?.throwIfAborted();
       return this.#counted(budget, (rows) =>
         this.storage.transactionSync(() => {
-          if (fence !== undefined) this.#checkFence("replay", valid, fence);
+          if (fence !== undefined) this.#checkFence("replay", valid, fence, rows);
           if (rows.exec(valid, IS_PARKED_SQL, valid, at).toArray().length === 0) return false;
           rows.exec(valid, UNPARK_SQL, valid, at);
           runWrites(rows.writes(valid), writes);
@@ -358,12 +310,15 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
 
   /** The state of one version of `name` (`undefined`: no record; version 1 is live without records). */
   versionState(name: string, version: number, options?: OperationOptions): Promise<VersionState | undefined> {
-    return settle(() => versionStateSync(this.storage, name, version, options));
+    return settle(() => {
+      const budget = checkBudget("versions", undefined, options?.budget);
+      return this.#counted(budget, (rows) => versionStateSync(this.storage, name, version, options, (checkpoint, query, ...bindings) => rows.exec(checkpoint, query, ...bindings)));
+    });
   }
 
   /** Throws `ProjectionVersionError` unless the fence's version is still in its state. */
-  #checkFence(operation: CheckpointOperation, name: string, fence: VersionFence, cause?: unknown): void {
-    const state = (this.storage.sql.exec(VERSION_STATE_SQL, fence.name, fence.version).toArray()[0] as { state?: unknown } | undefined)?.state;
+  #checkFence(operation: CheckpointOperation, name: string, fence: VersionFence, rows: CursorRows, cause?: unknown): void {
+    const state = (rows.exec(name, VERSION_STATE_SQL, fence.name, fence.version).toArray()[0] as { state?: unknown } | undefined)?.state;
     if (state !== fence.state) throw fencedOut(operation, name, fence, state, cause);
   }
 
@@ -392,7 +347,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
       try {
         rows.exec(name, sql, ...bindings);
       } catch (error) {
-        if (isConflictMarker(error) && fence !== undefined) this.#checkFence(operation, name, fence, error);
+        if (isConflictMarker(error) && fence !== undefined) this.#checkFence(operation, name, fence, rows, error);
         if (isConflictMarker(error)) throw new CheckpointConflictError(operation, name, expected ?? null, { cause: error });
         throw error;
       }

@@ -27,11 +27,17 @@ export function versionsSync(storage: DurableObjectStorage, name: string, option
 }
 
 /** The state of one version (`undefined`: no such version). */
-export function versionStateSync(storage: DurableObjectStorage, name: string, version: number, options?: OperationOptions): VersionState | undefined {
+export function versionStateSync(
+  storage: DurableObjectStorage,
+  name: string,
+  version: number,
+  options?: OperationOptions,
+  exec: (checkpoint: string, query: string, ...bindings: unknown[]) => SqlStorageCursor<Record<string, SqlStorageValue>> = (_checkpoint, query, ...bindings) => storage.sql.exec(query, ...bindings),
+): VersionState | undefined {
   const { name: valid, signal } = parseNamed("versions", name, options);
   const at = checkVersion("versions", valid, version);
   signal?.throwIfAborted();
-  return stateOf(storage, valid, at);
+  return toState((exec(valid, VERSION_STATE_SQL, valid, at).toArray()[0] as { state?: unknown } | undefined)?.state);
 }
 
 /** Records a rebuild and runs `create` in one transaction. */
@@ -68,10 +74,6 @@ export function dropVersionSync(storage: DurableObjectStorage, name: string, ver
   const at = checkVersion("dropVersion", valid, version);
   checkSignal("dropVersion", valid, signal)?.throwIfAborted();
   apply(storage, "dropVersion", valid, at, () => planDrop(valid, at, snapshot(storage, "dropVersion", valid)));
-}
-
-function stateOf(storage: DurableObjectStorage, name: string, version: number): VersionState | undefined {
-  return toState((storage.sql.exec(VERSION_STATE_SQL, name, version).toArray()[0] as { state?: unknown } | undefined)?.state);
 }
 
 function snapshot(storage: DurableObjectStorage, operation: CheckpointOperation, name: string): Snapshot {
