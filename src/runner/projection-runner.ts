@@ -5,9 +5,8 @@
 // budgets, leases and version fences are the run's options.
 import { NO_ROWS, rowsSince, type RowUsage } from "../core/row-usage.js";
 import type { CommitOptions, LoadResult, OperationOptions, ParkRequest, PipelinedProjectionStore, ProjectionStore, RunLease, VersionFence } from "../core/store.js";
-import { CheckpointConflictError, messageOf, ProjectionVersionError } from "../core/errors.js";
-import { checkBatch, projectBatch, ProjectionError, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
-import { checkBudget, type QueryBudget } from "../core/query-budget.js";
+import { CheckpointConflictError, ProjectionVersionError } from "../core/errors.js";
+import { checkBatch, projectBatch, type EventErrorDecision, type PositionedEvent } from "./project-batch.js";
 import {
   dropLease,
   startRun,
@@ -23,11 +22,11 @@ import {
   type RunEnd,
   type RunOptions,
 } from "./run-options.js";
-import { checkFunction, checkMethods, checkOptions, checkPosition, checkSignal, checkVersion, hasMethods, versionCheckpoint } from "../core/validate.js";
+import { checkFunction, checkMethods, checkVersion, hasMethods, versionCheckpoint } from "../core/validate.js";
 import { type ProjectionRunnerOptions, RUNNER_KEYS, type RunSummary } from "./runner-options.js";
 import { rolesOf } from "./version-roles.js";
-import { OPERATION_KEYS } from "../core/arguments.js";
 import { reported, runMetrics, type CheckedMetrics } from "./metrics.js";
+import { replayParked } from "./replay.js";
 
 /** A versioned runner's two roles: the live version (checkpoint `name`) and a rebuild (checkpoint `name@version`). */
 interface Roles<Event extends PositionedEvent, Writes> {
@@ -308,45 +307,7 @@ export class ProjectionRunner<Event extends PositionedEvent, Writes = readonly D
       }
       return role.replay(position, options);
     }
-    const { name, store } = this.#config;
-    const at = checkPosition("replay", name, position);
-    checkMethods("replay", name, store, "options.store", ["replayParked"], "a store that can replay parked events (replayParked)");
-    const given = checkOptions("replay", name, options, "options", OPERATION_KEYS);
-    const signal = checkSignal("replay", name, given.signal);
-    const budget = checkBudget("replay", name, given.budget);
-    signal?.throwIfAborted();
-    const found = await this.#readOne(at, signal, budget);
-    const event = Array.isArray(found) ? (found[0] as Event | undefined) : undefined;
-    if (event?.position !== at) {
-      throw new ProjectionError(name, at, `the event source has no event at position ${at} (it returned ${String(event?.position ?? "nothing")})`);
-    }
-    let writes: Writes;
-    try {
-      writes = await this.#config.project([event]);
-    } catch (error) {
-      throw new ProjectionError(name, at, `project rejected the parked event at position ${at} again: ${messageOf(error)}`, { cause: error });
-    }
-    return store.replayParked(name, at, writes, { signal, budget, fence: this.#fence });
-  }
-
-  /**
-   * Reads the event at `position` for a replay. With `eventsQuery` the query
-   * goes through the store (`loadAndQuery`), so it is retried and its
-   * failures are the store's errors; a throwing `readEvents` is a {@link ProjectionError}.
-   */
-  async #readOne(position: number, signal: AbortSignal | undefined, budget: QueryBudget | undefined): Promise<unknown> {
-    const { name, readEvents, eventsQuery } = this.#config;
-    if (eventsQuery !== undefined) {
-      return (await this.#pipelined().loadAndQuery<Event>(name, () => eventsQuery(position - 1, 1), { signal, budget })).rows;
-    }
-    budget?.spend(1, "replay", name); // readEvents counts as one query
-    try {
-      return await readEvents?.(position - 1, 1);
-    } catch (error) {
-      throw new ProjectionError(name, position, `readEvents failed while reading the parked event at position ${position}: ${messageOf(error)}`, {
-        cause: error,
-      });
-    }
+    return replayParked(this.#config, this.#fence, position, options);
   }
 
   /** The runner of this version's role now (one query): live, building, or none. */
