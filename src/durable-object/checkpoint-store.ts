@@ -116,7 +116,7 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
 
   /** Reads the checkpoint of `name`, synchronously: for code inside the object. */
   loadSync(name: string): LoadResult {
-    return this.#load("load", parseNamed("load", name, undefined).name, new CursorRows(this.storage.sql));
+    return this.#load("load", parseNamed("load", name, undefined).name, new CursorRows(this.storage.sql, undefined));
   }
 
   /** Deletes the checkpoint of `name`; no error when there is none. */
@@ -324,9 +324,9 @@ export class DurableObjectCheckpointStore implements CheckpointStore, GroupProje
 
   /** Runs `work` with the cursors it opens counted onto `budget` once it succeeded. */
   #counted<T>(budget: QueryBudget | undefined, work: (rows: CursorRows) => T): T {
-    const rows = new CursorRows(this.storage.sql);
+    const rows = new CursorRows(this.storage.sql, budget);
     const result = work(rows);
-    rows.countOn(budget);
+    rows.count();
     return result;
   }
 

@@ -11,25 +11,28 @@ interface Counted {
   readonly own: boolean;
 }
 
-/** The cursors of one store call, to count onto its budget. */
+/** The cursors of one store call, to count onto its budget; without a budget, nothing is remembered. */
 export class CursorRows {
   readonly #sql: SqlStorage;
+  readonly #budget: QueryBudget | undefined;
   readonly #counted: Counted[] = [];
 
-  constructor(sql: SqlStorage) {
+  constructor(sql: SqlStorage, budget: QueryBudget | undefined) {
     this.#sql = sql;
+    this.#budget = budget;
   }
 
   /** `sql.exec` of one of the store's own statements, for `checkpoint`. */
   exec<Row extends Record<string, SqlStorageValue>>(checkpoint: string | undefined, query: string, ...bindings: unknown[]): SqlStorageCursor<Row> {
     const cursor = this.#sql.exec<Row>(query, ...bindings);
-    this.#counted.push({ cursor, checkpoint, own: true });
+    if (this.#budget !== undefined) this.#counted.push({ cursor, checkpoint, own: true });
     return cursor;
   }
 
-  /** The `sql` to hand the caller's writes for `checkpoint`: the real one, remembering each cursor it opens. */
+  /** The `sql` to hand the caller's writes for `checkpoint`: the real one, remembering each cursor it opens (the real one as it is, without a budget). */
   writes(checkpoint: string): SqlStorage {
     const sql = this.#sql;
+    if (this.#budget === undefined) return sql;
     const counted = this.#counted;
     return new Proxy(sql, {
       get(target, property) {
@@ -46,10 +49,10 @@ export class CursorRows {
     });
   }
 
-  /** Counts every cursor's rows onto `budget` (once; nothing without a budget). */
-  countOn(budget: QueryBudget | undefined): void {
+  /** Counts every remembered cursor's rows onto the budget, once. */
+  count(): void {
     for (const { cursor, checkpoint, own } of this.#counted.splice(0)) {
-      budget?.countRows({ read: cursor.rowsRead, written: cursor.rowsWritten, checkpoint, own });
+      this.#budget?.countRows({ read: cursor.rowsRead, written: cursor.rowsWritten, checkpoint, own });
     }
   }
 }
