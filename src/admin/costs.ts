@@ -1,6 +1,7 @@
 // The overview's cost column (decision 0027): each listed projection's rows
-// written per 1,000 events over its recent runs, read from the run log in one
-// query. A run log that cannot be read is named on the page, never its failure.
+// written per 1,000 events over its recent runs, read from the run log (one
+// query per 100 projections). A run log that cannot be read is named on the
+// page, never its failure; page.ts renders the cells.
 import { messageOf } from "../core/errors.js";
 import type { RecentRuns } from "../metrics/run-log.js";
 import type { ProjectionView } from "./views.js";
@@ -29,12 +30,4 @@ export async function withRecentRuns(
     projections: projections.map((row) => ("corrupt" in row ? row : { ...row, recentRuns: recent.get(row.name) })),
     runLogError: undefined,
   };
-}
-
-/** The cost cell: rows written per 1,000 events over the recent runs, with what it is made of as its title. */
-export function costCell(recent: RecentRuns | undefined): string {
-  if (recent === undefined) return `<span class="muted">—</span>`;
-  const per1000 = recent.rowsWrittenPer1000Events;
-  const title = `${recent.runs} runs since ${recent.since.toISOString()}: ${recent.events} events, ${recent.rowsWritten} rows written (${recent.ownRowsWritten} of them the package's own), ${recent.rowsRead} rows read`;
-  return `<span title="${title.replace(/"/g, "&quot;")}">${per1000 === undefined ? "no events" : Math.round(per1000).toLocaleString("en-US")}</span>`;
 }

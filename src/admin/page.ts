@@ -1,7 +1,7 @@
 // The admin page's HTML, rendered on the server: no framework, no script.
 // Every value goes through `escapeHtml`; the page runs under a CSP that
 // allows no script at all and only the stylesheet of its own origin.
-import { costCell } from "./costs.js";
+import type { RecentRuns } from "../metrics/run-log.js";
 import type { DaemonView } from "./daemons.js";
 import type { PartitionView } from "./partitions.js";
 import type { ParkedPage, ProjectionView } from "./views.js";
@@ -309,4 +309,12 @@ ${line}
 /** A page with one message and a link back to the overview. */
 export function renderMessage(context: Pick<PageContext, "base">, title: string, message: string): string {
   return layout(context, title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(message)}</p>\n<p><a href="${escapeHtml(context.base)}">Back to the admin page</a></p>`);
+}
+
+/** The cost cell: rows written per 1,000 events over the recent runs, with what it is made of as its title. */
+function costCell(recent: RecentRuns | undefined): string {
+  if (recent === undefined) return `<span class="muted">—</span>`;
+  const per1000 = recent.rowsWrittenPer1000Events;
+  const title = `${recent.runs} runs since ${recent.since.toISOString()}: ${recent.events} events, ${recent.rowsWritten} rows written (${recent.ownRowsWritten} of them the package's own), ${recent.rowsRead} rows read`;
+  return `<span title="${escapeHtml(title)}">${per1000 === undefined ? "no events" : Math.round(per1000).toLocaleString("en-US")}</span>`;
 }
